@@ -1,0 +1,155 @@
+// Programs a dataplane from the cluster configuration for one node: the port table (uplink + the
+// node's workloads), the FIB with its adjacencies, the neighbour table (static entries and every
+// uplink next hop), and the graph parameters. Runs on the control (main) thread; the tables it
+// creates are SharedArrayBuffers that workers attach to. Routes can be added and withdrawn later
+// (BGP) through `Programmer.install` / `withdraw`.
+import { Lpm4 } from '../dataplane/fib/lpm.js';
+import { AdjacencyTable, type AdjSpec } from '../dataplane/adjacency.js';
+import { NeighborTable } from '../dataplane/neighbor.js';
+import { PortTable, type PortSpec, PORT_UPLINK } from '../dataplane/ports.js';
+import { DEFAULT_PARAMS, type DataplaneEnv, type DataplaneParams } from '../dataplane/env.js';
+import { formatIp4, formatPrefix4, parseMac, type Prefix4 } from '../common/addr.js';
+import { ConfigError } from '../common/errors.js';
+import type { ClusterConfig, Uplink } from './config/types.js';
+import { compileRoutes, felixFor, localNode, tunnelMtu, type RouteSpec } from './config/compile.js';
+
+export interface RouteRow {
+  prefix: string;
+  nextHop: string | null;
+  via: RouteSpec['via'];
+  port: string | null;
+  source: RouteSpec['source'];
+}
+
+interface Installed {
+  spec: RouteSpec;
+  adj: number;
+}
+
+export class Programmer {
+  readonly env: DataplaneEnv;
+  readonly warnings: string[];
+  readonly uplink: Uplink;
+  private readonly routes = new Map<string, Installed>();
+  private readonly workloadMtu: number;
+
+  constructor(
+    readonly cfg: ClusterConfig,
+    readonly nodeName: string,
+    opts: { tbl8Groups?: number } = {},
+  ) {
+    const me = localNode(cfg, nodeName);
+    const uplink = cfg.uplinks.get(nodeName);
+    if (!uplink) {
+      throw new ConfigError(`${cfg.source}: Uplink ${nodeName}: missing: a calitap/v1 Uplink named after the node is required`);
+    }
+    if (!me.bgpAddress) {
+      throw new ConfigError(`${cfg.source}: Node ${nodeName}: spec.bgp.ipv4Address: missing: the node needs an IPv4 address`);
+    }
+    this.uplink = uplink;
+    const felix = felixFor(cfg, nodeName);
+    // Felix's MTU auto-detection: workloads get the smallest MTU any enabled encapsulation needs.
+    const usesIpip = cfg.pools.some((p) => p.ipipMode !== 'Never');
+    const usesVxlan = cfg.pools.some((p) => p.vxlanMode !== 'Never');
+    let wmtu = uplink.mtu;
+    if (usesIpip) wmtu = Math.min(wmtu, tunnelMtu(cfg, uplink.mtu, 'ipip', nodeName));
+    if (usesVxlan) wmtu = Math.min(wmtu, tunnelMtu(cfg, uplink.mtu, 'vxlan', nodeName));
+    this.workloadMtu = wmtu;
+
+    const specs: PortSpec[] = [{ name: uplink.interfaceName, kind: 'uplink', mac: uplink.mac, mtu: uplink.mtu }];
+    for (const ep of cfg.endpoints) {
+      if (ep.node !== nodeName) continue;
+      specs.push({ name: ep.interfaceName, kind: 'workload', peerMac: ep.mac, ips: ep.ipNetworks, mtu: wmtu });
+    }
+    const ports = new PortTable(specs);
+    const nbr = NeighborTable.create(4096);
+    for (const n of uplink.neighbors) nbr.setStatic(n.ip, parseMac(n.mac)!);
+    const ownedIps: number[] = [];
+    if (felix.natOutgoingAddress !== undefined && felix.natOutgoingAddress !== me.bgpAddress.ip) {
+      ownedIps.push(felix.natOutgoingAddress);
+    }
+    const tunnelPeers: number[] = [];
+    for (const n of cfg.nodes.values()) if (n.name !== nodeName && n.bgpAddress) tunnelPeers.push(n.bgpAddress.ip);
+    const params: DataplaneParams = {
+      ...DEFAULT_PARAMS,
+      nodeIp: me.bgpAddress.ip,
+      ownedIps,
+      tunnelPeers,
+      vxlanPort: felix.vxlanPort,
+      vxlanVni: felix.vxlanVNI,
+      vtepMac: parseMac(me.vxlanTunnelMac)!,
+    };
+    this.env = { ports, fib: Lpm4.create(opts), adj: AdjacencyTable.create(), nbr, params };
+    const compiled = compileRoutes(cfg, nodeName);
+    this.warnings = compiled.warnings;
+    for (const r of compiled.routes) this.install(r);
+  }
+
+  /** Adds or replaces the route for r.prefix. */
+  install(r: RouteSpec): void {
+    const key = formatPrefix4(r.prefix);
+    const adj = this.env.adj.acquire(this.adjSpec(r));
+    this.env.fib.insert(r.prefix.addr, r.prefix.len, adj);
+    const old = this.routes.get(key);
+    this.routes.set(key, { spec: r, adj });
+    if (old) this.env.adj.release(old.adj);
+  }
+
+  /** Removes the route for `prefix` (if any). */
+  withdraw(prefix: Prefix4): boolean {
+    const key = formatPrefix4(prefix);
+    const old = this.routes.get(key);
+    if (!old) return false;
+    this.env.fib.remove(prefix.addr, prefix.len);
+    this.routes.delete(key);
+    this.env.adj.release(old.adj);
+    return true;
+  }
+
+  /** The FIB as `calitap routes` shows it. */
+  table(): RouteRow[] {
+    return [...this.routes.values()]
+      .map(({ spec }) => ({
+        prefix: formatPrefix4(spec.prefix),
+        nextHop: spec.nextHop === undefined ? null : formatIp4(spec.nextHop),
+        via: spec.via,
+        port: spec.port ?? null,
+        source: spec.source,
+      }))
+      .sort((a, b) => cmpPrefix(a.prefix, b.prefix));
+  }
+
+  private adjSpec(r: RouteSpec): AdjSpec {
+    const ports = this.env.ports;
+    const where = `${this.cfg.source}: route ${formatPrefix4(r.prefix)}`;
+    if (r.via === 'blackhole') return { kind: 'blackhole', port: PORT_UPLINK, nextHop: 0, neighbor: -1, mtu: 0 };
+    if (r.via === 'local') {
+      const p = r.port === undefined ? undefined : ports.index(r.port);
+      if (p === undefined) throw new ConfigError(`${where}: port ${r.port}: unknown port`);
+      return { kind: 'local', port: p, nextHop: 0, neighbor: -1, mac: parseMac(r.mac ?? '') ?? undefined, mtu: ports.mtu[p] };
+    }
+    const hop = r.linkNextHop ?? r.nextHop;
+    if (hop === undefined) throw new ConfigError(`${where}: no next hop`);
+    const neighbor = this.env.nbr.ensure(hop);
+    const mtu =
+      r.via === 'ipip' || r.via === 'vxlan'
+        ? tunnelMtu(this.cfg, this.uplink.mtu, r.via, this.nodeName)
+        : this.uplink.mtu;
+    return {
+      kind: r.via,
+      port: PORT_UPLINK,
+      nextHop: r.nextHop ?? hop,
+      neighbor,
+      mac: r.via === 'vxlan' ? (parseMac(r.mac ?? '') ?? undefined) : undefined,
+      mtu,
+    };
+  }
+}
+
+function cmpPrefix(a: string, b: string): number {
+  const [aa, al] = a.split('/');
+  const [ba, bl] = b.split('/');
+  const an = aa.split('.').reduce((x, o) => x * 256 + Number(o), 0);
+  const bn = ba.split('.').reduce((x, o) => x * 256 + Number(o), 0);
+  return an - bn || Number(al) - Number(bl);
+}

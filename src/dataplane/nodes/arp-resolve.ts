@@ -1,0 +1,185 @@
+// ip4-arp: packets whose uplink next hop has no MAC yet wait here while we ask for it.
+//
+// Holds at most `arpHoldPerNeighbor` packets per neighbour (copies, in a worker-local pool: the batch
+// slots are reused every round), sends an ARP request at once and again every `arpInterval` seconds,
+// and after `arpRetries` unanswered requests drops what it held (counted). When arp-reply learns the
+// MAC it calls release(), which puts the held packets back into the current batch and sends them to
+// ip4-rewrite. Owned by one worker; the neighbour table itself is shared.
+import { GraphNode } from '../graph.js';
+import { PKT_LOCAL, SLOT_DATA, type Batch } from '../packet.js';
+import type { DataplaneEnv } from '../env.js';
+import type { NeighborTable } from '../neighbor.js';
+import type { AdjacencyTable } from '../adjacency.js';
+import { emitArpRequest } from '../wire/arp.js';
+import { formatIp4 } from '../../common/addr.js';
+import { PORT_UPLINK } from '../ports.js';
+
+const R_HELD = 0;
+const R_HOLD_FULL = 1;
+const R_REQUEST = 2;
+const R_TIMEOUT = 3;
+const R_RELEASED = 4;
+const R_AT_EXIT = 5;
+const R_NO_SLOT = 6;
+
+/** Packets held across all neighbours by one worker. */
+const HOLD_SLOTS = 256;
+
+export class Ip4Arp extends GraphNode {
+  readonly name = 'ip4-arp';
+  readonly reasons = [
+    'held',
+    'hold-full',
+    'request-sent',
+    'arp-timeout',
+    'released',
+    'unresolved-at-exit',
+    'batch-full',
+  ];
+  rewrite!: GraphNode;
+  output!: GraphNode;
+  private readonly nbr: NeighborTable;
+  private readonly adj: AdjacencyTable;
+  private readonly pool = new Uint8Array(HOLD_SLOTS * SLOT_DATA);
+  private readonly hLen = new Uint16Array(HOLD_SLOTS);
+  private readonly hAdj = new Uint32Array(HOLD_SLOTS);
+  private readonly hRx = new Uint16Array(HOLD_SLOTS);
+  private readonly hFlags = new Uint8Array(HOLD_SLOTS);
+  private readonly hNext = new Int32Array(HOLD_SLOTS);
+  private freeHead = 0;
+  private readonly head: Int32Array;
+  private readonly tail: Int32Array;
+  private readonly held: Uint8Array;
+  private readonly tries: Uint8Array;
+  private readonly lastReq: Float64Array;
+  /** neighbours with packets waiting (changes only when resolution starts or ends) */
+  private readonly pending = new Set<number>();
+  private now = 0;
+  private readonly mac: Uint8Array;
+  private readonly srcIp: number;
+
+  constructor(
+    env: DataplaneEnv,
+    private readonly p = env.params,
+  ) {
+    super();
+    this.nbr = env.nbr;
+    this.adj = env.adj;
+    const c = env.nbr.capacity;
+    this.head = new Int32Array(c).fill(-1);
+    this.tail = new Int32Array(c).fill(-1);
+    this.held = new Uint8Array(c);
+    this.tries = new Uint8Array(c);
+    this.lastReq = new Float64Array(c);
+    for (let s = 0; s < HOLD_SLOTS; s++) this.hNext[s] = s + 1 < HOLD_SLOTS ? s + 1 : -1;
+    this.mac = env.ports.ourMacOf[PORT_UPLINK];
+    this.srcIp = env.params.nodeIp;
+  }
+
+  process(b: Batch, q: Uint16Array, n: number): void {
+    for (let k = 0; k < n; k++) {
+      const i = q[k];
+      const nb = this.adj.neighbor[b.adj[i]];
+      if (this.nbr.resolved(nb)) {
+        this.rewrite.push(i);
+        continue;
+      }
+      const s = this.freeHead;
+      if (s < 0 || this.held[nb] >= this.p.arpHoldPerNeighbor) {
+        this.drop(b, i, R_HOLD_FULL);
+        continue;
+      }
+      this.freeHead = this.hNext[s];
+      this.pool.set(b.u8.subarray(b.off[i], b.off[i] + b.len[i]), s * SLOT_DATA);
+      this.hLen[s] = b.len[i];
+      this.hAdj[s] = b.adj[i];
+      this.hRx[s] = b.rxPort[i];
+      this.hFlags[s] = b.flags[i];
+      this.hNext[s] = -1;
+      if (this.tail[nb] >= 0) this.hNext[this.tail[nb]] = s;
+      else this.head[nb] = s;
+      this.tail[nb] = s;
+      this.held[nb]++;
+      this.count(R_HELD);
+      if (b.trace !== null) b.note(i, this.name, `held for ${formatIp4(this.nbr.ip[nb])}`);
+      if (!this.pending.has(nb)) {
+        this.pending.add(nb);
+        this.tries[nb] = 0;
+        this.request(b, i, nb);
+      }
+    }
+  }
+
+  private request(b: Batch, from: number, nb: number): void {
+    const j = b.alloc(from);
+    if (j < 0) {
+      this.count(R_NO_SLOT);
+      return;
+    }
+    b.len[j] = emitArpRequest(b.u8, b.off[j], this.mac, this.srcIp, this.nbr.ip[nb]);
+    b.txPort[j] = PORT_UPLINK;
+    b.flags[j] = PKT_LOCAL;
+    this.tries[nb]++;
+    this.lastReq[nb] = this.now;
+    this.count(R_REQUEST);
+    if (b.trace !== null) b.note(j, this.name, `arp who-has ${formatIp4(this.nbr.ip[nb])}`);
+    this.output.push(j);
+  }
+
+  override tick(b: Batch, now: number): void {
+    this.now = now;
+    if (this.pending.size === 0) return;
+    for (const nb of this.pending) {
+      if (this.nbr.resolved(nb)) {
+        this.release(b, nb, -1);
+        continue;
+      }
+      if (now - this.lastReq[nb] < this.p.arpInterval) continue;
+      if (this.tries[nb] >= this.p.arpRetries) this.discard(nb, R_TIMEOUT);
+      else this.request(b, -1, nb);
+    }
+  }
+
+  /** Sends everything held for neighbour nb back to ip4-rewrite (its MAC is known now). */
+  release(b: Batch, nb: number, cause: number): void {
+    if (!this.pending.has(nb)) return;
+    for (let s = this.head[nb]; s >= 0; ) {
+      const next = this.hNext[s];
+      const j = b.alloc(cause);
+      if (j < 0) this.count(R_NO_SLOT);
+      else {
+        b.u8.set(this.pool.subarray(s * SLOT_DATA, s * SLOT_DATA + this.hLen[s]), b.off[j]);
+        b.len[j] = this.hLen[s];
+        b.adj[j] = this.hAdj[s];
+        b.rxPort[j] = this.hRx[s];
+        b.flags[j] = this.hFlags[s];
+        this.count(R_RELEASED);
+        if (b.trace !== null) b.note(j, this.name, `released to ${formatIp4(this.nbr.ip[nb])}`);
+        this.rewrite.push(j);
+      }
+      this.hNext[s] = this.freeHead;
+      this.freeHead = s;
+      s = next;
+    }
+    this.head[nb] = this.tail[nb] = -1;
+    this.held[nb] = 0;
+    this.pending.delete(nb);
+  }
+
+  private discard(nb: number, reason: number): void {
+    for (let s = this.head[nb]; s >= 0; ) {
+      const next = this.hNext[s];
+      this.count(reason);
+      this.hNext[s] = this.freeHead;
+      this.freeHead = s;
+      s = next;
+    }
+    this.head[nb] = this.tail[nb] = -1;
+    this.held[nb] = 0;
+    this.pending.delete(nb);
+  }
+
+  override finish(): void {
+    for (const nb of [...this.pending]) this.discard(nb, R_AT_EXIT);
+  }
+}

@@ -1,0 +1,53 @@
+// Transport-header rewrites shared by TCP, UDP and ICMP echo NAT (RFC 3022 §4.2: NAT must fix the
+// transport checksum, which covers the IPv4 pseudo header). Works in place on (u8, off) views of the
+// worker's packet arena (owned by the port layer); runs in the `snat4-*` nodes on worker threads.
+// Allocates nothing. UDP checksum 0 means "none" (RFC 768) and stays 0; a result of 0 becomes 0xffff.
+import { csumAdjust16, csumAdjust32 } from './checksum.js';
+
+function rd16(u8: Uint8Array, o: number): number {
+  return (u8[o] << 8) | u8[o + 1];
+}
+function wr16(u8: Uint8Array, o: number, v: number): void {
+  u8[o] = v >>> 8;
+  u8[o + 1] = v & 0xff;
+}
+
+/**
+ * Writes `newPort` at `l4off + portOffset` and updates the checksum at `l4off + csumOffset`
+ * incrementally (RFC 1624 eqn. 3). With `isUdp`, a zero checksum (none) is left alone and a computed
+ * zero is written as 0xffff. Also fits ICMP echo ids (`ICMP_ID`, `ICMP_CSUM`, isUdp false).
+ */
+export function l4SetPort(
+  u8: Uint8Array,
+  l4off: number,
+  portOffset: number,
+  newPort: number,
+  csumOffset: number,
+  isUdp: boolean,
+): void {
+  const old = rd16(u8, l4off + portOffset);
+  wr16(u8, l4off + portOffset, newPort);
+  const c = rd16(u8, l4off + csumOffset);
+  if (isUdp && c === 0) return;
+  const n = csumAdjust16(c, old, newPort & 0xffff);
+  wr16(u8, l4off + csumOffset, isUdp && n === 0 ? 0xffff : n);
+}
+
+/**
+ * Updates the TCP/UDP checksum at `l4off + csumOffset` for an IPv4 address change in the pseudo header
+ * (call alongside `ip4SetSrc`/`ip4SetDst`; the IP header checksum is theirs). Same UDP rules as above.
+ * Not for ICMP, whose checksum has no pseudo header.
+ */
+export function l4AdjustForAddr(
+  u8: Uint8Array,
+  l4off: number,
+  csumOffset: number,
+  oldIp: number,
+  newIp: number,
+  isUdp: boolean,
+): void {
+  const c = rd16(u8, l4off + csumOffset);
+  if (isUdp && c === 0) return;
+  const n = csumAdjust32(c, oldIp >>> 0, newIp >>> 0);
+  wr16(u8, l4off + csumOffset, isUdp && n === 0 ? 0xffff : n);
+}
