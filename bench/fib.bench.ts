@@ -49,8 +49,8 @@ function rng(seed: number): () => number {
 
 function pickLen(r: number): number {
   const p = r % 1000;
-  if (p < 10) return 8 + (r >>> 10) % 8;
-  if (p < 400) return 16 + (r >>> 10) % 8;
+  if (p < 10) return 8 + ((r >>> 10) % 8);
+  if (p < 400) return 16 + ((r >>> 10) % 8);
   if (p < 950) return 24;
   if (p < 970) return 26;
   if (p < 990) return 32;
@@ -124,7 +124,17 @@ export async function runFibBench(opts: { quick?: boolean } = {}): Promise<FibBe
 
 export function formatFibBench(results: FibBenchResult[]): string {
   const rows = [
-    ['routes', 'size', 'build ms', 'memory MiB', 'tbl8 grp', 'lookups', 'random M/s', 'hit M/s', 'rand match'],
+    [
+      'routes',
+      'size',
+      'build ms',
+      'memory MiB',
+      'tbl8 grp',
+      'lookups',
+      'random M/s',
+      'hit M/s',
+      'rand match',
+    ],
   ];
   for (const r of results) {
     rows.push([

@@ -21,7 +21,10 @@ export function runDemo(print: (s: string) => void): void {
     {
       config: path.join(pcaps, 'sample-config.yaml'),
       node: 'node-a',
-      in: [`cali1a2b3c4d5e6=${path.join(pcaps, 'demo-workload.pcap')}`, `uplink=${path.join(pcaps, 'demo-uplink.pcap')}`],
+      in: [
+        `cali1a2b3c4d5e6=${path.join(pcaps, 'demo-workload.pcap')}`,
+        `uplink=${path.join(pcaps, 'demo-uplink.pcap')}`,
+      ],
       out,
       trace: true,
     },

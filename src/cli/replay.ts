@@ -28,7 +28,8 @@ export function runReplay(o: ReplayCliOptions, print: (s: string) => void): Repl
   const inputs = parseInputs(o.in);
   if (inputs.length === 0) throw new UsageError('replay: at least one --in PORT=FILE is needed');
   const seed = o.seed === undefined ? 0 : Number(o.seed);
-  if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed ${o.seed}: expected a non-negative integer`);
+  if (!Number.isInteger(seed) || seed < 0)
+    throw new UsageError(`--seed ${o.seed}: expected a non-negative integer`);
   const cfg = loadConfigFile(o.config);
   const prog = new Programmer(cfg, o.node);
   const res = replay(prog.env, {
@@ -59,7 +60,9 @@ export function runReplay(o: ReplayCliOptions, print: (s: string) => void): Repl
 export function formatReplaySummary(node: string, res: ReplayResult): string {
   const lines = [`replayed ${res.frames} frames on ${node}`, ''];
   const w = Math.max(8, ...res.ports.map((p) => p.port.length));
-  lines.push(`${'PORT'.padEnd(w)}  ${'RX'.padStart(9)} ${'RX-BYTES'.padStart(11)} ${'TX'.padStart(9)} ${'TX-BYTES'.padStart(11)}`);
+  lines.push(
+    `${'PORT'.padEnd(w)}  ${'RX'.padStart(9)} ${'RX-BYTES'.padStart(11)} ${'TX'.padStart(9)} ${'TX-BYTES'.padStart(11)}`,
+  );
   for (const p of res.ports) {
     lines.push(
       `${p.port.padEnd(w)}  ${String(p.rxPackets).padStart(9)} ${String(p.rxBytes).padStart(11)} ${String(p.txPackets).padStart(9)} ${String(p.txBytes).padStart(11)}`,
@@ -70,7 +73,8 @@ export function formatReplaySummary(node: string, res: ReplayResult): string {
   else {
     const cw = Math.max(...res.counters.map((c) => c.node.length + c.reason.length + 2));
     lines.push(`${'COUNTER'.padEnd(cw)}  ${'COUNT'.padStart(9)}`);
-    for (const c of res.counters) lines.push(`${`${c.node}: ${c.reason}`.padEnd(cw)}  ${String(c.value).padStart(9)}`);
+    for (const c of res.counters)
+      lines.push(`${`${c.node}: ${c.reason}`.padEnd(cw)}  ${String(c.value).padStart(9)}`);
   }
   return lines.join('\n');
 }

@@ -41,10 +41,14 @@ export class Programmer {
     const me = localNode(cfg, nodeName);
     const uplink = cfg.uplinks.get(nodeName);
     if (!uplink) {
-      throw new ConfigError(`${cfg.source}: Uplink ${nodeName}: missing: a calitap/v1 Uplink named after the node is required`);
+      throw new ConfigError(
+        `${cfg.source}: Uplink ${nodeName}: missing: a calitap/v1 Uplink named after the node is required`,
+      );
     }
     if (!me.bgpAddress) {
-      throw new ConfigError(`${cfg.source}: Node ${nodeName}: spec.bgp.ipv4Address: missing: the node needs an IPv4 address`);
+      throw new ConfigError(
+        `${cfg.source}: Node ${nodeName}: spec.bgp.ipv4Address: missing: the node needs an IPv4 address`,
+      );
     }
     this.uplink = uplink;
     const felix = felixFor(cfg, nodeName);
@@ -56,10 +60,18 @@ export class Programmer {
     if (usesVxlan) wmtu = Math.min(wmtu, tunnelMtu(cfg, uplink.mtu, 'vxlan', nodeName));
     this.workloadMtu = wmtu;
 
-    const specs: PortSpec[] = [{ name: uplink.interfaceName, kind: 'uplink', mac: uplink.mac, mtu: uplink.mtu }];
+    const specs: PortSpec[] = [
+      { name: uplink.interfaceName, kind: 'uplink', mac: uplink.mac, mtu: uplink.mtu },
+    ];
     for (const ep of cfg.endpoints) {
       if (ep.node !== nodeName) continue;
-      specs.push({ name: ep.interfaceName, kind: 'workload', peerMac: ep.mac, ips: ep.ipNetworks, mtu: wmtu });
+      specs.push({
+        name: ep.interfaceName,
+        kind: 'workload',
+        peerMac: ep.mac,
+        ips: ep.ipNetworks,
+        mtu: wmtu,
+      });
     }
     const ports = new PortTable(specs);
     const nbr = NeighborTable.create(4096);
@@ -69,7 +81,8 @@ export class Programmer {
       ownedIps.push(felix.natOutgoingAddress);
     }
     const tunnelPeers: number[] = [];
-    for (const n of cfg.nodes.values()) if (n.name !== nodeName && n.bgpAddress) tunnelPeers.push(n.bgpAddress.ip);
+    for (const n of cfg.nodes.values())
+      if (n.name !== nodeName && n.bgpAddress) tunnelPeers.push(n.bgpAddress.ip);
     const params: DataplaneParams = {
       ...DEFAULT_PARAMS,
       nodeIp: me.bgpAddress.ip,
@@ -122,11 +135,19 @@ export class Programmer {
   private adjSpec(r: RouteSpec): AdjSpec {
     const ports = this.env.ports;
     const where = `${this.cfg.source}: route ${formatPrefix4(r.prefix)}`;
-    if (r.via === 'blackhole') return { kind: 'blackhole', port: PORT_UPLINK, nextHop: 0, neighbor: -1, mtu: 0 };
+    if (r.via === 'blackhole')
+      return { kind: 'blackhole', port: PORT_UPLINK, nextHop: 0, neighbor: -1, mtu: 0 };
     if (r.via === 'local') {
       const p = r.port === undefined ? undefined : ports.index(r.port);
       if (p === undefined) throw new ConfigError(`${where}: port ${r.port}: unknown port`);
-      return { kind: 'local', port: p, nextHop: 0, neighbor: -1, mac: parseMac(r.mac ?? '') ?? undefined, mtu: ports.mtu[p] };
+      return {
+        kind: 'local',
+        port: p,
+        nextHop: 0,
+        neighbor: -1,
+        mac: parseMac(r.mac ?? '') ?? undefined,
+        mtu: ports.mtu[p],
+      };
     }
     const hop = r.linkNextHop ?? r.nextHop;
     if (hop === undefined) throw new ConfigError(`${where}: no next hop`);

@@ -19,6 +19,8 @@ export interface BuiltGraph {
   arp: Ip4Arp;
   icmpError: Ip4IcmpError;
   output: InterfaceOutput;
+  /** wiring that needs interface-output (added last): run once the graph is complete */
+  afterSeal: (() => void)[];
 }
 
 /** Hook for layers that add nodes (encapsulation, NAT): called after the core nodes exist. */
@@ -51,6 +53,7 @@ export function buildGraph(
     arp,
     icmpError,
     output: null as unknown as InterfaceOutput,
+    afterSeal: [],
   };
   for (const ext of extensions) ext(built, env);
   const output = graph.add(new InterfaceOutput(sinks, graph.portCounters, env.ports.names));
@@ -70,6 +73,7 @@ export function buildGraph(
   arp.rewrite = rewrite;
   arp.output = output;
   icmpError.lookup = lookup;
+  for (const f of built.afterSeal) f();
   graph.seal();
   return built;
 }

@@ -105,7 +105,7 @@ export class Graph {
 
   private dispatch(b: Batch): void {
     const order = this.order;
-    for (let busy = true; busy; ) {
+    for (let busy = true; busy;) {
       busy = false;
       for (let k = 0; k < order.length; k++) {
         const node = order[k];

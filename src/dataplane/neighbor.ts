@@ -77,7 +77,8 @@ export class NeighborTable {
     if (found >= 0) return found;
     let used = 0;
     for (let k = 0; k < this.capacity; k++) if (this.state[k] !== NBR_FREE) used++;
-    if (used * 2 >= this.capacity) throw new RangeError(`neighbour table full (${this.capacity / 2} entries)`);
+    if (used * 2 >= this.capacity)
+      throw new RangeError(`neighbour table full (${this.capacity / 2} entries)`);
     let i = this.hash(ip) & this.mask;
     while (this.state[i] !== NBR_FREE) i = (i + 1) & this.mask;
     this.ip[i] = ip;

@@ -98,13 +98,17 @@ export function replay(env: DataplaneEnv, opts: ReplayOptions): ReplayResult {
     for (const inp of opts.inputs) {
       const p = ports.index(inp.port);
       if (p === undefined) {
-        throw new UsageError(`--in ${inp.port}=${inp.path}: unknown port ${inp.port} (ports: ${ports.names.join(', ')})`);
+        throw new UsageError(
+          `--in ${inp.port}=${inp.path}: unknown port ${inp.port} (ports: ${ports.names.join(', ')})`,
+        );
       }
       readers.push({ r: openCapture(inp.path), port: p, live: true });
     }
     if (opts.outDir !== null) fs.mkdirSync(opts.outDir, { recursive: true });
     const capacity = opts.batchSize ?? DEFAULT_BATCH;
-    const writers = ports.names.map((name) => new PcapWriter(opts.outDir === null ? null : path.join(opts.outDir, `${name}.pcap`)));
+    const writers = ports.names.map(
+      (name) => new PcapWriter(opts.outDir === null ? null : path.join(opts.outDir, `${name}.pcap`)),
+    );
     const sinks = writers.map((w) => new PcapSink(w, capacity));
     const g = buildGraph(env, sinks, capacity, opts.extensions ?? []);
     const b = new Batch(capacity);
@@ -170,7 +174,8 @@ function run(
       if (b.push(r.buf, r.dataOffset, r.capLen, x.port, r.tsSec, r.tsNsec) < 0) {
         // larger than a packet slot: cannot be carried (counted like any other drop)
         extra.value++;
-        if (trace) trace([`frame ${frames} rx ${g.output.portName(x.port)}: drop: frame-too-big (${r.capLen} bytes)`]);
+        if (trace)
+          trace([`frame ${frames} rx ${g.output.portName(x.port)}: drop: frame-too-big (${r.capLen} bytes)`]);
       }
       x.live = advance(r);
       best = pick(readers);
@@ -210,7 +215,13 @@ function advance(r: CaptureReader): boolean {
 }
 
 /** Prints what happened to each frame of the round (generated packets under their cause). */
-function emitTrace(b: Batch, g: BuiltGraph, out: (lines: string[]) => void, first: number, what: string): void {
+function emitTrace(
+  b: Batch,
+  g: BuiltGraph,
+  out: (lines: string[]) => void,
+  first: number,
+  what: string,
+): void {
   let n = first;
   for (let i = 0; i < b.count; i++) {
     if (b.cause[i] !== i) continue;
@@ -219,6 +230,9 @@ function emitTrace(b: Batch, g: BuiltGraph, out: (lines: string[]) => void, firs
     if (lines.length === 0 && what === 'timer') continue;
     const head = what === 'timer' ? 'timer' : `frame ${n}`;
     const ts = `${b.tsSec[i]}.${String(b.tsNsec[i]).padStart(9, '0')}`;
-    out([`${head} rx ${g.output.portName(b.rxPort[i])} t=${ts} ${b.len[i]} bytes`, ...lines.map((l) => `  ${l}`)]);
+    out([
+      `${head} rx ${g.output.portName(b.rxPort[i])} t=${ts} ${b.len[i]} bytes`,
+      ...lines.map((l) => `  ${l}`),
+    ]);
   }
 }

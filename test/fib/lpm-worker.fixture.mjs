@@ -8,7 +8,7 @@
 //
 // workerData: { modulePath, shared (Lpm4Shared), probes (SAB u32[nProbes]), expected (SAB
 // u32[(nOps + 1) * nProbes], row k = results after k operations), nOps, sync (SAB i32: [0] operations
-// completed, [1] stop flag) }.
+// completed, [1] stop flag, [2] batches finished) }.
 import { parentPort, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 
@@ -40,6 +40,7 @@ while (Atomics.load(sync, 1) === 0) {
   lpm.quiescent(slot); // no lookup in progress: the writer may reuse groups freed before this point
   lookups += nProbes;
   batches++;
+  Atomics.add(sync, 2, 1);
   if (before < nOps) batchesDuringWrites++;
   // the table was in state `before` .. `after`, possibly part-way to `after + 1`
   const last = Math.min(after + 1, nOps);

@@ -73,7 +73,8 @@ function randomRun(seed: number, ops: number): { inserts: number; removes: numbe
     }
     stats.maxSize = Math.max(stats.maxSize, model.routes.length);
     if (op % 4 === 3) checkAgainst(lpm, model, rand, anchors, ctx);
-    if (op % 50 === 49 && existing) expect(lpm.get(existing.addr, existing.len), ctx).toBe(model.get(existing.addr, existing.len));
+    if (op % 50 === 49 && existing)
+      expect(lpm.get(existing.addr, existing.len), ctx).toBe(model.get(existing.addr, existing.len));
   }
   expect([...lpm.entries()]).toEqual(model.sorted());
   // tear everything down: nothing may leak
@@ -99,15 +100,16 @@ describe('Lpm4 vs naive model', () => {
     const base = 0x0a141e00; // 10.20.30.0: every prefix lands near it, so they nest
     const prefixArb = fc
       .record({
-        len: fc.oneof(
-          fc.constantFrom(0, 8, 16, 23, 24, 25, 26, 31, 32),
-          fc.integer({ min: 9, max: 32 }),
-        ),
+        len: fc.oneof(fc.constantFrom(0, 8, 16, 23, 24, 25, 26, 31, 32), fc.integer({ min: 9, max: 32 })),
         bits: fc.integer({ min: 0, max: 0x3ff }),
       })
       .map(({ len, bits }) => ({ addr: ((base ^ bits) & mask(len)) >>> 0, len }));
     const opArb = fc.oneof(
-      fc.record({ kind: fc.constant('insert' as const), p: prefixArb, value: fc.integer({ min: 1, max: 0xffffff }) }),
+      fc.record({
+        kind: fc.constant('insert' as const),
+        p: prefixArb,
+        value: fc.integer({ min: 1, max: 0xffffff }),
+      }),
       fc.record({ kind: fc.constant('remove' as const), p: prefixArb, value: fc.constant(0) }),
     );
     fc.assert(

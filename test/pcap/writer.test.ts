@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -48,7 +48,7 @@ describe('PcapWriter', () => {
     const bytes = readFileSync(out);
     expect(bytes.length).toBe(w.bytes);
     expect(bytes.subarray(0, 24).toString('hex')).toBe(
-      'd4c3b2a1020004000000000000000000000004000' + '1000000',
+      'd4c3b2a1' + '02000400' + '00000000' + '00000000' + '00000400' + '01000000',
     );
     // the committed tcpdump output of the same frames, byte for byte
     expect(bytes.equals(readFileSync(fixture('tcpdump-us.pcap')))).toBe(true);
@@ -121,10 +121,7 @@ describe('PcapWriter', () => {
     w.close();
     expect(() => w.write(b, 0, 1, 0, 0)).toThrow(/after close/);
     expect(() => new PcapWriter(join(tmp, 'no', 'such', 'dir.pcap'))).toThrow(CaptureError);
-    const ro = join(tmp, 'ro');
-    spawnSync('mkdir', [ro]);
-    chmodSync(ro, 0o500);
-    if (process.getuid?.() !== 0) expect(() => new PcapWriter(join(ro, 'x.pcap'))).toThrow(CaptureError);
+    expect(() => new PcapWriter(tmp)).toThrow(/cannot create/); // a directory
     expect(PCAP_SNAPLEN).toBe(262144);
   });
 });

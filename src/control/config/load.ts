@@ -618,7 +618,8 @@ export function loadConfigText(text: string, sourceName: string): ClusterConfig 
     }
     if (!NAME_RE.test(r.name) || r.name.length > 253)
       fail(r.where, 'metadata.name', r.name, 'must be lower-case letters, digits, "-" or "." (at most 253)');
-    const key = `${r.namespace ?? ''}/${r.name}`;
+    // WorkloadEndpoints are namespaced in Calico; every other kind here is cluster-scoped.
+    const key = r.kind === 'WorkloadEndpoint' ? `${r.namespace ?? 'default'}/${r.name}` : r.name;
     const names = seenNames.get(r.kind) ?? new Set<string>();
     seenNames.set(r.kind, names);
     if (names.has(key)) fail(r.where, 'metadata.name', r.name, `duplicate ${r.kind} name`);

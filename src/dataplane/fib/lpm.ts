@@ -214,7 +214,9 @@ export class Lpm4 {
   static create(opts: Lpm4Options = {}): Lpm4 {
     const max = opts.tbl8Groups ?? DEFAULT_TBL8_GROUPS;
     if (!Number.isInteger(max) || max < 1 || max > LPM_MAX_TBL8_GROUPS) {
-      throw new RangeError(`Lpm4.create: tbl8Groups ${String(max)} is not an integer in 1..${LPM_MAX_TBL8_GROUPS}`);
+      throw new RangeError(
+        `Lpm4.create: tbl8Groups ${String(max)} is not an integer in 1..${LPM_MAX_TBL8_GROUPS}`,
+      );
     }
     const initial = Math.min(opts.tbl8InitialGroups ?? DEFAULT_TBL8_INITIAL_GROUPS, max);
     if (!Number.isInteger(initial) || initial < 1) {
@@ -271,7 +273,9 @@ export class Lpm4 {
     this.assertWritable('insert');
     const a = checkPrefix('insert', addr, len);
     if (!Number.isInteger(value) || value < 1 || value > LPM_MAX_VALUE) {
-      throw new RangeError(`Lpm4.insert ${fmt(a, len)}: value ${String(value)} is not an integer in 1..0xFFFFFF`);
+      throw new RangeError(
+        `Lpm4.insert ${fmt(a, len)}: value ${String(value)} is not an integer in 1..0xFFFFFF`,
+      );
     }
     const m = this.routes[len];
     const isNew = !m.has(a);
@@ -390,7 +394,9 @@ export class Lpm4 {
 
   private assertWritable(op: string): void {
     if (!this.writable) {
-      throw new Error(`Lpm4.${op}: this is a read-only view attached in a worker; use the control-side table`);
+      throw new Error(
+        `Lpm4.${op}: this is a read-only view attached in a worker; use the control-side table`,
+      );
     }
   }
 

@@ -153,10 +153,11 @@ let binding: NativeBinding | undefined;
 export function loadNative(): NativeBinding {
   if (binding) return binding;
   const path = nativeAddonPath();
-  if (!path) {
+  if (!path || !existsSync(path)) {
+    const where = path ?? `${ADDON} above ${dirname(fileURLToPath(import.meta.url))}`;
     throw new CalitapError(
       'io-native-missing',
-      `calitap_io native addon not built: ${ADDON} not found above ${dirname(fileURLToPath(import.meta.url))}; ` +
+      `calitap_io native addon not built: ${where} not found; ` +
         'run `npm install` (it runs `node-gyp rebuild`) or `npx node-gyp rebuild` in the package root',
     );
   }
@@ -166,11 +167,15 @@ export function loadNative(): NativeBinding {
   } catch (e) {
     throw new CalitapError(
       'io-native-missing',
-      `calitap_io native addon at ${path} failed to load: ${(e as Error).message}; rebuild it with \`npx node-gyp rebuild\``,
+      `calitap_io native addon at ${path} failed to load (${(e as Error).message.split('\n')[0]}); ` +
+        'rebuild it with `npx node-gyp rebuild`',
     );
   }
   if (b.unsupportedPlatform) {
-    throw new CalitapError('io-native-missing', `calitap_io: live ports need Linux (this is ${process.platform})`);
+    throw new CalitapError(
+      'io-native-missing',
+      `calitap_io: live ports need Linux (this is ${process.platform})`,
+    );
   }
   binding = b;
   return b;
@@ -320,7 +325,8 @@ export function packetSocket(ifname: string, opts: PacketSocketOptions = {}): nu
   let fanoutMode: number | undefined;
   if (opts.fanoutMode !== undefined) {
     fanoutMode = FANOUT[opts.fanoutMode];
-    if (fanoutMode === undefined) throw new TypeError(`packetSocket: bad fanoutMode ${String(opts.fanoutMode)}`);
+    if (fanoutMode === undefined)
+      throw new TypeError(`packetSocket: bad fanoutMode ${String(opts.fanoutMode)}`);
   }
   const fd = nb().packetSocket(ifname, {
     fanoutGroup: opts.fanoutGroup,
@@ -567,7 +573,9 @@ export function bpfFromTcpdump(expr: string, ifname: string): Uint8Array {
     });
   } catch (e) {
     const err = e as Error & { stderr?: string };
-    throw new Error(`bpfFromTcpdump(${JSON.stringify(expr)}, ${ifname}): ${(err.stderr || err.message).trim()}`);
+    throw new Error(
+      `bpfFromTcpdump(${JSON.stringify(expr)}, ${ifname}): ${(err.stderr || err.message).trim()}`,
+    );
   }
   return parseTcpdumpDd(text);
 }

@@ -134,7 +134,8 @@ export const NAT_DEFAULT_TIMEOUTS: Readonly<NatTimeouts> = Object.freeze({
   other: 600,
 });
 
-const CLASS_KEYS: readonly (keyof NatTimeouts)[] = [
+/** Timeout class index -> its field in NatTimeouts. */
+export const NAT_CLASS_NAMES: readonly (keyof NatTimeouts)[] = [
   'tcpSynSent',
   'tcpEstablished',
   'tcpTransitory',
@@ -423,7 +424,7 @@ export class NatTable {
     const hdr = new Int32Array(sab, 0, HEADER_WORDS);
     hdr[H_FREE] = -1;
     hdr[H_PRNG] = (opts.seed ?? 0) | 0;
-    CLASS_KEYS.forEach((k, c) => {
+    NAT_CLASS_NAMES.forEach((k, c) => {
       const ticks = Math.round(t[k] * tps);
       hdr[H_TIMEOUTS + c] = checkInt(`timeouts.${k} in ticks`, ticks, 0, 0x7fffffff);
     });

@@ -143,7 +143,7 @@ export class Ip4Arp extends GraphNode {
   /** Sends everything held for neighbour nb back to ip4-rewrite (its MAC is known now). */
   release(b: Batch, nb: number, cause: number): void {
     if (!this.pending.has(nb)) return;
-    for (let s = this.head[nb]; s >= 0; ) {
+    for (let s = this.head[nb]; s >= 0;) {
       const next = this.hNext[s];
       const j = b.alloc(cause);
       if (j < 0) this.count(R_NO_SLOT);
@@ -167,7 +167,7 @@ export class Ip4Arp extends GraphNode {
   }
 
   private discard(nb: number, reason: number): void {
-    for (let s = this.head[nb]; s >= 0; ) {
+    for (let s = this.head[nb]; s >= 0;) {
       const next = this.hNext[s];
       this.count(reason);
       this.hNext[s] = this.freeHead;

@@ -36,6 +36,7 @@ import {
 } from '../wire/ipv4.js';
 import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_TIME_EXCEEDED, ICMP_TTL_EXCEEDED } from '../wire/icmp4.js';
 import type { Ip4IcmpError } from './icmp-error.js';
+import { fragmentIp4 } from './fragment.js';
 
 /** Validates IPv4 headers and sorts packets: for this node (tunnels, NAT replies) or to forward. */
 export class Ip4Input extends GraphNode {
@@ -90,7 +91,11 @@ export class Ip4Input extends GraphNode {
         continue;
       }
       if (b.trace !== null) {
-        b.note(i, this.name, `${formatIp4(src)} -> ${formatIp4(dst)} proto ${u8[ip + IP4_PROTO]} ttl ${u8[ip + IP4_TTL]} len ${b.len[i] - ETH_HLEN}`);
+        b.note(
+          i,
+          this.name,
+          `${formatIp4(src)} -> ${formatIp4(dst)} proto ${u8[ip + IP4_PROTO]} ttl ${u8[ip + IP4_TTL]} len ${b.len[i] - ETH_HLEN}`,
+        );
       }
       if (kind[b.rxPort[i]] === KIND_WORKLOAD) {
         this.spoof.push(i);
@@ -217,13 +222,22 @@ export class Ip4Lookup extends GraphNode {
       }
       // Traffic arriving from the uplink or out of a tunnel is only ever delivered to local workloads:
       // we never route transit traffic back out (no reflection).
-      if (kind !== ADJ_LOCAL && (b.flags[i] & PKT_LOCAL) === 0 && (pkind[b.rxPort[i]] !== KIND_WORKLOAD || (b.flags[i] & PKT_DECAP) !== 0)) {
+      if (
+        kind !== ADJ_LOCAL &&
+        (b.flags[i] & PKT_LOCAL) === 0 &&
+        (pkind[b.rxPort[i]] !== KIND_WORKLOAD || (b.flags[i] & PKT_DECAP) !== 0)
+      ) {
         this.drop(b, i, 2);
         continue;
       }
       b.adj[i] = a;
       if (b.trace !== null) {
-        b.note(i, this.name, `adjacency ${a} ${ADJ_KIND_NAMES[kind]} port ${this.ports.names[this.adj.port[a]]}` + (kind === ADJ_LOCAL ? '' : ` next-hop ${formatIp4(this.adj.nextHop[a])}`));
+        b.note(
+          i,
+          this.name,
+          `adjacency ${a} ${ADJ_KIND_NAMES[kind]} port ${this.ports.names[this.adj.port[a]]}` +
+            (kind === ADJ_LOCAL ? '' : ` next-hop ${formatIp4(this.adj.nextHop[a])}`),
+        );
       }
       if (this.snatOut !== null && kind !== ADJ_LOCAL && this.snatOut.check(b, i)) continue;
       this.rewrite.push(i);
@@ -233,27 +247,36 @@ export class Ip4Lookup extends GraphNode {
 
 const W_TTL = 0;
 const W_FRAG_NEEDED = 1;
-const W_TOO_BIG = 2;
+const W_FRAG_FAILED = 2;
 const W_UNRESOLVED = 3;
+const W_FRAGMENTED = 4;
+const W_NO_ENCAP = 5;
 
 /**
  * TTL and MTU handling and the link-layer rewrite. Packets whose uplink next hop is not resolved yet
- * go to ip4-arp untouched (it holds them and comes back here when the neighbour answers). Tunnel
- * adjacencies continue to the encapsulation nodes after the TTL/MTU step.
+ * go to ip4-arp untouched (it holds them and comes back here when the neighbour answers). A packet
+ * larger than the path MTU gets ICMP fragmentation-needed when it has DF, else is fragmented (RFC
+ * 791). Tunnel adjacencies continue to the encapsulation nodes after the TTL/MTU step.
  */
 export class Ip4Rewrite extends GraphNode {
   readonly name = 'ip4-rewrite';
-  readonly reasons = ['ttl-exceeded', 'fragmentation-needed', 'too-big-no-fragmentation', 'neighbor-unresolved'];
+  readonly reasons = [
+    'ttl-exceeded',
+    'fragmentation-needed',
+    'fragmentation-failed',
+    'neighbor-unresolved',
+    'fragmented',
+    'encap-unavailable',
+  ];
   output!: GraphNode;
   arp!: GraphNode;
   icmp!: Ip4IcmpError;
   ipipEncap: GraphNode | null = null;
   vxlanEncap: GraphNode | null = null;
-  /** fragmentation of packets without DF (set by the encap layer; without it they are dropped) */
-  fragment: ((b: Batch, i: number, mtu: number, next: GraphNode) => boolean) | null = null;
   private readonly adj: AdjacencyTable;
   private readonly nbr: NeighborTable;
   private readonly ports: PortTable;
+  private readonly scratch = new Uint8Array(64);
 
   constructor(env: DataplaneEnv) {
     super();
@@ -279,62 +302,71 @@ export class Ip4Rewrite extends GraphNode {
         this.arp.push(i);
         continue;
       }
-      if ((b.flags[i] & PKT_LOCAL) === 0) {
-        if (u8[ip + IP4_TTL] <= 1) {
-          this.count(W_TTL);
-          this.icmp.send(b, i, ICMP_TIME_EXCEEDED, ICMP_TTL_EXCEEDED, 0);
-          continue;
-        }
-      }
-      const mtu = adj.mtu[a];
-      if (ip4TotalLen(u8, ip) > mtu) {
-        if ((((u8[ip + IP4_FRAG] << 8) | u8[ip + IP4_FRAG + 1]) & IP4_DF) !== 0) {
-          this.count(W_FRAG_NEEDED);
-          this.icmp.send(b, i, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu);
-          continue;
-        }
-        // fragment() splits i into pieces that each come back through this node's next step
-        if (this.fragment === null) {
-          this.drop(b, i, W_TOO_BIG);
-          continue;
-        }
-      }
-      if ((b.flags[i] & PKT_LOCAL) === 0) ip4DecTtl(u8, ip);
-      const p = adj.port[a];
-      b.txPort[i] = p;
-      if (kind === ADJ_IPIP || kind === ADJ_VXLAN) {
-        const next = kind === ADJ_IPIP ? this.ipipEncap : this.vxlanEncap;
-        if (next === null) {
-          this.drop(b, i, W_TOO_BIG);
-          continue;
-        }
-        if (ip4TotalLen(u8, ip) > mtu && this.fragment !== null) this.fragment(b, i, mtu, next);
-        else next.push(i);
+      const local = (b.flags[i] & PKT_LOCAL) !== 0;
+      if (!local && u8[ip + IP4_TTL] <= 1) {
+        this.count(W_TTL);
+        this.icmp.send(b, i, ICMP_TIME_EXCEEDED, ICMP_TTL_EXCEEDED, 0);
         continue;
       }
-      if (kind === ADJ_LOCAL) {
-        const m = a * 6;
-        const am = adj.mac;
-        u8[off] = am[m];
-        u8[off + 1] = am[m + 1];
-        u8[off + 2] = am[m + 2];
-        u8[off + 3] = am[m + 3];
-        u8[off + 4] = am[m + 4];
-        u8[off + 5] = am[m + 5];
-      } else {
-        // ADJ_DIRECT / ADJ_GATEWAY: the neighbour's MAC
-        this.nbr.copyMac(nb, u8, off);
+      const mtu = adj.mtu[a];
+      const tooBig = ip4TotalLen(u8, ip) > mtu;
+      if (tooBig && (u8[ip + IP4_FRAG] & (IP4_DF >>> 8)) !== 0) {
+        this.count(W_FRAG_NEEDED);
+        this.icmp.send(b, i, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu);
+        continue;
       }
-      const pm = p * 6;
-      u8[off + 6] = ourMac[pm];
-      u8[off + 7] = ourMac[pm + 1];
-      u8[off + 8] = ourMac[pm + 2];
-      u8[off + 9] = ourMac[pm + 3];
-      u8[off + 10] = ourMac[pm + 4];
-      u8[off + 11] = ourMac[pm + 5];
-      if (b.trace !== null) b.note(i, this.name, `ttl ${u8[ip + IP4_TTL]} ${formatMac(u8, off + ETH_SRC)} -> ${formatMac(u8, off)}`);
-      if (ip4TotalLen(u8, ip) > mtu && this.fragment !== null) this.fragment(b, i, mtu, this.output);
-      else this.output.push(i);
+      if (!local) ip4DecTtl(u8, ip);
+      const p = adj.port[a];
+      b.txPort[i] = p;
+      let next: GraphNode | null = this.output;
+      if (kind === ADJ_IPIP) next = this.ipipEncap;
+      else if (kind === ADJ_VXLAN) next = this.vxlanEncap;
+      else {
+        if (kind === ADJ_LOCAL) {
+          const m = a * 6;
+          const am = adj.mac;
+          u8[off] = am[m];
+          u8[off + 1] = am[m + 1];
+          u8[off + 2] = am[m + 2];
+          u8[off + 3] = am[m + 3];
+          u8[off + 4] = am[m + 4];
+          u8[off + 5] = am[m + 5];
+        } else {
+          // ADJ_DIRECT / ADJ_GATEWAY: the neighbour's MAC
+          this.nbr.copyMac(nb, u8, off);
+        }
+        const pm = p * 6;
+        u8[off + 6] = ourMac[pm];
+        u8[off + 7] = ourMac[pm + 1];
+        u8[off + 8] = ourMac[pm + 2];
+        u8[off + 9] = ourMac[pm + 3];
+        u8[off + 10] = ourMac[pm + 4];
+        u8[off + 11] = ourMac[pm + 5];
+        if (b.trace !== null) {
+          b.note(
+            i,
+            this.name,
+            `ttl ${u8[ip + IP4_TTL]} ${formatMac(u8, off + ETH_SRC)} -> ${formatMac(u8, off)}`,
+          );
+        }
+      }
+      if (next === null) {
+        this.drop(b, i, W_NO_ENCAP);
+        continue;
+      }
+      if (!tooBig) {
+        next.push(i);
+        continue;
+      }
+      const extra = fragmentIp4(b, i, mtu, this.scratch);
+      if (extra < 0) {
+        this.drop(b, i, W_FRAG_FAILED);
+        continue;
+      }
+      this.count(W_FRAGMENTED);
+      if (b.trace !== null) b.note(i, this.name, `fragmented into ${extra + 1} for mtu ${mtu}`);
+      next.push(i);
+      for (let j = b.count - extra; j < b.count; j++) next.push(j);
     }
   }
 }

@@ -158,7 +158,8 @@ export class ArpReply extends GraphNode {
         const idx = spa === 0 ? -1 : this.nbr.find(spa);
         if (idx >= 0 && this.nbr.learn(idx, u8, a + ARP_SHA)) {
           this.count(A_LEARNED);
-          if (b.trace !== null) b.note(i, this.name, `learned ${formatIp4(spa)} is-at ${formatMac(u8, a + ARP_SHA)}`);
+          if (b.trace !== null)
+            b.note(i, this.name, `learned ${formatIp4(spa)} is-at ${formatMac(u8, a + ARP_SHA)}`);
           this.onResolved(b, idx, i);
         } else if (idx >= 0 && this.nbr.resolved(idx)) {
           this.onResolved(b, idx, i);

@@ -1,0 +1,336 @@
+// Encapsulation nodes: ipip4-encap, vxlan4-encap (after ip4-rewrite has done TTL and MTU) and
+// ipip4-input, vxlan4-input (decapsulation of tunnel packets addressed to our node IP).
+//
+// Encapsulation writes the outer headers into the slot's headroom in front of the frame, in place:
+// the inner IPv4 packet never moves. Decapsulation moves only the frame start forward. The tunnel
+// peers allowed to send to us are the cluster's node IPs; the inner packet then goes through
+// ip4-input again (marked PKT_DECAP, so it can only be delivered to a local workload).
+import { GraphNode } from '../dataplane/graph.js';
+import { PKT_DECAP, type Batch } from '../dataplane/packet.js';
+import type { DataplaneEnv } from '../dataplane/env.js';
+import type { AdjacencyTable } from '../dataplane/adjacency.js';
+import type { NeighborTable } from '../dataplane/neighbor.js';
+import { PORT_UPLINK } from '../dataplane/ports.js';
+import { formatIp4 } from '../common/addr.js';
+import { ETH_HLEN, ETHERTYPE_IPV4, macEq } from '../dataplane/wire/ethernet.js';
+import {
+  IP4_DF,
+  IP4_FRAG,
+  IP4_PROTO,
+  IP4_TOS,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  emitIp4Header,
+  ip4Dst,
+  ip4Hlen,
+  ip4IsFragment,
+  ip4Src,
+  ip4TotalLen,
+} from '../dataplane/wire/ipv4.js';
+import { emitUdpHeader, UDP_HLEN } from '../dataplane/wire/udp.js';
+import { IPIP_OVERHEAD, emitIpipOuter } from './ipip.js';
+import { VXLAN_HLEN, VXLAN_OK, emitVxlanHeader, vxlanCheck, vxlanSourcePort, vxlanVni } from './vxlan.js';
+
+/** Writes the outer Ethernet header at `off`: to the link next hop's MAC, from our uplink MAC. */
+function outerEthernet(b: Batch, off: number, nbr: NeighborTable, nb: number, ourMac: Uint8Array): void {
+  const u8 = b.u8;
+  nbr.copyMac(nb, u8, off);
+  for (let k = 0; k < 6; k++) u8[off + 6 + k] = ourMac[k];
+  u8[off + 12] = ETHERTYPE_IPV4 >>> 8;
+  u8[off + 13] = ETHERTYPE_IPV4 & 255;
+}
+
+/** A sorted set of node IPs (binary search: no hashing, no allocation). */
+function peerSet(ips: number[]): Uint32Array {
+  return Uint32Array.from(new Set(ips.map((x) => x >>> 0))).sort();
+}
+
+function hasPeer(set: Uint32Array, ip: number): boolean {
+  let lo = 0;
+  let hi = set.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const v = set[mid];
+    if (v === ip) return true;
+    if (v < ip) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return false;
+}
+
+const E_HEADROOM = 0;
+
+abstract class EncapBase extends GraphNode {
+  output!: GraphNode;
+  protected readonly adj: AdjacencyTable;
+  protected readonly nbr: NeighborTable;
+  protected readonly nodeIp: number;
+  protected readonly ourMac: Uint8Array;
+  /** outer IPv4 identification counter (per graph owner) */
+  protected ipId = 1;
+
+  constructor(env: DataplaneEnv) {
+    super();
+    this.adj = env.adj;
+    this.nbr = env.nbr;
+    this.nodeIp = env.params.nodeIp >>> 0;
+    this.ourMac = env.ports.ourMacOf[PORT_UPLINK];
+  }
+}
+
+/** IPIP (protocol 4) toward the adjacency's node; outer TTL 64, DF and TOS copied from the inner. */
+export class Ipip4Encap extends EncapBase {
+  readonly name = 'ipip4-encap';
+  readonly reasons = ['no-headroom', 'encapsulated'];
+
+  process(b: Batch, q: Uint16Array, n: number): void {
+    const u8 = b.u8;
+    for (let k = 0; k < n; k++) {
+      const i = q[k];
+      const off = b.off[i];
+      const inner = off + ETH_HLEN;
+      const start = off - IPIP_OVERHEAD;
+      if (start < b.slotStart(i)) {
+        this.drop(b, i, E_HEADROOM);
+        continue;
+      }
+      const a = b.adj[i];
+      const innerLen = ip4TotalLen(u8, inner);
+      const df = (u8[inner + IP4_FRAG] & (IP4_DF >>> 8)) !== 0;
+      this.ipId = (this.ipId + 1) & 0xffff;
+      emitIpipOuter(
+        u8,
+        start + ETH_HLEN,
+        this.nodeIp,
+        this.adj.nextHop[a],
+        innerLen,
+        df,
+        u8[inner + IP4_TOS],
+        this.ipId,
+      );
+      outerEthernet(b, start, this.nbr, this.adj.neighbor[a], this.ourMac);
+      b.off[i] = start;
+      b.len[i] = ETH_HLEN + IPIP_OVERHEAD + innerLen;
+      b.txPort[i] = PORT_UPLINK;
+      this.count(1);
+      if (b.trace !== null)
+        b.note(i, this.name, `ipip ${formatIp4(this.nodeIp)} -> ${formatIp4(this.adj.nextHop[a])}`);
+      this.output.push(i);
+    }
+  }
+}
+
+/**
+ * VXLAN toward the adjacency's node: inner Ethernet from our VTEP MAC to the remote VTEP MAC, UDP to
+ * vxlanPort from a per-flow hashed source port, checksum 0, VNI from FelixConfiguration.
+ */
+export class Vxlan4Encap extends EncapBase {
+  readonly name = 'vxlan4-encap';
+  readonly reasons = ['no-headroom', 'encapsulated'];
+  private readonly vtepMac: Uint8Array;
+  private readonly port: number;
+  private readonly vni: number;
+
+  constructor(env: DataplaneEnv) {
+    super(env);
+    this.vtepMac = env.params.vtepMac;
+    this.port = env.params.vxlanPort;
+    this.vni = env.params.vxlanVni;
+  }
+
+  process(b: Batch, q: Uint16Array, n: number): void {
+    const u8 = b.u8;
+    const am = this.adj.mac;
+    const vtep = this.vtepMac;
+    for (let k = 0; k < n; k++) {
+      const i = q[k];
+      const off = b.off[i];
+      const start = off - (ETH_HLEN + 20 + UDP_HLEN + VXLAN_HLEN);
+      if (start < b.slotStart(i)) {
+        this.drop(b, i, E_HEADROOM);
+        continue;
+      }
+      const a = b.adj[i];
+      const inner = off + ETH_HLEN;
+      const innerIpLen = ip4TotalLen(u8, inner);
+      // inner Ethernet: where the old frame's Ethernet header was
+      const m = a * 6;
+      for (let x = 0; x < 6; x++) {
+        u8[off + x] = am[m + x];
+        u8[off + 6 + x] = vtep[x];
+      }
+      // per-flow source port from the inner 5-tuple (ports only for unfragmented TCP/UDP)
+      const proto = u8[inner + IP4_PROTO];
+      let ports = 0;
+      if ((proto === IPPROTO_TCP || proto === IPPROTO_UDP) && !ip4IsFragment(u8, inner)) {
+        const l4 = inner + ip4Hlen(u8, inner);
+        ports = ((u8[l4] << 24) | (u8[l4 + 1] << 16) | (u8[l4 + 2] << 8) | u8[l4 + 3]) >>> 0;
+      }
+      const sport = vxlanSourcePort(ip4Src(u8, inner), ip4Dst(u8, inner), proto, ports);
+      const udpLen = UDP_HLEN + VXLAN_HLEN + ETH_HLEN + innerIpLen;
+      const ipOff = start + ETH_HLEN;
+      const udpOff = ipOff + 20;
+      emitVxlanHeader(u8, udpOff + UDP_HLEN, this.vni);
+      emitUdpHeader(u8, udpOff, sport, this.port, udpLen, 0);
+      const df = (u8[inner + IP4_FRAG] & (IP4_DF >>> 8)) !== 0;
+      this.ipId = (this.ipId + 1) & 0xffff;
+      const flags = df ? IP4_DF : 0;
+      emitIp4Header(
+        u8,
+        ipOff,
+        this.nodeIp,
+        this.adj.nextHop[a],
+        IPPROTO_UDP,
+        20 + udpLen,
+        64,
+        this.ipId,
+        flags,
+        u8[inner + IP4_TOS],
+      );
+      outerEthernet(b, start, this.nbr, this.adj.neighbor[a], this.ourMac);
+      b.off[i] = start;
+      b.len[i] = ETH_HLEN + 20 + udpLen;
+      b.txPort[i] = PORT_UPLINK;
+      this.count(1);
+      if (b.trace !== null) {
+        b.note(
+          i,
+          this.name,
+          `vxlan vni ${this.vni} ${formatIp4(this.nodeIp)}:${sport} -> ${formatIp4(this.adj.nextHop[a])}:${this.port}`,
+        );
+      }
+      this.output.push(i);
+    }
+  }
+}
+
+const D_UNKNOWN_PEER = 0;
+const D_FRAGMENT = 1;
+const D_SHORT = 2;
+const D_DECAP = 3;
+
+/** ipip4-input: strips the outer header of IPIP from a known node; the inner goes to ip4-input. */
+export class Ipip4Input extends GraphNode {
+  readonly name = 'ipip4-input';
+  readonly reasons = ['unknown-peer', 'fragmented-outer', 'short', 'decapsulated'];
+  ip4!: GraphNode;
+  private readonly peers: Uint32Array;
+
+  constructor(env: DataplaneEnv) {
+    super();
+    this.peers = peerSet(env.params.tunnelPeers);
+  }
+
+  process(b: Batch, q: Uint16Array, n: number): void {
+    const u8 = b.u8;
+    for (let k = 0; k < n; k++) {
+      const i = q[k];
+      const off = b.off[i];
+      const ip = off + ETH_HLEN;
+      if (!hasPeer(this.peers, ip4Src(u8, ip))) {
+        this.drop(b, i, D_UNKNOWN_PEER);
+        continue;
+      }
+      if (ip4IsFragment(u8, ip)) {
+        this.drop(b, i, D_FRAGMENT);
+        continue;
+      }
+      const inner = ip + ip4Hlen(u8, ip);
+      const end = off + b.len[i];
+      if (inner + 20 > end) {
+        this.drop(b, i, D_SHORT);
+        continue;
+      }
+      // move the Ethernet header up to sit in front of the inner packet
+      u8.copyWithin(inner - ETH_HLEN, off, off + ETH_HLEN);
+      b.off[i] = inner - ETH_HLEN;
+      b.len[i] = end - (inner - ETH_HLEN);
+      b.flags[i] |= PKT_DECAP;
+      this.count(D_DECAP);
+      if (b.trace !== null) b.note(i, this.name, `from ${formatIp4(ip4Src(u8, ip))}`);
+      this.ip4.push(i);
+    }
+  }
+}
+
+const V_UNKNOWN_PEER = 0;
+const V_FRAGMENT = 1;
+const V_SHORT = 2;
+const V_FLAGS = 3;
+const V_VNI = 4;
+const V_NOT_VTEP = 5;
+const V_NOT_IP4 = 6;
+const V_DECAP = 7;
+
+/** vxlan4-input: checks VNI and inner destination (our VTEP MAC), strips to the inner frame. */
+export class Vxlan4Input extends GraphNode {
+  readonly name = 'vxlan4-input';
+  readonly reasons = [
+    'unknown-peer',
+    'fragmented-outer',
+    'short',
+    'bad-flags',
+    'wrong-vni',
+    'not-our-vtep',
+    'inner-not-ipv4',
+    'decapsulated',
+  ];
+  ip4!: GraphNode;
+  private readonly peers: Uint32Array;
+  private readonly vni: number;
+  private readonly vtepMac: Uint8Array;
+
+  constructor(env: DataplaneEnv) {
+    super();
+    this.peers = peerSet(env.params.tunnelPeers);
+    this.vni = env.params.vxlanVni;
+    this.vtepMac = env.params.vtepMac;
+  }
+
+  process(b: Batch, q: Uint16Array, n: number): void {
+    const u8 = b.u8;
+    for (let k = 0; k < n; k++) {
+      const i = q[k];
+      const off = b.off[i];
+      const ip = off + ETH_HLEN;
+      if (!hasPeer(this.peers, ip4Src(u8, ip))) {
+        this.drop(b, i, V_UNKNOWN_PEER);
+        continue;
+      }
+      if (ip4IsFragment(u8, ip)) {
+        this.drop(b, i, V_FRAGMENT);
+        continue;
+      }
+      const udp = ip + ip4Hlen(u8, ip);
+      const vx = udp + UDP_HLEN;
+      const innerEth = vx + VXLAN_HLEN;
+      const end = off + b.len[i];
+      if (innerEth + ETH_HLEN + 20 > end) {
+        this.drop(b, i, V_SHORT);
+        continue;
+      }
+      if (vxlanCheck(u8, vx, end - vx) !== VXLAN_OK) {
+        this.drop(b, i, V_FLAGS);
+        continue;
+      }
+      if (vxlanVni(u8, vx) !== this.vni) {
+        this.drop(b, i, V_VNI);
+        continue;
+      }
+      if (!macEq(u8, innerEth, this.vtepMac)) {
+        this.drop(b, i, V_NOT_VTEP);
+        continue;
+      }
+      if (((u8[innerEth + 12] << 8) | u8[innerEth + 13]) !== ETHERTYPE_IPV4) {
+        this.drop(b, i, V_NOT_IP4);
+        continue;
+      }
+      b.off[i] = innerEth;
+      b.len[i] = end - innerEth;
+      b.flags[i] |= PKT_DECAP;
+      this.count(V_DECAP);
+      if (b.trace !== null) b.note(i, this.name, `vni ${this.vni} from ${formatIp4(ip4Src(u8, ip))}`);
+      this.ip4.push(i);
+    }
+  }
+}
