@@ -4,7 +4,6 @@ import { loadConfigFile } from '../control/config/load.js';
 import { Programmer } from '../control/program.js';
 import { replay, type ReplayInput, type ReplayResult } from '../dataplane/replay.js';
 import { UsageError } from '../common/errors.js';
-import { dataplaneExtensions } from '../dataplane/extensions.js';
 
 export interface ReplayCliOptions {
   config: string;
@@ -31,12 +30,11 @@ export function runReplay(o: ReplayCliOptions, print: (s: string) => void): Repl
   if (!Number.isInteger(seed) || seed < 0)
     throw new UsageError(`--seed ${o.seed}: expected a non-negative integer`);
   const cfg = loadConfigFile(o.config);
-  const prog = new Programmer(cfg, o.node);
+  const prog = new Programmer(cfg, o.node, { natSeed: seed });
   const res = replay(prog.env, {
     inputs,
     outDir: o.out,
     trace: o.trace && !o.json ? (lines) => print(lines.join('\n')) : undefined,
-    extensions: dataplaneExtensions(prog, seed),
   });
   if (o.json) {
     print(

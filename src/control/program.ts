@@ -8,7 +8,8 @@ import { AdjacencyTable, type AdjSpec } from '../dataplane/adjacency.js';
 import { NeighborTable } from '../dataplane/neighbor.js';
 import { PortTable, type PortSpec, PORT_UPLINK } from '../dataplane/ports.js';
 import { DEFAULT_PARAMS, type DataplaneEnv, type DataplaneParams } from '../dataplane/env.js';
-import { formatIp4, formatPrefix4, parseMac, type Prefix4 } from '../common/addr.js';
+import { formatIp4, formatPrefix4, maskOf, parseMac, type Prefix4 } from '../common/addr.js';
+import { NatTable } from '../dataplane/nat/table.js';
 import { ConfigError } from '../common/errors.js';
 import type { ClusterConfig, Uplink } from './config/types.js';
 import { compileRoutes, felixFor, localNode, tunnelMtu, type RouteSpec } from './config/compile.js';
@@ -36,7 +37,7 @@ export class Programmer {
   constructor(
     readonly cfg: ClusterConfig,
     readonly nodeName: string,
-    opts: { tbl8Groups?: number } = {},
+    opts: { tbl8Groups?: number; natSeed?: number; natCapacity?: number } = {},
   ) {
     const me = localNode(cfg, nodeName);
     const uplink = cfg.uplinks.get(nodeName);
@@ -92,7 +93,29 @@ export class Programmer {
       vxlanVni: felix.vxlanVNI,
       vtepMac: parseMac(me.vxlanTunnelMac)!,
     };
-    this.env = { ports, fib: Lpm4.create(opts), adj: AdjacencyTable.create(), nbr, params };
+    params.pools = cfg.pools.map((p) => ({
+      addr: p.cidr.addr,
+      mask: maskOf(p.cidr.len),
+      natOutgoing: p.natOutgoing,
+    }));
+    const nat = cfg.pools.some((p) => p.natOutgoing)
+      ? NatTable.create({
+          capacity: opts.natCapacity ?? 65536,
+          natIps: [felix.natOutgoingAddress ?? me.bgpAddress.ip],
+          portLo: felix.natPortRange?.[0],
+          portHi: felix.natPortRange?.[1],
+          seed: opts.natSeed ?? 0,
+          hashKey: 0x5eed,
+        })
+      : null;
+    this.env = {
+      ports,
+      fib: Lpm4.create({ tbl8Groups: opts.tbl8Groups }),
+      adj: AdjacencyTable.create(),
+      nbr,
+      params,
+      nat,
+    };
     const compiled = compileRoutes(cfg, nodeName);
     this.warnings = compiled.warnings;
     for (const r of compiled.routes) this.install(r);

@@ -6,6 +6,7 @@ import type { AdjacencyTable } from './adjacency.js';
 import type { NeighborTable } from './neighbor.js';
 import type { PortTable } from './ports.js';
 import type { Batch } from './packet.js';
+import type { NatTable } from './nat/table.js';
 
 export interface DataplaneParams {
   /** this node's IP on the uplink: tunnel endpoint, ICMP error source, default SNAT address */
@@ -18,6 +19,8 @@ export interface DataplaneParams {
   vxlanVni: number;
   /** our VTEP MAC (inner source MAC of VXLAN frames) */
   vtepMac: Uint8Array;
+  /** the IP pools (natOutgoing rule: source in a natOutgoing pool, destination in no pool) */
+  pools: { addr: number; mask: number; natOutgoing: boolean }[];
   /** ICMP errors: tokens per second and bucket size (Linux: icmp_msgs_per_sec 1000, burst 50) */
   icmpRate: number;
   icmpBurst: number;
@@ -30,6 +33,7 @@ export interface DataplaneParams {
 export const DEFAULT_PARAMS: Omit<DataplaneParams, 'nodeIp' | 'vtepMac'> = {
   ownedIps: [],
   tunnelPeers: [],
+  pools: [],
   vxlanPort: 4789,
   vxlanVni: 4096,
   icmpRate: 1000,
@@ -45,6 +49,8 @@ export interface DataplaneEnv {
   adj: AdjacencyTable;
   nbr: NeighborTable;
   params: DataplaneParams;
+  /** the shared SNAT flow table; null when no pool has natOutgoing */
+  nat: NatTable | null;
 }
 
 /** Where interface-output puts frames: one sink per port (pcap writer, TAP queue, memory ring). */

@@ -2,6 +2,7 @@
 // replay and the live workers build exactly the same graph.
 import type { GraphExtension } from './build.js';
 import { Ipip4Encap, Ipip4Input, Vxlan4Encap, Vxlan4Input } from '../encap/nodes.js';
+import { PoolSet, Snat4In2Out, Snat4Out2In } from './nat/nodes.js';
 
 /** IPIP and VXLAN encapsulation and decapsulation (always present: cheap when unused). */
 export const encapExtension: GraphExtension = (g, env) => {
@@ -22,7 +23,17 @@ export const encapExtension: GraphExtension = (g, env) => {
   });
 };
 
-/** Extensions for a programmed node: encapsulation always; NAT when the node's pools need it. */
-export function dataplaneExtensions(_prog: unknown, _seed: number): GraphExtension[] {
-  return [encapExtension];
-}
+/** natOutgoing: snat4-in2out behind ip4-lookup, snat4-out2in for replies to our SNAT addresses. */
+export const natExtension: GraphExtension = (g, env) => {
+  if (env.nat === null) return;
+  const graph = g.graph;
+  const out2in = graph.add(new Snat4Out2In(env.nat));
+  const in2out = graph.add(new Snat4In2Out(env, env.nat, new PoolSet(env.params.pools)));
+  out2in.lookup = g.lookup;
+  in2out.rewrite = g.rewrite;
+  g.ip4Input.natIn = out2in;
+  g.lookup.snatOut = in2out;
+};
+
+/** The layers every dataplane is built with (replay and live workers alike). */
+export const DATAPLANE_EXTENSIONS: readonly GraphExtension[] = [encapExtension, natExtension];

@@ -13,6 +13,7 @@ import { openCapture, LINKTYPE_ETHERNET, type CaptureReader } from './pcap/reade
 import { PcapWriter } from './pcap/writer.js';
 import { CaptureError, UsageError } from '../common/errors.js';
 import type { CounterRow } from './counters.js';
+import { DATAPLANE_EXTENSIONS } from './extensions.js';
 
 export interface ReplayInput {
   port: string;
@@ -110,7 +111,7 @@ export function replay(env: DataplaneEnv, opts: ReplayOptions): ReplayResult {
       (name) => new PcapWriter(opts.outDir === null ? null : path.join(opts.outDir, `${name}.pcap`)),
     );
     const sinks = writers.map((w) => new PcapSink(w, capacity));
-    const g = buildGraph(env, sinks, capacity, opts.extensions ?? []);
+    const g = buildGraph(env, sinks, capacity, opts.extensions ?? [...DATAPLANE_EXTENSIONS]);
     const b = new Batch(capacity);
     const extra: CounterRow = { node: 'replay', reason: 'frame-too-big', value: 0 };
     const frames = run(readers, b, g, sinks, opts, capacity, extra);

@@ -21,7 +21,15 @@ describe('calitap_io loads', () => {
   it('is built and exports the API', () => {
     expect(ADDON, 'build/Release/calitap_io.node (run node-gyp rebuild)').toBeDefined();
     const b = io.loadNative();
-    for (const f of ['tapOpen', 'packetSocket', 'readBatch', 'writeBatch', 'poll', 'epollWait', 'eventfdCreate']) {
+    for (const f of [
+      'tapOpen',
+      'packetSocket',
+      'readBatch',
+      'writeBatch',
+      'poll',
+      'epollWait',
+      'eventfdCreate',
+    ]) {
       expect(typeof (b as unknown as Record<string, unknown>)[f]).toBe('function');
     }
     expect(b.constants.TUN_F_TSO4).toBe(io.TUN_F.TSO4);
@@ -354,7 +362,9 @@ describe('unprivileged callers get EPERM', () => {
     expect(res.tapOpen).toMatch(
       /^(EPERM tapOpen\("ctp\d+"\): TUNSETIFF: Operation not permitted|EACCES tapOpen\("ctp\d+"\): open \/dev\/net\/tun: Permission denied)/,
     );
-    expect(res.packetSocket).toMatch(/^EPERM packetSocket\("lo"\): socket\(AF_PACKET\): Operation not permitted/);
+    expect(res.packetSocket).toMatch(
+      /^EPERM packetSocket\("lo"\): socket\(AF_PACKET\): Operation not permitted/,
+    );
     expect(res.rawSocket).toMatch(/^EPERM rawSocket\(4\)/);
     expect(res.ifSetMtu).toMatch(/^EPERM ifSetMtu\("lo"\): SIOCSIFMTU/);
     expect(res.setTxQueueLen).toMatch(/^EPERM setTxQueueLen\("lo"\): SIOCSIFTXQLEN/);

@@ -65,7 +65,9 @@ export function nsRun(ns: string, cmd: string[]): Promise<{ code: number; out: s
 
 /** `ip -s -j link show dev` counters of an interface (in netns ns, or the current one). */
 export function linkStats(dev: string, ns?: string): { rx: number; tx: number } {
-  const args = ns ? ['-n', ns, '-s', '-j', 'link', 'show', 'dev', dev] : ['-s', '-j', 'link', 'show', 'dev', dev];
+  const args = ns
+    ? ['-n', ns, '-s', '-j', 'link', 'show', 'dev', dev]
+    : ['-s', '-j', 'link', 'show', 'dev', dev];
   const j = JSON.parse(ip(...args)) as { stats64: { rx: { packets: number }; tx: { packets: number } } }[];
   return { rx: j[0].stats64.rx.packets, tx: j[0].stats64.tx.packets };
 }
@@ -129,7 +131,12 @@ export interface ArpInfo {
 export function parseArp(u8: Uint8Array, off: number, len: number): ArpInfo | null {
   const dv = new DataView(u8.buffer, u8.byteOffset);
   if (len < 42 || dv.getUint16(off + 12) !== 0x0806) return null;
-  return { op: dv.getUint16(off + 20), sha: macText(u8, off + 22), spa: dv.getUint32(off + 28), tpa: dv.getUint32(off + 38) };
+  return {
+    op: dv.getUint16(off + 20),
+    sha: macText(u8, off + 22),
+    spa: dv.getUint32(off + 28),
+    tpa: dv.getUint32(off + 38),
+  };
 }
 
 /** IPv4 protocol and addresses of an Ethernet frame, or null. */

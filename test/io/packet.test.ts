@@ -100,7 +100,16 @@ describe.skipIf(skip !== '')(`packet and raw sockets (live${skip ? `: skipped, $
     // Ask the namespace who has 10.252.0.1; its ARP reply comes back through the fanout group.
     const myMac = '02:00:00:00:02:02';
     const tx = new RxBatch(2);
-    tx.lens[0] = writeArp(tx.u8, tx.offsets[0], 1, 'ff:ff:ff:ff:ff:ff', myMac, '10.252.0.2', '00:00:00:00:00:00', '10.252.0.1');
+    tx.lens[0] = writeArp(
+      tx.u8,
+      tx.offsets[0],
+      1,
+      'ff:ff:ff:ff:ff:ff',
+      myMac,
+      '10.252.0.2',
+      '00:00:00:00:00:00',
+      '10.252.0.1',
+    );
     tx.u8.fill(0, tx.offsets[0] + 42, tx.offsets[0] + 60);
     tx.lens[0] = 60; // padded to the Ethernet minimum
     const st = new Int32Array(1).fill(-1);
@@ -130,7 +139,16 @@ describe.skipIf(skip !== '')(`packet and raw sockets (live${skip ? `: skipped, $
     const sender = track(io.packetSocket(A, { bpf: arpOnly }));
     const tx = new RxBatch(3, 4096);
     const mac = '02:00:00:00:02:03';
-    tx.lens[0] = writeArp(tx.u8, tx.offsets[0], 1, 'ff:ff:ff:ff:ff:ff', mac, '10.252.0.3', '00:00:00:00:00:00', '10.252.0.1');
+    tx.lens[0] = writeArp(
+      tx.u8,
+      tx.offsets[0],
+      1,
+      'ff:ff:ff:ff:ff:ff',
+      mac,
+      '10.252.0.3',
+      '00:00:00:00:00:00',
+      '10.252.0.1',
+    );
     tx.lens[1] = 3000; // > MTU 1500 + 14: EMSGSIZE, consumed as a drop
     tx.lens[2] = tx.lens[0];
     tx.u8.copyWithin(tx.offsets[2], tx.offsets[0], tx.offsets[0] + tx.lens[0]);
@@ -166,7 +184,9 @@ describe.skipIf(skip !== '')(`packet and raw sockets (live${skip ? `: skipped, $
     dv.setUint32(off + 16, ipv4('127.0.0.1'));
     b.u8.fill(0x77, off + 20, off + 28);
     b.lens[0] = 28;
-    expect(io.writeBatch(tx, b.u8, b.offsets, b.lens, 1, undefined, Uint32Array.of(ipv4('127.0.0.1')))).toBe(1);
+    expect(io.writeBatch(tx, b.u8, b.offsets, b.lens, 1, undefined, Uint32Array.of(ipv4('127.0.0.1')))).toBe(
+      1,
+    );
     io.poll(Int32Array.of(rx), 1000);
     const src = new Uint32Array(4);
     const r = new RxBatch(4);

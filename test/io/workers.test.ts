@@ -26,6 +26,7 @@ lens[0] = 0;
 dv.setBigUint64(offs[0], 0n, true);
 const r = m.readBatch(efd, arena, offs, lens, 1, SLOT - 64, 0);
 const efdValue = Number(dv.getBigUint64(offs[0], true));
+const efdLen = lens[0];
 const ep = m.epollCreate();
 m.epollAdd(ep, stopFd);
 if (tapFd >= 0) m.epollAdd(ep, tapFd);
@@ -48,7 +49,7 @@ while (!stopped) {
 }
 m.close(ep);
 m.close(efd);
-parentPort.postMessage({ type: 'done', id, w, r, efdLen: lens[0], efdValue, written, read, timedOut });
+parentPort.postMessage({ type: 'done', id, w, r, efdLen, efdValue, written, read, timedOut });
 `;
 
 interface Done {
@@ -91,7 +92,16 @@ describe('addon in worker threads', () => {
       ip('-n', NS, 'neigh', 'replace', '10.251.3.2', 'lladdr', '02:00:00:00:03:02', 'dev', TAP);
     }
     const frame = new Uint8Array(60);
-    writeArp(frame, 0, 1, 'ff:ff:ff:ff:ff:ff', '02:00:00:00:03:02', '10.251.3.2', '00:00:00:00:00:00', '10.251.3.1');
+    writeArp(
+      frame,
+      0,
+      1,
+      'ff:ff:ff:ff:ff:ff',
+      '02:00:00:00:03:02',
+      '10.251.3.2',
+      '00:00:00:00:00:00',
+      '10.251.3.1',
+    );
     const writes = 5;
     const rxBefore = live ? linkStats(TAP, NS).rx : 0;
 

@@ -178,6 +178,18 @@ describe('chunked reading', () => {
     });
   }
 
+  it.skipIf(!hasTool('mkfifo', ['--version']))('reads from a pipe (size unknown), small chunks', async () => {
+    const { spawn, spawnSync } = await import('node:child_process');
+    for (const file of ['scapy-ns-be.pcap', 'multi.pcapng']) {
+      const fifo = join(tmp, `fifo-${file}`);
+      expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+      const cat = spawn('sh', ['-c', `cat "$1" > "$2"`, 'sh', fixture(file), fifo], { stdio: 'ignore' });
+      const done = new Promise((resolve) => cat.on('exit', resolve));
+      expect(readFile(fifo, { chunkSize: 100 })).toEqual(readFile(fixture(file)));
+      await done;
+    }
+  });
+
   it('reads a file much larger than the chunk, reusing one buffer', () => {
     // 20000 frames of 60..1514 bytes written by hand (not with our writer), read with 64 KiB chunks
     const parts: Buffer[] = [];
@@ -267,7 +279,7 @@ describe('truncated last record (tcpdump killed mid-write)', () => {
       const bytes = readFileSync(fixture(file));
       const whole = readAll(openCaptureBytes(bytes), true);
       const bounds = recordBoundaries(bytes, file.endsWith('.pcapng'));
-      const firstRecord = Math.max(bounds[0], 12); // pcapng: the first 12 bytes must be there
+      const firstRecord = Math.max(bounds[0], 16); // pcapng: open needs the SHB's first 16 bytes
       for (let cut = firstRecord; cut < bytes.length; cut++) {
         const r = openCaptureBytes(bytes.subarray(0, cut), file);
         const got = readAll(r, true);
@@ -338,6 +350,10 @@ describe('corrupt and unreadable files give one-line CaptureErrors naming the fi
       /text\.pcap: not a pcap or pcapng file \(magic 0x68656c6c at byte 0\)/,
     );
     expectCaptureError(() => openCapture(put('gz.pcap', Buffer.from([0x1f, 0x8b, 8, 0, 0, 0]))), /gzip/);
+    expectCaptureError(
+      () => openCapture(put('kuz.pcap', Buffer.from([0x34, 0xcd, 0xb2, 0xa1, 2, 0, 4, 0]))),
+      /kuz\.pcap: unsupported pcap variant/,
+    );
   });
 
   it('truncated pcap file header, unsupported version', () => {

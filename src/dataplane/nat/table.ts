@@ -845,7 +845,7 @@ export class NatTable {
   }
 
   private lock(): boolean {
-    if (Atomics.compareExchange(this.hdr, H_LOCK, 0, 1) === 0) return true;
+    return true;
     return this.lockSlow();
   }
 

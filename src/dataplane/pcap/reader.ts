@@ -10,10 +10,12 @@
 // frame into its arena slot). Runs on whichever thread replays (the main thread today); not shared.
 //
 // Why not `pcap-parser` (a dependency, used by the tests as an independent cross-check)? It is
-// stream/event based (so replay could not pull frames in timestamp order from several files without
-// buffering them), it allocates a Buffer slice and two header objects per packet and re-concatenates
-// its input buffer per stream chunk, and it knows neither the nanosecond magic nor pcapng. Measured by
-// bench/pcap.bench.ts on a 1 M-frame 64-byte file: see the numbers in that file's header comment.
+// stream/event based (replay pulls frames in timestamp order from several files at once, which an event
+// stream cannot give without buffering), it allocates a Buffer slice and two objects per packet and
+// re-concatenates its input buffer per stream chunk, and it knows neither the nanosecond magic nor
+// pcapng. bench/pcap.bench.ts, 1 M frames of 64 bytes, Node 20 on this machine: pcap-parser reads
+// 1.8 M frames/s with 123 GCs; this reader 43 M frames/s with none (read+write copy 10.7 M frames/s,
+// `tcpdump -r in -w out` 4.6 M frames/s).
 //
 // Formats: classic pcap ("libpcap", draft-ietf-opsawg-pcap), both byte orders, microsecond magic
 // 0xa1b2c3d4 and nanosecond magic 0xa1b23c4d; pcapng (draft-ietf-opsawg-pcapng): Section Header
@@ -26,7 +28,11 @@
 // a capture killed mid-write), `next()` returns false as at a normal end of file and `truncatedTail`
 // becomes true, so replay can use every complete frame and report the cut. `{ strictTail: true }` makes
 // it a CaptureError instead. A length that is insane (a frame over 256 KiB, a pcapng block length that
-// is not a multiple of 4 or disagrees with its trailer...) is corruption: CaptureError.
+// is not a multiple of 4 or disagrees with its trailer...) is corruption: CaptureError. (A sane length
+// that runs past the end of the file cannot be told from a cut, so it counts as a truncated tail.) A
+// file too short for its header (24 bytes of pcap, the first 16 of a pcapng section header) fails at
+// open. Simple Packet Blocks carry no timestamp: their frames take the previous frame's (0 if none), so
+// replay's timestamp ordering keeps them where they are in the file.
 //
 // Errors: every CaptureError message is one line: `<file>: <where>: <why>`, where `<where>` names the
 // frame index and byte offset of the record.
@@ -58,7 +64,7 @@ export interface CaptureReader {
   readonly tsSec: number;
   /** integer nanoseconds 0..999999999 */
   readonly tsNsec: number;
-  /** 0-based frame number in this file */
+  /** 0-based frame number in this file (-1 before the first next()) */
   readonly index: number;
   /** byte offset in the file of the current frame's record (pcap record header / pcapng block) */
   readonly recordOffset: number;
@@ -78,6 +84,7 @@ const MAGIC_PCAP_US = 0xa1b2c3d4;
 const MAGIC_PCAP_NS = 0xa1b23c4d;
 const PCAPNG_SHB = 0x0a0d0d0a;
 const PCAPNG_BOM = 0x1a2b3c4d;
+const PCAPNG_BOM_SWAPPED = 0x4d3c2b1a;
 const PCAPNG_IDB = 0x00000001;
 const PCAPNG_PB = 0x00000002;
 const PCAPNG_SPB = 0x00000003;
@@ -145,6 +152,11 @@ function sniff(src: Source, opts: CaptureReaderOptions): CaptureReader {
     return new PcapReader(src, false, be === MAGIC_PCAP_NS, strict);
   if (le === MAGIC_PCAP_US || le === MAGIC_PCAP_NS)
     return new PcapReader(src, true, le === MAGIC_PCAP_NS, strict);
+  if (be === 0xa1b2cd34 || le === 0xa1b2cd34) {
+    throw new CaptureError(
+      `${src.path}: unsupported pcap variant (Kuznetzov modified pcap, magic 0xa1b2cd34)`,
+    );
+  }
   if (b[0] === 0x1f && b[1] === 0x8b) {
     throw new CaptureError(`${src.path}: not a pcap or pcapng file (gzip-compressed: decompress it first)`);
   }
@@ -382,9 +394,24 @@ class PcapNgReader extends BaseReader {
 
   constructor(src: Source, strictTail: boolean) {
     super(src, strictTail);
-    // the first block must be a complete Section Header Block
-    if (!src.ensure(12)) {
-      throw new CaptureError(`${this.path}: truncated pcapng section header (${src.end - src.pos} bytes)`);
+    // fail at open, not at the first next(), when the first section header is unusable
+    if (!src.ensure(16)) {
+      throw new CaptureError(
+        `${this.path}: truncated pcapng section header (${src.end - src.pos} of 28 bytes)`,
+      );
+    }
+    const bom = src.dv.getUint32(8, true);
+    if (bom !== PCAPNG_BOM && bom !== PCAPNG_BOM_SWAPPED) {
+      throw new CaptureError(
+        `${this.path}: section header at byte 0: bad byte-order magic 0x${bom.toString(16)}`,
+      );
+    }
+    const le = bom === PCAPNG_BOM;
+    const major = src.dv.getUint16(12, le);
+    if (major !== 1) {
+      throw new CaptureError(
+        `${this.path}: section header at byte 0: unsupported pcapng version ${major}.${src.dv.getUint16(14, le)}`,
+      );
     }
   }
 
@@ -403,7 +430,7 @@ class PcapNgReader extends BaseReader {
         // byte order comes from this section's byte-order magic (sec. 4.1)
         const bom = dv.getUint32(p + 8, true);
         if (bom === PCAPNG_BOM) this.le = true;
-        else if (bom === 0x4d3c2b1a) this.le = false;
+        else if (bom === PCAPNG_BOM_SWAPPED) this.le = false;
         else throw this.fail('section header', src.base + p, `bad byte-order magic 0x${bom.toString(16)}`);
       }
       const len = dv.getUint32(p + 4, this.le);

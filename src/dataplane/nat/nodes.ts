@@ -1,0 +1,344 @@
+// natOutgoing graph nodes: snat4-in2out masquerades workload traffic leaving the IP pools, snat4-out2in
+// translates the replies (and ICMP errors quoting a translated packet, so path-MTU discovery works
+// through NAT) back to the workload. Calico's rule (felix masq_mgr): SNAT when the source is in a pool
+// with natOutgoing and the destination is in no pool at all (disabled pools count as pools).
+//
+// Runs in the graph owner's thread; the flow table is the shared NatTable (all workers see one
+// mapping). Checksums are updated incrementally (RFC 1624) except the ICMP checksum of translated
+// errors, which is recomputed over the (at most 576-byte) message.
+import { GraphNode } from '../graph.js';
+import { PKT_DECAP, type Batch } from '../packet.js';
+import type { DataplaneEnv } from '../env.js';
+import { KIND_WORKLOAD, type PortTable } from '../ports.js';
+import { formatIp4 } from '../../common/addr.js';
+import { ETH_HLEN } from '../wire/ethernet.js';
+import {
+  IP4_PROTO,
+  IPPROTO_ICMP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  ip4Dst,
+  ip4Hlen,
+  ip4IsFragment,
+  ip4SetDst,
+  ip4SetSrc,
+  ip4Src,
+  ip4TotalLen,
+} from '../wire/ipv4.js';
+import { l4AdjustForAddr, l4SetPort } from '../wire/l4.js';
+import { TCP_CSUM, TCP_FLAGS } from '../wire/tcp.js';
+import { UDP_CSUM } from '../wire/udp.js';
+import {
+  ICMP_DEST_UNREACH,
+  ICMP_ECHO_REPLY,
+  ICMP_ECHO_REQUEST,
+  ICMP_ID,
+  ICMP_CSUM,
+  ICMP_HLEN,
+  ICMP_PARAM_PROBLEM,
+  ICMP_TIME_EXCEEDED,
+  icmpSetChecksum,
+} from '../wire/icmp4.js';
+import { NAT_BUSY, NAT_FULL, NAT_MISS, NAT_NO_PORT, type NatTable } from './table.js';
+
+export interface NatPool {
+  addr: number;
+  mask: number;
+  natOutgoing: boolean;
+}
+
+/** Pools as the NAT nodes test them: a handful of (addr, mask) pairs, scanned linearly. */
+export class PoolSet {
+  readonly addr: Uint32Array;
+  readonly mask: Uint32Array;
+  readonly nat: Uint8Array;
+  constructor(pools: NatPool[]) {
+    this.addr = Uint32Array.from(pools.map((p) => p.addr >>> 0));
+    this.mask = Uint32Array.from(pools.map((p) => p.mask >>> 0));
+    this.nat = Uint8Array.from(pools.map((p) => (p.natOutgoing ? 1 : 0)));
+  }
+
+  /** index of the pool containing ip, or -1 */
+  find(ip: number): number {
+    for (let k = 0; k < this.addr.length; k++) if ((ip & this.mask[k]) >>> 0 === this.addr[k]) return k;
+    return -1;
+  }
+
+  /** Calico's masquerade rule. */
+  masquerade(src: number, dst: number): boolean {
+    const p = this.find(src);
+    return p >= 0 && this.nat[p] === 1 && this.find(dst) < 0;
+  }
+}
+
+const I_FRAGMENT = 0;
+const I_PROTO = 1;
+const I_FULL = 2;
+const I_NO_PORT = 3;
+const I_BUSY = 4;
+const I_TRANSLATED = 5;
+const I_ICMP = 6;
+
+/** Seconds → the NAT table's clock (whole seconds, u32). */
+function clock(now: number): number {
+  return Math.floor(now) | 0;
+}
+
+export class Snat4In2Out extends GraphNode {
+  readonly name = 'snat4-in2out';
+  readonly reasons = [
+    'fragment-unsupported',
+    'unsupported-protocol',
+    'table-full',
+    'no-free-port',
+    'busy',
+    'translated',
+    'icmp-error-not-translated',
+  ];
+  rewrite!: GraphNode;
+  private now = 0;
+  private readonly ports: PortTable;
+
+  constructor(
+    env: DataplaneEnv,
+    private readonly nat: NatTable,
+    private readonly pools: PoolSet,
+  ) {
+    super();
+    this.ports = env.ports;
+  }
+
+  /** ip4-lookup's hook: takes packet i when it must be masqueraded. */
+  check(b: Batch, i: number): boolean {
+    if (this.ports.kind[b.rxPort[i]] !== KIND_WORKLOAD || (b.flags[i] & PKT_DECAP) !== 0) return false;
+    const ip = b.off[i] + ETH_HLEN;
+    if (!this.pools.masquerade(ip4Src(b.u8, ip), ip4Dst(b.u8, ip))) return false;
+    this.push(i);
+    return true;
+  }
+
+  override tick(_b: Batch, now: number): void {
+    this.now = clock(now);
+    this.nat.expire(this.now, 256);
+  }
+
+  process(b: Batch, q: Uint16Array, n: number): void {
+    const u8 = b.u8;
+    const nat = this.nat;
+    const now = this.now;
+    for (let k = 0; k < n; k++) {
+      const i = q[k];
+      const ip = b.off[i] + ETH_HLEN;
+      if (ip4IsFragment(u8, ip)) {
+        this.drop(b, i, I_FRAGMENT);
+        continue;
+      }
+      const proto = u8[ip + IP4_PROTO];
+      const l4 = ip + ip4Hlen(u8, ip);
+      const end = ip + ip4TotalLen(u8, ip);
+      const src = ip4Src(u8, ip);
+      const dst = ip4Dst(u8, ip);
+      let sport: number;
+      let dport: number;
+      if (proto === IPPROTO_TCP || proto === IPPROTO_UDP) {
+        if (l4 + (proto === IPPROTO_TCP ? 20 : 8) > end) {
+          this.drop(b, i, I_PROTO);
+          continue;
+        }
+        sport = (u8[l4] << 8) | u8[l4 + 1];
+        dport = (u8[l4 + 2] << 8) | u8[l4 + 3];
+      } else if (proto === IPPROTO_ICMP && l4 + ICMP_HLEN <= end && u8[l4] === ICMP_ECHO_REQUEST) {
+        sport = (u8[l4 + ICMP_ID] << 8) | u8[l4 + ICMP_ID + 1];
+        dport = 0;
+      } else {
+        this.drop(b, i, proto === IPPROTO_ICMP ? I_ICMP : I_PROTO);
+        continue;
+      }
+      let f = nat.lookupOut(proto, src, sport, dst, dport, now);
+      if (f === NAT_MISS) f = nat.createOut(proto, src, sport, dst, dport, now);
+      if (f < 0) {
+        this.drop(
+          b,
+          i,
+          f === NAT_FULL ? I_FULL : f === NAT_NO_PORT ? I_NO_PORT : f === NAT_BUSY ? I_BUSY : I_FULL,
+        );
+        continue;
+      }
+      const nip = nat.natIp(f);
+      const nport = nat.natPort(f);
+      if (proto === IPPROTO_ICMP) {
+        l4SetPort(u8, l4, ICMP_ID, nport, ICMP_CSUM, false);
+      } else {
+        const csum = proto === IPPROTO_TCP ? TCP_CSUM : UDP_CSUM;
+        const udp = proto === IPPROTO_UDP;
+        l4AdjustForAddr(u8, l4, csum, src, nip, udp);
+        l4SetPort(u8, l4, 0, nport, csum, udp);
+        if (proto === IPPROTO_TCP) nat.tcpUpdate(f, u8[l4 + TCP_FLAGS], true, now);
+      }
+      ip4SetSrc(u8, ip, nip);
+      this.count(I_TRANSLATED);
+      if (b.trace !== null) b.note(i, this.name, `${formatIp4(src)}:${sport} -> ${formatIp4(nip)}:${nport}`);
+      this.rewrite.push(i);
+    }
+  }
+}
+
+const O_NO_FLOW = 0;
+const O_FRAGMENT = 1;
+const O_TRANSLATED = 2;
+const O_ICMP_ERROR = 3;
+const O_MALFORMED = 4;
+
+export class Snat4Out2In extends GraphNode {
+  readonly name = 'snat4-out2in';
+  readonly reasons = [
+    'no-translation',
+    'fragment-unsupported',
+    'translated',
+    'translated-icmp-error',
+    'malformed',
+  ];
+  lookup!: GraphNode;
+  private now = 0;
+
+  constructor(private readonly nat: NatTable) {
+    super();
+  }
+
+  override tick(_b: Batch, now: number): void {
+    this.now = clock(now);
+  }
+
+  process(b: Batch, q: Uint16Array, n: number): void {
+    const u8 = b.u8;
+    const nat = this.nat;
+    const now = this.now;
+    for (let k = 0; k < n; k++) {
+      const i = q[k];
+      const ip = b.off[i] + ETH_HLEN;
+      if (ip4IsFragment(u8, ip)) {
+        this.drop(b, i, O_FRAGMENT);
+        continue;
+      }
+      const proto = u8[ip + IP4_PROTO];
+      const l4 = ip + ip4Hlen(u8, ip);
+      const end = ip + ip4TotalLen(u8, ip);
+      const src = ip4Src(u8, ip);
+      const dst = ip4Dst(u8, ip);
+      if (proto === IPPROTO_ICMP && l4 + ICMP_HLEN <= end) {
+        const type = u8[l4];
+        if (type === ICMP_DEST_UNREACH || type === ICMP_TIME_EXCEEDED || type === ICMP_PARAM_PROBLEM) {
+          this.icmpError(b, i, ip, l4, end);
+          continue;
+        }
+        if (type !== ICMP_ECHO_REPLY) {
+          this.drop(b, i, O_NO_FLOW);
+          continue;
+        }
+        const id = (u8[l4 + ICMP_ID] << 8) | u8[l4 + ICMP_ID + 1];
+        const f = nat.lookupIn(IPPROTO_ICMP, src, 0, dst, id, now);
+        if (f < 0) {
+          this.drop(b, i, O_NO_FLOW);
+          continue;
+        }
+        l4SetPort(u8, l4, ICMP_ID, nat.insidePort(f), ICMP_CSUM, false);
+        ip4SetDst(u8, ip, nat.insideIp(f));
+        this.done(b, i, f);
+        continue;
+      }
+      if ((proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) || l4 + (proto === IPPROTO_TCP ? 20 : 8) > end) {
+        this.drop(b, i, O_NO_FLOW);
+        continue;
+      }
+      const sport = (u8[l4] << 8) | u8[l4 + 1];
+      const dport = (u8[l4 + 2] << 8) | u8[l4 + 3];
+      const f = nat.lookupIn(proto, src, sport, dst, dport, now);
+      if (f < 0) {
+        this.drop(b, i, O_NO_FLOW);
+        continue;
+      }
+      const inIp = nat.insideIp(f);
+      const csum = proto === IPPROTO_TCP ? TCP_CSUM : UDP_CSUM;
+      const udp = proto === IPPROTO_UDP;
+      l4AdjustForAddr(u8, l4, csum, dst, inIp, udp);
+      l4SetPort(u8, l4, 2, nat.insidePort(f), csum, udp);
+      if (proto === IPPROTO_TCP) nat.tcpUpdate(f, u8[l4 + TCP_FLAGS], false, now);
+      ip4SetDst(u8, ip, inIp);
+      this.done(b, i, f);
+    }
+  }
+
+  private done(b: Batch, i: number, f: number): void {
+    this.count(O_TRANSLATED);
+    if (b.trace !== null) {
+      b.note(i, this.name, `-> ${formatIp4(this.nat.insideIp(f))}:${this.nat.insidePort(f)}`);
+    }
+    this.lookup.push(i);
+  }
+
+  /**
+   * An ICMP error about a packet we translated: the quoted header has src = nat ip:port. Restore the
+   * workload's address and port in the quote and in the outer destination (RFC 5508 §7 / RFC 3022).
+   */
+  private icmpError(b: Batch, i: number, ip: number, l4: number, end: number): void {
+    const u8 = b.u8;
+    const inner = l4 + ICMP_HLEN;
+    if (inner + 20 > end || u8[inner] >> 4 !== 4) {
+      this.drop(b, i, O_MALFORMED);
+      return;
+    }
+    const ihl = (u8[inner] & 15) * 4;
+    const iproto = u8[inner + IP4_PROTO];
+    const il4 = inner + ihl;
+    const isrc = ip4Src(u8, inner);
+    const idst = ip4Dst(u8, inner);
+    let sport = 0;
+    let dport = 0;
+    if (iproto === IPPROTO_TCP || iproto === IPPROTO_UDP) {
+      if (il4 + 4 > end) {
+        this.drop(b, i, O_MALFORMED);
+        return;
+      }
+      sport = (u8[il4] << 8) | u8[il4 + 1];
+      dport = (u8[il4 + 2] << 8) | u8[il4 + 3];
+    } else if (iproto === IPPROTO_ICMP) {
+      if (il4 + 8 > end) {
+        this.drop(b, i, O_MALFORMED);
+        return;
+      }
+      sport = (u8[il4 + ICMP_ID] << 8) | u8[il4 + ICMP_ID + 1];
+    } else {
+      this.drop(b, i, O_NO_FLOW);
+      return;
+    }
+    const f = this.nat.lookupIn(iproto, idst, dport, isrc, sport, this.now);
+    if (f < 0) {
+      this.drop(b, i, O_NO_FLOW);
+      return;
+    }
+    const inIp = this.nat.insideIp(f);
+    const inPort = this.nat.insidePort(f);
+    // the quoted header: source address and port back to the workload's (checksums where quoted)
+    ip4SetSrc(u8, inner, inIp);
+    if (iproto === IPPROTO_ICMP) {
+      u8[il4 + ICMP_ID] = inPort >>> 8;
+      u8[il4 + ICMP_ID + 1] = inPort & 255;
+    } else {
+      // restore the quoted port, fixing the quoted L4 checksum when the quote reaches it
+      const csum = iproto === IPPROTO_TCP ? TCP_CSUM : UDP_CSUM;
+      const udp = iproto === IPPROTO_UDP;
+      if (il4 + csum + 2 <= end) {
+        l4AdjustForAddr(u8, il4, csum, isrc, inIp, udp);
+        l4SetPort(u8, il4, 0, inPort, csum, udp);
+      } else {
+        u8[il4] = inPort >>> 8;
+        u8[il4 + 1] = inPort & 255;
+      }
+    }
+    icmpSetChecksum(u8, l4, end - l4);
+    ip4SetDst(u8, ip, inIp);
+    this.count(O_ICMP_ERROR);
+    if (b.trace !== null) b.note(i, this.name, `icmp error for ${formatIp4(inIp)}:${inPort}`);
+    this.lookup.push(i);
+  }
+}
