@@ -841,6 +841,24 @@ static bool is_drop_errno(int e) {
   }
 }
 
+// Receive errors that are events, not a broken fd: a socket's pending asynchronous error (ENETDOWN
+// when a packet socket's interface went down; ICMP errors on a connected UDP/raw socket; memory
+// pressure). The kernel reports each once; readBatch ends the batch there instead of throwing.
+static bool is_soft_rx_errno(int e) {
+  switch (e) {
+  case ENETDOWN:
+  case ENETUNREACH:
+  case EHOSTUNREACH:
+  case EHOSTDOWN:
+  case ECONNREFUSED:
+  case ENOBUFS:
+  case ENOMEM:
+    return true;
+  default:
+    return false;
+  }
+}
+
 static inline void put_addr(struct sockaddr_storage *ss, uint32_t *addrs, uint16_t *ports, size_t i) {
   const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
   bool in = ss->ss_family == AF_INET;
@@ -896,7 +914,8 @@ static napi_value ReadBatch(napi_env env, napi_callback_info info) {
       if (r < 0) {
         int err = errno;
         if (err == EINTR) continue;
-        if (err == EAGAIN || err == EWOULDBLOCK || done > 0) break; // a hard error recurs next call
+        // a hard error after some frames recurs on the next call
+        if (err == EAGAIN || err == EWOULDBLOCK || is_soft_rx_errno(err) || done > 0) break;
         throw_errno(env, err, "read", "readBatch(fd %d)", fd);
         return NULL;
       }
@@ -930,7 +949,7 @@ static napi_value ReadBatch(napi_env env, napi_callback_info info) {
     if (r < 0) {
       int err = errno;
       if (err == EINTR) continue;
-      if (err == EAGAIN || err == EWOULDBLOCK || done > 0) break;
+      if (err == EAGAIN || err == EWOULDBLOCK || is_soft_rx_errno(err) || done > 0) break;
       throw_errno(env, err, "recvmmsg", "readBatch(fd %d)", fd);
       return NULL;
     }

@@ -10,7 +10,7 @@ import { PortTable, type PortSpec, PORT_UPLINK } from '../dataplane/ports.js';
 import { DEFAULT_PARAMS, type DataplaneEnv, type DataplaneParams } from '../dataplane/env.js';
 import { formatIp4, formatPrefix4, maskOf, parseMac, type Prefix4 } from '../common/addr.js';
 import { NatTable } from '../dataplane/nat/table.js';
-import { ConfigError } from '../common/errors.js';
+import { CalitapError, ConfigError } from '../common/errors.js';
 import type { ClusterConfig, Uplink } from './config/types.js';
 import { compileRoutes, felixFor, localNode, tunnelMtu, type RouteSpec } from './config/compile.js';
 
@@ -20,6 +20,25 @@ export interface RouteRow {
   via: RouteSpec['via'];
   port: string | null;
   source: RouteSpec['source'];
+}
+
+export interface ProgrammerOptions {
+  tbl8Groups?: number;
+  natSeed?: number;
+  natCapacity?: number;
+  /** the uplink's real MAC (live dataplane: read from the interface) */
+  uplinkMac?: string;
+  /** include the config's WorkloadEndpoints as ports (replay: yes; the live daemon attaches its own) */
+  configEndpoints?: boolean;
+  /** port slots to provide for (live: MAX_PORTS, so indices stay stable) */
+  portSlots?: number;
+}
+
+/** A workload port as the live daemon attaches it. */
+export interface WorkloadPort {
+  name: string;
+  ip: number;
+  mac: string;
 }
 
 interface Installed {
@@ -32,12 +51,14 @@ export class Programmer {
   readonly warnings: string[];
   readonly uplink: Uplink;
   private readonly routes = new Map<string, Installed>();
-  private readonly workloadMtu: number;
+  readonly workloadMtu: number;
+  /** port slots (index = port number); null = free */
+  readonly specs: (PortSpec | null)[];
 
   constructor(
     readonly cfg: ClusterConfig,
     readonly nodeName: string,
-    opts: { tbl8Groups?: number; natSeed?: number; natCapacity?: number } = {},
+    opts: ProgrammerOptions = {},
   ) {
     const me = localNode(cfg, nodeName);
     const uplink = cfg.uplinks.get(nodeName);
@@ -61,19 +82,23 @@ export class Programmer {
     if (usesVxlan) wmtu = Math.min(wmtu, tunnelMtu(cfg, uplink.mtu, 'vxlan', nodeName));
     this.workloadMtu = wmtu;
 
-    const specs: PortSpec[] = [
-      { name: uplink.interfaceName, kind: 'uplink', mac: uplink.mac, mtu: uplink.mtu },
+    const specs: (PortSpec | null)[] = [
+      { name: uplink.interfaceName, kind: 'uplink', mac: opts.uplinkMac ?? uplink.mac, mtu: uplink.mtu },
     ];
-    for (const ep of cfg.endpoints) {
-      if (ep.node !== nodeName) continue;
-      specs.push({
-        name: ep.interfaceName,
-        kind: 'workload',
-        peerMac: ep.mac,
-        ips: ep.ipNetworks,
-        mtu: wmtu,
-      });
+    if (opts.configEndpoints !== false) {
+      for (const ep of cfg.endpoints) {
+        if (ep.node !== nodeName) continue;
+        specs.push({
+          name: ep.interfaceName,
+          kind: 'workload',
+          peerMac: ep.mac,
+          ips: ep.ipNetworks,
+          mtu: wmtu,
+        });
+      }
     }
+    while (specs.length < (opts.portSlots ?? 0)) specs.push(null);
+    this.specs = specs;
     const ports = new PortTable(specs);
     const nbr = NeighborTable.create(4096);
     for (const n of uplink.neighbors) nbr.setStatic(n.ip, parseMac(n.mac)!);
@@ -121,6 +146,46 @@ export class Programmer {
     for (const r of compiled.routes) this.install(r);
   }
 
+  /**
+   * Attaches a workload port in the first free slot and routes its /32 to it. Returns the port index.
+   * The caller hands the new port table (`env.ports`) to the workers.
+   */
+  attachWorkload(w: WorkloadPort): number {
+    let p = this.specs.indexOf(null, 1);
+    if (p < 0) {
+      p = this.specs.length;
+      this.specs.push(null);
+    }
+    if (this.env.ports.index(w.name) !== undefined)
+      throw new CalitapError('workload-exists', `workload port ${w.name} already attached`);
+    this.specs[p] = {
+      name: w.name,
+      kind: 'workload',
+      peerMac: w.mac,
+      ips: [{ addr: w.ip, len: 32 }],
+      mtu: this.workloadMtu,
+    };
+    this.env.ports = new PortTable(this.specs);
+    this.install({
+      prefix: { addr: w.ip, len: 32 },
+      via: 'local',
+      source: 'workload',
+      port: w.name,
+      mac: w.mac,
+    });
+    return p;
+  }
+
+  /** Detaches a workload port and withdraws its routes. Returns its former index, or -1. */
+  detachWorkload(name: string): number {
+    const p = this.env.ports.index(name);
+    if (p === undefined || p === PORT_UPLINK) return -1;
+    for (const ip of this.specs[p]?.ips ?? []) this.withdraw(ip);
+    this.specs[p] = null;
+    this.env.ports = new PortTable(this.specs);
+    return p;
+  }
+
   /** Adds or replaces the route for r.prefix. */
   install(r: RouteSpec): void {
     const key = formatPrefix4(r.prefix);
@@ -140,6 +205,11 @@ export class Programmer {
     this.routes.delete(key);
     this.env.adj.release(old.adj);
     return true;
+  }
+
+  /** The installed route for exactly this prefix, if any. */
+  route(prefix: Prefix4): RouteSpec | undefined {
+    return this.routes.get(formatPrefix4(prefix))?.spec;
   }
 
   /** The FIB as `calitap routes` shows it. */

@@ -1,6 +1,7 @@
 // Builds one graph: the nodes in dispatch order, wired to each other, over the given tables and port
 // sinks. Called once per worker (live) or once per replay run; the result is owned by that thread.
 import { Graph } from './graph.js';
+import type { PortCounters } from './counters.js';
 import type { DataplaneEnv, PortSink } from './env.js';
 import { EthernetInput, ArpReply } from './nodes/l2.js';
 import { Ip4Input, Ip4Lookup, Ip4Rewrite, Ip4SpoofCheck } from './nodes/ip4.js';
@@ -31,8 +32,9 @@ export function buildGraph(
   sinks: (PortSink | null)[],
   capacity: number,
   extensions: GraphExtension[] = [],
+  shared?: { counters?: SharedArrayBuffer; portCounters?: PortCounters },
 ): BuiltGraph {
-  const graph = new Graph(capacity, env.ports.count);
+  const graph = new Graph(capacity, env.ports.count, shared?.portCounters);
   // dispatch order: input side first, output last (packets flow mostly forward in one pass)
   const ethernetInput = graph.add(new EthernetInput(env));
   const arpReply = graph.add(new ArpReply(env));
@@ -74,6 +76,6 @@ export function buildGraph(
   arp.output = output;
   icmpError.lookup = lookup;
   for (const f of built.afterSeal) f();
-  graph.seal();
+  graph.seal(shared?.counters);
   return built;
 }

@@ -54,8 +54,9 @@ export class Graph {
   constructor(
     readonly capacity: number,
     readonly portCount: number,
+    portCounters?: PortCounters,
   ) {
-    this.portCounters = new PortCounters(portCount);
+    this.portCounters = portCounters ?? new PortCounters(portCount);
   }
 
   /** Adds nodes in dispatch order; the first one added is the entry (ethernet-input). */

@@ -79,8 +79,10 @@ export class Batch {
     return this.base + (i + 1) * SLOT_SIZE;
   }
 
-  /** Resets the batch for a new receive round. */
+  /** Resets the batch for a new receive round (frame starts back to the slots' defaults). */
   reset(): void {
+    const off = this.off;
+    for (let i = 0; i < this.count; i++) off[i] = this.base + i * SLOT_SIZE + HEADROOM;
     this.count = 0;
     if (this.trace !== null) this.trace.length = 0;
   }
@@ -132,6 +134,37 @@ export class Batch {
     this.flags[i] = 0;
     if (this.trace !== null) this.trace[i] = [];
     return i;
+  }
+
+  /**
+   * Accepts `n` frames a port read straight into slots count..count+n-1 (lengths already in len[]);
+   * frames longer than a slot were truncated by the reader: returns how many of those it dropped.
+   */
+  claim(n: number, rxPort: number, tsSec: number, tsNsec: number): number {
+    let bad = 0;
+    let w = this.count;
+    for (let k = 0; k < n; k++) {
+      const i = this.count + k;
+      if (this.len[i] > SLOT_DATA) {
+        bad++;
+        continue;
+      }
+      if (w !== i) {
+        this.u8.copyWithin(this.off[w], this.off[i], this.off[i] + this.len[i]);
+        this.len[w] = this.len[i];
+      }
+      this.rxPort[w] = rxPort;
+      this.txPort[w] = 0;
+      this.adj[w] = 0;
+      this.tsSec[w] = tsSec;
+      this.tsNsec[w] = tsNsec;
+      this.cause[w] = w;
+      this.flags[w] = 0;
+      if (this.trace !== null) this.trace[w] = [];
+      w++;
+    }
+    this.count = w;
+    return bad;
   }
 
   /** Records a trace line for packet i (only when tracing; callers guard with `if (b.trace)`). */

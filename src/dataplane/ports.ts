@@ -9,6 +9,10 @@ import { type Prefix4, maskOf, parseMac, CALICO_HOST_MAC } from '../common/addr.
 export const PORT_UPLINK = 0;
 export const KIND_UPLINK = 0;
 export const KIND_WORKLOAD = 1;
+/** an unused port slot (the live daemon keeps port indices stable while workloads come and go) */
+export const KIND_NONE = 255;
+/** port slots a live dataplane provides for (uplink + workloads) */
+export const MAX_PORTS = 1024;
 
 export interface PortSpec {
   name: string;
@@ -39,22 +43,27 @@ export class PortTable {
   readonly srcCount: Uint32Array;
   private readonly byName = new Map<string, number>();
 
-  constructor(readonly specs: PortSpec[]) {
-    if (specs.length === 0 || specs[0].kind !== 'uplink') throw new Error('port 0 must be the uplink');
+  constructor(readonly specs: (PortSpec | null)[]) {
+    if (specs.length === 0 || specs[0]?.kind !== 'uplink') throw new Error('port 0 must be the uplink');
     const n = specs.length;
     this.count = n;
-    this.names = specs.map((s) => s.name);
+    this.names = specs.map((s, p) => s?.name ?? `unused${p}`);
     this.kind = new Uint8Array(n);
     this.ourMac = new Uint8Array(n * 6);
     this.peerMac = new Uint8Array(n * 6);
     this.mtu = new Uint16Array(n);
     this.srcStart = new Uint32Array(n);
     this.srcCount = new Uint32Array(n);
-    const total = specs.reduce((a, s) => a + (s.ips?.length ?? 0), 0);
+    const total = specs.reduce((a, s) => a + (s?.ips?.length ?? 0), 0);
     this.srcAddr = new Uint32Array(total);
     this.srcMask = new Uint32Array(total);
     let k = 0;
     specs.forEach((s, p) => {
+      if (s === null) {
+        this.kind[p] = KIND_NONE;
+        this.srcStart[p] = k;
+        return;
+      }
       if (this.byName.has(s.name)) throw new Error(`duplicate port name ${s.name}`);
       this.byName.set(s.name, p);
       this.kind[p] = s.kind === 'uplink' ? KIND_UPLINK : KIND_WORKLOAD;

@@ -6,6 +6,7 @@ import { Programmer } from '../../src/control/program.js';
 import { buildGraph, type BuiltGraph } from '../../src/dataplane/build.js';
 import type { DataplaneParams, PortSink } from '../../src/dataplane/env.js';
 import { Batch } from '../../src/dataplane/packet.js';
+import { NBR_INCOMPLETE, NBR_REACHABLE, type NeighborTable } from '../../src/dataplane/neighbor.js';
 
 export const UPLINK_MAC = '52:54:00:00:00:0a';
 export const GW_MAC = '52:54:00:00:00:fe';
@@ -109,7 +110,10 @@ export interface HarnessOpts {
   params?: Partial<DataplaneParams>;
   capacity?: number;
   trace?: boolean;
-  /** a Programmer of its own (configs whose neighbour table ARP changes) */
+  /**
+   * Start with every ARP-learned neighbour back to incomplete (the Programmer, and so its neighbour
+   * table, is shared between harnesses of the same config: a fresh one costs a 64 MiB FIB).
+   */
   fresh?: boolean;
 }
 
@@ -126,6 +130,17 @@ export function programmer(yaml: string, node = 'node-a'): Programmer {
   return p;
 }
 
+/** Puts every reachable (ARP-learned) neighbour back to incomplete; static entries stay. */
+function forgetLearned(nbr: NeighborTable): void {
+  for (let i = 0; i < nbr.capacity; i++) {
+    if (nbr.state[i] === NBR_REACHABLE) {
+      nbr.macHi[i] = 0;
+      nbr.macLo[i] = 0;
+      nbr.state[i] = NBR_INCOMPLETE;
+    }
+  }
+}
+
 export class Harness {
   readonly prog: Programmer;
   readonly g: BuiltGraph;
@@ -137,10 +152,8 @@ export class Harness {
 
   constructor(opts: HarnessOpts = {}) {
     const yaml = opts.yaml ?? clusterYaml();
-    // The neighbour table lives in the Programmer: tests where ARP changes it ask for a fresh one.
-    this.prog = opts.fresh
-      ? new Programmer(loadConfigText(yaml, 't.yaml'), opts.node ?? 'node-a')
-      : programmer(yaml, opts.node);
+    this.prog = programmer(yaml, opts.node);
+    if (opts.fresh) forgetLearned(this.prog.env.nbr);
     const env = { ...this.prog.env, params: { ...this.prog.env.params, ...opts.params } };
     const capacity = opts.capacity ?? 256;
     this.g = buildGraph(

@@ -370,3 +370,61 @@ describe('unprivileged callers get EPERM', () => {
     expect(res.setTxQueueLen).toMatch(/^EPERM setTxQueueLen\("lo"\): SIOCSIFTXQLEN/);
   });
 });
+
+describe('junk arguments never crash the process', () => {
+  it('every function, random argument lists from a pool of bad values', () => {
+    const n = io.loadNative() as unknown as Record<string, (...a: unknown[]) => unknown>;
+    // Only values that cannot name a real fd or interface, so no call can have a side effect.
+    const badFd = [-1, 1 << 30, 2.5, NaN, Infinity, -Infinity, 2 ** 31, -(2 ** 31) - 1];
+    const badName = ['x'.repeat(16), 'a/b', 'x'.repeat(300), 'é'.repeat(8)];
+    const junk = [
+      undefined,
+      null,
+      true,
+      '',
+      '3',
+      {},
+      [],
+      [1, 2],
+      Symbol('s'),
+      10n,
+      () => 1,
+      new Uint8Array(0),
+      new Uint8Array(8),
+      new Uint32Array(4),
+      Int32Array.of(1 << 30, -1), // poll: POLLNVAL at once (an fd of 0 could block on stdin)
+      new Uint16Array(3),
+      new Float64Array(2),
+      new DataView(new ArrayBuffer(8)),
+      new SharedArrayBuffer(16),
+      new ArrayBuffer(16),
+      { fanoutGroup: 'x' },
+      { bpf: new Uint8Array(7) },
+      { rcvbuf: -1 },
+      { multiQueue: 1 },
+      Object.create(null),
+      new Proxy({}, {}),
+    ];
+    const pool = [...badFd, ...badName, ...junk];
+    let seed = 12345;
+    const rnd = (k: number): number => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return (seed >>> 8) % k;
+    };
+    const fns = Object.keys(n).filter((k) => typeof n[k] === 'function' && !/Create$/.test(k));
+    let calls = 0;
+    for (let iter = 0; iter < 4000; iter++) {
+      const f = fns[rnd(fns.length)];
+      const argc = rnd(10);
+      const args = Array.from({ length: argc }, () => pool[rnd(pool.length)]);
+      if (f === 'tapOpen' && (typeof args[0] !== 'string' || args[0] === '')) args[0] = 'a/b';
+      try {
+        n[f](...args);
+      } catch (e) {
+        expect(e, `${f}(${args.map((a) => typeof a).join(', ')})`).toBeInstanceOf(Error);
+      }
+      calls++;
+    }
+    expect(calls).toBe(4000);
+  });
+});

@@ -171,6 +171,24 @@ describe.skipIf(skip !== '')(`packet and raw sockets (live${skip ? `: skipped, $
     expect(seen).toEqual([2, 0, 0]);
   });
 
+  it('interface down: readBatch returns 0 (ENETDOWN is an event), writeBatch counts drops', () => {
+    const s = track(io.packetSocket(A));
+    const b = new RxBatch(8);
+    while (io.readBatch(s, b.u8, b.offsets, b.lens, 8, b.capacity) > 0);
+    ip('link', 'set', A, 'down');
+    try {
+      expect(io.poll(Int32Array.of(s), 1000)).toBe(1); // POLLERR: the pending ENETDOWN
+      expect(io.readBatch(s, b.u8, b.offsets, b.lens, 8, b.capacity)).toBe(0);
+      expect(io.poll(Int32Array.of(s), 0)).toBe(0); // reported once
+      b.lens.fill(60, 0, 2);
+      const st = new Int32Array(2).fill(-1);
+      expect(io.writeBatch(s, b.u8, b.offsets, b.lens, 2, st)).toBe(2);
+      expect(Array.from(st)).toEqual([100, 100]); // ENETDOWN
+    } finally {
+      ip('link', 'set', A, 'up');
+    }
+  });
+
   it('raw IPv4 sockets: protocol 4 with a tiny buffer; hdrIncl send and recvmmsg with source addresses', () => {
     track(io.rawSocket(4, { rcvbuf: 1 }));
     // Protocol 253 (experimentation) over loopback in this namespace.

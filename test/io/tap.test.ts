@@ -234,11 +234,17 @@ describe.skipIf(liveSkipReason !== '')(
       expect(arpAt12).toBeGreaterThan(0);
     });
 
-    it('a TAP deleted under its fd: reads throw EBADFD-style errors naming the fd, not crash', () => {
+    it('a TAP down drops writes; deleted under its fd, reads and writes throw EBADFD naming the fd', () => {
       const tap = `cttd${pid}`;
       const { fd } = open(tap);
-      ip('link', 'del', tap);
       const b = new RxBatch(4);
+      // A TAP that is down refuses frames with EIO: a drop, not a throw.
+      b.lens.fill(60);
+      const st = new Int32Array(2).fill(-1);
+      expect(io.writeBatch(fd, b.u8, b.offsets, b.lens, 2, st)).toBe(2);
+      expect(Array.from(st)).toEqual([5, 5]);
+      expect(io.readBatch(fd, b.u8, b.offsets, b.lens, 4, b.capacity)).toBe(0);
+      ip('link', 'del', tap);
       let err: (Error & { code?: string }) | undefined;
       try {
         io.readBatch(fd, b.u8, b.offsets, b.lens, 4, b.capacity);

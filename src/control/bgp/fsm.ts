@@ -198,14 +198,17 @@ export class PeerFsm {
   }
 
   /** ManualStop: Cease/Administrative Shutdown on every connection, back to Idle. */
-  stop(message = 'shutdown'): void {
+  stop(message = 'shutdown', subcode: number = CeaseSub.ADMIN_SHUTDOWN): void {
     this.enabled = false;
     this.clearPeerTimers();
     for (const s of [...this.sessions])
       this.closeSession(s, `stopped: ${message}`, {
         code: Err.CEASE,
-        subcode: CeaseSub.ADMIN_SHUTDOWN,
-        data: shutdownData(message),
+        subcode,
+        data:
+          subcode === CeaseSub.ADMIN_SHUTDOWN || subcode === CeaseSub.ADMIN_RESET
+            ? shutdownData(message)
+            : new Uint8Array(0),
         reason: message,
       });
     this.setPeerState('Idle', 'Shutdown');

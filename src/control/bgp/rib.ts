@@ -1,21 +1,15 @@
 // Routing information bases for IPv4 unicast: one Adj-RIB-In per peer, the Loc-RIB with best-path
 // selection (RFC 4271 §9.1.2, RFC 4456 §9), per-peer export with an Adj-RIB-Out, and the graceful
-// restart helper's stale routes (RFC 4724 §4.2). Sized for millions of routes: prefixes are numeric
-// keys (addr * 64 + len) and identical attribute sets are interned and shared by reference.
+// restart helper's stale routes (RFC 4724 §4.2). Sized for millions of routes: prefixes live in
+// PrefixMaps (small-integer keys, no boxed numbers) and identical attribute sets are interned and
+// shared by reference.
 // Pure data structure: no timers, no sockets (the speaker drives those). Control thread only.
 import type { Prefix4 } from '../../common/addr.js';
 import { asPathLength, encodeAttrs } from './attrs.js';
 import { ByteWriter } from './bytes.js';
+import { PrefixMap } from './prefix-map.js';
 import type { PathAttrs, UpdateMsg } from './types.js';
 import { Seg } from './types.js';
-
-export function prefixKey(addr: number, len: number): number {
-  return addr * 64 + len;
-}
-
-export function keyPrefix(key: number): Prefix4 {
-  return { addr: Math.floor(key / 64) >>> 0, len: key % 64 };
-}
 
 /** An interned, immutable attribute set shared by every route that carries it. */
 export class AttrSet {
@@ -77,12 +71,12 @@ export interface RibOptions {
 
 /** A peer as the RIB knows it. Created by `Rib.addPeer`. */
 export class RibPeer {
-  adjIn = new Map<number, AttrSet>();
+  adjIn = new PrefixMap<AttrSet>();
   /** routes kept across a graceful restart until End-of-RIB or timeout */
-  stale: Map<number, AttrSet> | null = null;
+  stale: PrefixMap<AttrSet> | null = null;
   /** export state, present while the session is Established */
-  adjOut: Map<number, AttrSet> | null = null;
-  pending: Map<number, AttrSet | null> | null = null;
+  adjOut: PrefixMap<AttrSet> | null = null;
+  pending: PrefixMap<AttrSet | null> | null = null;
   routerId = 0;
   /** counters for status and logs */
   stats = { received: 0, withdrawn: 0, rejected: 0, treatAsWithdraw: 0 };
@@ -121,8 +115,8 @@ const DEFAULT_LOCAL_PREF = 100;
 export class Rib {
   private readonly interner = new AttrInterner();
   private readonly peers: RibPeer[] = [];
-  private readonly loc = new Map<number, Best>();
-  private readonly originated = new Set<number>();
+  private readonly loc = new PrefixMap<Best>();
+  private readonly originated = new PrefixMap<true>();
   private originIbgp: AttrSet | null = null;
   private originEbgp: AttrSet | null = null;
   private readonly clusterId: number;
@@ -158,12 +152,12 @@ export class Rib {
 
   /** Applies one UPDATE from `p`; RFC 7606 treat-as-withdraw turns every prefix into a withdrawal. */
   applyUpdate(p: RibPeer, u: UpdateMsg): void {
-    for (const w of u.withdrawn) this.withdrawFrom(p, prefixKey(w.addr, w.len));
-    for (const w of u.mpUnreach ?? []) this.withdrawFrom(p, prefixKey(w.addr, w.len));
+    for (const w of u.withdrawn) this.withdrawFrom(p, w.addr, w.len);
+    for (const w of u.mpUnreach ?? []) this.withdrawFrom(p, w.addr, w.len);
     if (u.treatAsWithdraw) {
       p.stats.treatAsWithdraw++;
-      for (const n of u.nlri) this.withdrawFrom(p, prefixKey(n.addr, n.len));
-      for (const n of u.mpReach?.nlri ?? []) this.withdrawFrom(p, prefixKey(n.addr, n.len));
+      for (const n of u.nlri) this.withdrawFrom(p, n.addr, n.len);
+      for (const n of u.mpReach?.nlri ?? []) this.withdrawFrom(p, n.addr, n.len);
       return;
     }
     if (!u.attrs) return;
@@ -189,44 +183,44 @@ export class Rib {
     if (why) {
       p.stats.rejected += nlri.length;
       p.lastReject = why;
-      for (const n of nlri) this.withdrawFrom(p, prefixKey(n.addr, n.len));
+      for (const n of nlri) this.withdrawFrom(p, n.addr, n.len);
       return;
     }
     const set = this.interner.intern(attrs);
     for (const n of nlri) {
-      const k = prefixKey(n.addr, n.len);
+      const { addr, len } = n;
       p.stats.received++;
-      const old = p.adjIn.get(k);
+      const old = p.adjIn.get(addr, len);
       if (old === set) continue;
       this.interner.ref(set);
-      p.adjIn.set(k, set);
+      p.adjIn.set(addr, len, set);
       if (old) this.interner.unref(old);
-      const st = p.stale?.get(k);
+      const st = p.stale?.get(addr, len);
       if (st) {
-        p.stale!.delete(k);
+        p.stale!.delete(addr, len);
         this.interner.unref(st);
-        if (st === set && this.loc.get(k)?.peer === p) continue; // refreshed, unchanged
+        if (st === set && this.loc.get(addr, len)?.peer === p) continue; // refreshed, unchanged
       }
-      this.recompute(k);
+      this.recompute(addr, len);
     }
   }
 
-  private withdrawFrom(p: RibPeer, k: number): void {
+  private withdrawFrom(p: RibPeer, addr: number, len: number): void {
     let changed = false;
-    const old = p.adjIn.get(k);
+    const old = p.adjIn.get(addr, len);
     if (old) {
-      p.adjIn.delete(k);
+      p.adjIn.delete(addr, len);
       this.interner.unref(old);
       p.stats.withdrawn++;
       changed = true;
     }
-    const st = p.stale?.get(k);
+    const st = p.stale?.get(addr, len);
     if (st) {
-      p.stale!.delete(k);
+      p.stale!.delete(addr, len);
       this.interner.unref(st);
       changed = true;
     }
-    if (changed) this.recompute(k);
+    if (changed) this.recompute(addr, len);
   }
 
   // ---- sessions and graceful restart ------------------------------------------------------
@@ -234,8 +228,8 @@ export class Rib {
   /** The session with `p` is Established: queue the full export. */
   peerUp(p: RibPeer, routerId: number): void {
     p.routerId = routerId;
-    p.adjOut = new Map();
-    p.pending = new Map();
+    p.adjOut = new PrefixMap();
+    p.pending = new PrefixMap();
     this.queueFullExport(p);
   }
 
@@ -247,23 +241,25 @@ export class Rib {
     this.clearExport(p);
     if (graceful) {
       if (!p.stale) p.stale = p.adjIn;
-      else for (const [k, s] of p.adjIn) this.mergeStale(p, k, s);
-      p.adjIn = new Map();
+      else {
+        const stale = p.stale;
+        p.adjIn.forEach((s, addr, len) => {
+          const old = stale.get(addr, len);
+          if (old) this.interner.unref(old);
+          stale.set(addr, len, s);
+        });
+      }
+      p.adjIn = new PrefixMap();
       return;
     }
-    const keys = [...p.adjIn.keys()];
-    if (p.stale) keys.push(...p.stale.keys());
-    for (const s of p.adjIn.values()) this.interner.unref(s);
-    if (p.stale) for (const s of p.stale.values()) this.interner.unref(s);
-    p.adjIn = new Map();
+    const adj = p.adjIn;
+    const stale = p.stale;
+    p.adjIn = new PrefixMap();
     p.stale = null;
-    for (const k of keys) this.recompute(k);
-  }
-
-  private mergeStale(p: RibPeer, k: number, s: AttrSet): void {
-    const old = p.stale!.get(k);
-    if (old) this.interner.unref(old);
-    p.stale!.set(k, s);
+    adj.forEach((s) => this.interner.unref(s));
+    stale?.forEach((s) => this.interner.unref(s));
+    adj.forEach((_s, addr, len) => this.recompute(addr, len));
+    stale?.forEach((_s, addr, len) => this.recompute(addr, len));
   }
 
   /** Drops routes still stale (End-of-RIB received, or the restart/stale timer expired). */
@@ -271,20 +267,20 @@ export class Rib {
     const st = p.stale;
     if (!st) return 0;
     p.stale = null;
-    for (const [k, s] of st) {
+    st.forEach((s, addr, len) => {
       this.interner.unref(s);
-      this.recompute(k);
-    }
+      this.recompute(addr, len);
+    });
     return st.size;
   }
 
   // ---- best path selection ----------------------------------------------------------------
 
-  private recompute(k: number): void {
+  private recompute(addr: number, len: number): void {
     let best: Best | null = null;
     let second: { peer: RibPeer; set: AttrSet } | null = null;
     for (const p of this.peers) {
-      const s = p.adjIn.get(k) ?? p.stale?.get(k);
+      const s = p.adjIn.get(addr, len) ?? p.stale?.get(addr, len);
       if (!s) continue;
       if (!best) {
         best = { peer: p, set: s, reason: 'only route' };
@@ -296,19 +292,19 @@ export class Rib {
       }
     }
     if (best && second) best.reason = this.compare(best.peer, best.set, second.peer, second.set).reason;
-    const old = this.loc.get(k);
+    const old = this.loc.get(addr, len);
     if (!best) {
       if (!old) return;
-      this.loc.delete(k);
+      this.loc.delete(addr, len);
     } else {
       if (old && old.peer === best.peer && old.set === best.set) {
         old.reason = best.reason;
         return;
       }
-      this.loc.set(k, best);
+      this.loc.set(addr, len, best);
     }
-    this.onChange(keyPrefix(k), best ? this.toBest(k, best) : null);
-    if (!this.originated.has(k)) this.queueExport(k);
+    this.onChange({ addr, len }, best ? this.toBest(addr, len, best) : null);
+    if (!this.originated.has(addr, len)) this.queueExport(addr, len);
   }
 
   /** Negative when route a (from peer pa) is better than b (RFC 4271 §9.1.2.2, RFC 4456 §9). */
@@ -333,51 +329,48 @@ export class Rib {
     return { cmp: pa.address - pb.address, reason: 'peer address' };
   }
 
-  private toBest(k: number, b: Best): BestRoute {
+  private toBest(addr: number, len: number, b: Best): BestRoute {
     return {
-      prefix: keyPrefix(k),
+      prefix: { addr, len },
       nextHop: b.set.attrs.nextHop ?? 0,
       peerAddress: b.peer.address,
       ibgp: b.peer.ibgp,
       attrs: b.set.attrs,
       reason: b.reason,
-      stale: b.peer.stale?.get(k) === b.set && !b.peer.adjIn.has(k),
+      stale: b.peer.stale?.get(addr, len) === b.set && !b.peer.adjIn.has(addr, len),
     };
   }
 
   lookup(prefix: Prefix4): BestRoute | null {
-    const k = prefixKey(prefix.addr, prefix.len);
-    const b = this.loc.get(k);
-    return b ? this.toBest(k, b) : null;
+    const b = this.loc.get(prefix.addr, prefix.len);
+    return b ? this.toBest(prefix.addr, prefix.len, b) : null;
   }
 
   *routes(): IterableIterator<BestRoute> {
-    for (const [k, b] of this.loc) yield this.toBest(k, b);
+    for (const [p, b] of this.loc.entries()) yield this.toBest(p.addr, p.len, b);
   }
 
   // ---- origination and export ---------------------------------------------------------------
 
   originate(prefix: Prefix4): void {
-    const k = prefixKey(prefix.addr, prefix.len);
-    if (this.originated.has(k)) return;
-    this.originated.add(k);
-    this.queueExport(k);
+    if (this.originated.has(prefix.addr, prefix.len)) return;
+    this.originated.set(prefix.addr, prefix.len, true);
+    this.queueExport(prefix.addr, prefix.len);
   }
 
   withdraw(prefix: Prefix4): void {
-    const k = prefixKey(prefix.addr, prefix.len);
-    if (!this.originated.delete(k)) return;
-    this.queueExport(k);
+    if (!this.originated.delete(prefix.addr, prefix.len)) return;
+    this.queueExport(prefix.addr, prefix.len);
   }
 
   originatedPrefixes(): Prefix4[] {
-    return [...this.originated].map(keyPrefix);
+    return [...this.originated.entries()].map((e) => e[0]);
   }
 
-  /** Attributes to send `p` for prefix key `k`, or null to not advertise it. */
-  exportAttrs(p: RibPeer, k: number): AttrSet | null {
-    if (this.originated.has(k)) return this.originAttrs(p.ibgp);
-    const b = this.loc.get(k);
+  /** Attributes to send `p` for a prefix, or null to not advertise it. */
+  exportAttrs(p: RibPeer, addr: number, len: number): AttrSet | null {
+    if (this.originated.has(addr, len)) return this.originAttrs(p.ibgp);
+    const b = this.loc.get(addr, len);
     if (!b || b.peer === p) return null;
     if (p.ibgp) {
       // Not a route reflector: iBGP-learned routes never go to iBGP peers.
@@ -428,39 +421,40 @@ export class Rib {
     return this.originEbgp;
   }
 
-  private queueExport(k: number): void {
+  private queueExport(addr: number, len: number): void {
     for (const p of this.peers) {
       if (!p.adjOut || !p.pending) continue;
-      const e = this.exportAttrs(p, k);
-      const cur = p.adjOut.get(k) ?? null;
-      if (e === cur) p.pending.delete(k);
-      else p.pending.set(k, e);
+      const e = this.exportAttrs(p, addr, len);
+      const cur = p.adjOut.get(addr, len) ?? null;
+      if (e === cur) p.pending.delete(addr, len);
+      else p.pending.set(addr, len, e);
     }
   }
 
   private queueFullExport(p: RibPeer): void {
-    if (!p.pending) return;
-    for (const k of this.originated) p.pending.set(k, this.exportAttrs(p, k));
+    const pending = p.pending;
+    if (!pending) return;
+    this.originated.forEach((_t, addr, len) => pending.set(addr, len, this.exportAttrs(p, addr, len)));
     const learned = p.ibgp ? this.peers.some((x) => !x.ibgp) : this.opts.exportLearnedToEbgp !== false;
     if (learned)
-      for (const k of this.loc.keys()) {
-        if (this.originated.has(k)) continue;
-        const e = this.exportAttrs(p, k);
-        if (e) p.pending.set(k, e);
-      }
+      this.loc.forEach((_b, addr, len) => {
+        if (this.originated.has(addr, len)) return;
+        const e = this.exportAttrs(p, addr, len);
+        if (e) pending.set(addr, len, e);
+      });
   }
 
   /** ROUTE-REFRESH from `p`: everything in its Adj-RIB-Out is sent again. */
   refreshPeer(p: RibPeer): void {
     if (!p.adjOut || !p.pending) return;
-    for (const [k, s] of p.adjOut) this.interner.unref(s);
+    p.adjOut.forEach((s) => this.interner.unref(s));
     p.adjOut.clear();
     p.pending.clear();
     this.queueFullExport(p);
   }
 
   private clearExport(p: RibPeer): void {
-    if (p.adjOut) for (const s of p.adjOut.values()) this.interner.unref(s);
+    p.adjOut?.forEach((s) => this.interner.unref(s));
     p.adjOut = null;
     p.pending = null;
   }
@@ -479,27 +473,25 @@ export class Rib {
   ): { withdrawn: Prefix4[]; groups: { attrs: PathAttrs; prefixes: Prefix4[] }[] } {
     const withdrawn: Prefix4[] = [];
     const groups = new Map<AttrSet, Prefix4[]>();
-    if (!p.pending || !p.adjOut) return { withdrawn, groups: [] };
-    let n = 0;
-    for (const [k, e] of p.pending) {
-      if (n++ >= max) break;
-      p.pending.delete(k);
-      const cur = p.adjOut.get(k);
+    const adjOut = p.adjOut;
+    if (!p.pending || !adjOut) return { withdrawn, groups: [] };
+    p.pending.drain(max, (e, addr, len) => {
+      const cur = adjOut.get(addr, len);
       if (e === null) {
-        if (!cur) continue;
-        p.adjOut.delete(k);
+        if (!cur) return;
+        adjOut.delete(addr, len);
         this.interner.unref(cur);
-        withdrawn.push(keyPrefix(k));
+        withdrawn.push({ addr, len });
       } else {
-        if (cur === e) continue;
+        if (cur === e) return;
         this.interner.ref(e);
-        p.adjOut.set(k, e);
+        adjOut.set(addr, len, e);
         if (cur) this.interner.unref(cur);
         let g = groups.get(e);
         if (!g) groups.set(e, (g = []));
-        g.push(keyPrefix(k));
+        g.push({ addr, len });
       }
-    }
+    });
     return { withdrawn, groups: [...groups].map(([s, prefixes]) => ({ attrs: s.attrs, prefixes })) };
   }
 }

@@ -7,7 +7,9 @@
 // touches them during the call. Which thread runs it: any. The addon is context-aware N-API with no
 // global state, so it loads in the main thread and in every worker_thread; each thread loads its own
 // instance on first use. poll()/epollWait() block the calling thread: use them in workers (or with
-// timeout 0 on the main thread).
+// timeout 0 on the main thread). Worker.terminate() cannot interrupt a thread blocked in a syscall:
+// give every worker a wake eventfd in its epoll set (eventfdWrite it to stop or reload) or a finite
+// timeout.
 //
 // Hot path (readBatch/writeBatch): one native call per batch, no JS allocation per frame, when the
 // arena is passed as a Uint8Array (a SharedArrayBuffer is turned into a cached Uint8Array view: N-API
@@ -416,7 +418,10 @@ function arenaView(arena: Arena): Uint8Array {
  * Truncation: `lens[i] > slotCapacity` means the frame was longer than the slot and only
  * `slotCapacity` bytes were stored: count it and drop it.
  * Errors: throws IoSysError (EBADF, EBADFD when the TAP went away, ...) only when no frame was read;
- * frames read before a hard error are returned and the error is thrown by the next call.
+ * frames read before a hard error are returned and the error is thrown by the next call. A socket's
+ * one-shot asynchronous error is not thrown, it just ends the batch: ENETDOWN (a packet socket's
+ * interface went down), ICMP errors on connected UDP/raw sockets (ECONNREFUSED, EHOSTUNREACH,
+ * ENETUNREACH, EHOSTDOWN), ENOBUFS/ENOMEM.
  * UDP/raw sockets: pass srcAddrs (IPv4 as a u32, 10.0.0.1 = 0x0a000001) / srcPorts to learn senders.
  */
 export function readBatch(

@@ -225,7 +225,8 @@ const SPIN_TRIES = 256;
 const LOCK_WAIT_ROUNDS = 200; // x 1 ms
 const OPTIMISTIC_TRIES = 4;
 const MAX_WALK = 1024; // chain steps before a lock-free walk gives up and retries
-const EXPIRE_CHUNK = 256; // slots scanned per lock hold
+const EXPIRE_CHUNK = 256;
+const PREWALK = 4; // chain steps the batch lookups warm before the exact walk // slots scanned per lock hold
 
 interface Layout {
   natIpsWord: number;
@@ -365,6 +366,8 @@ export class NatTable {
   private readonly nIps: number;
   private readonly nPorts: number;
   private readonly probes: number;
+  /** Keeps the batch lookups' touch loads alive. */
+  private sink = 0;
 
   private constructor(shared: NatTableShared) {
     this.shared = shared;
@@ -599,6 +602,80 @@ export class NatTable {
       if (i === -1 && Atomics.load(bk, b + 1) === gen) return NAT_MISS;
     }
     return this.lockedLookup(false, proto, nat, (natPort << 16) | remotePort, rem, now);
+  }
+
+  /**
+   * Batched lookupOut for a vector of packets (the graph's batch): `keys` holds n records of 5 words
+   * (proto, src ip, src port, dst ip, dst port); out[j] gets what lookupOut would return. Faster than n
+   * single calls on tables bigger than the CPU caches: it first loads every bucket head and touches every
+   * first entry (independent loads the CPU overlaps, JavaScript's stand-in for VPP's prefetch), then walks.
+   */
+  lookupOutBatch(keys: Int32Array, n: number, now: number, out: Int32Array): void {
+    const bk = this.bkIn;
+    const ent = this.ent;
+    const shift = this.shift;
+    const key = this.key;
+    for (let j = 0, q = 0; j < n; j++, q += 5) {
+      const ports = (keys[q + 2] << 16) | keys[q + 4];
+      out[j] = bk[(hash4(key, keys[q], keys[q + 1] | 0, keys[q + 3] | 0, ports) >>> shift) << 1];
+    }
+    // Warm the chains stage by stage: each stage's loads are independent across packets.
+    const next = this.nextIn;
+    let sink = 0;
+    for (let stage = 0, left = n; stage < PREWALK && left > 0; stage++) {
+      left = 0;
+      for (let j = 0, q = 0; j < n; j++, q += 5) {
+        const i = out[j];
+        if (i < 0) continue;
+        const o = i << ENTRY_SHIFT;
+        if (ent[o + E_SRC] === keys[q + 1] && ent[o + E_DST] === keys[q + 3]) {
+          out[j] = -1;
+        } else {
+          const m = next[i];
+          out[j] = m;
+          if (m >= 0) left++;
+        }
+        sink ^= o;
+      }
+    }
+    this.sink = sink;
+    for (let j = 0, q = 0; j < n; j++, q += 5) {
+      out[j] = this.lookupOut(keys[q], keys[q + 1], keys[q + 2], keys[q + 3], keys[q + 4], now);
+    }
+  }
+
+  /** Batched lookupIn: keys hold n records (proto, remote ip, remote port, nat ip, nat port). */
+  lookupInBatch(keys: Int32Array, n: number, now: number, out: Int32Array): void {
+    const bk = this.bkOut;
+    const ent = this.ent;
+    const shift = this.shift;
+    const key = this.key;
+    for (let j = 0, q = 0; j < n; j++, q += 5) {
+      const ports = (keys[q + 4] << 16) | keys[q + 2];
+      out[j] = bk[(hash4(key, keys[q], keys[q + 3] | 0, keys[q + 1] | 0, ports) >>> shift) << 1];
+    }
+    const next = this.nextOut;
+    let sink = 0;
+    for (let stage = 0, left = n; stage < PREWALK && left > 0; stage++) {
+      left = 0;
+      for (let j = 0, q = 0; j < n; j++, q += 5) {
+        const i = out[j];
+        if (i < 0) continue;
+        const o = i << ENTRY_SHIFT;
+        if (ent[o + E_DST] === keys[q + 1] && (ent[o + E_PNAT] & 0xffff) === keys[q + 4]) {
+          out[j] = -1;
+        } else {
+          const m = next[i];
+          out[j] = m;
+          if (m >= 0) left++;
+        }
+        sink ^= o;
+      }
+    }
+    this.sink = sink;
+    for (let j = 0, q = 0; j < n; j++, q += 5) {
+      out[j] = this.lookupIn(keys[q], keys[q + 1], keys[q + 2], keys[q + 3], keys[q + 4], now);
+    }
   }
 
   private hit(i: number, o: number, now: number): number {
@@ -845,7 +922,7 @@ export class NatTable {
   }
 
   private lock(): boolean {
-    return true;
+    if (Atomics.compareExchange(this.hdr, H_LOCK, 0, 1) === 0) return true;
     return this.lockSlow();
   }
 

@@ -1,1 +1,0 @@
-cmd_Release/calitap_io.node := ln -f "Release/obj.target/calitap_io.node" "Release/calitap_io.node" 2>/dev/null || (rm -rf "Release/calitap_io.node" && cp -af "Release/obj.target/calitap_io.node" "Release/calitap_io.node")

@@ -1,1 +1,0 @@
-cmd_Release/obj.target/calitap_io.node := g++ -o Release/obj.target/calitap_io.node -shared -pthread -rdynamic -m64  -Wl,-soname=calitap_io.node -Wl,--start-group Release/obj.target/calitap_io/native/calitap_io.o -Wl,--end-group 

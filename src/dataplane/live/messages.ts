@@ -1,0 +1,51 @@
+// Messages between the daemon's control thread and its dataplane workers. Tables travel as their
+// SharedArrayBuffers (shared, not copied); ports as plain specs plus the fd this worker uses for each.
+import type { Lpm4Shared } from '../fib/lpm.js';
+import type { AdjacencyShared } from '../adjacency.js';
+import type { NeighborShared } from '../neighbor.js';
+import type { NatTableShared } from '../nat/table.js';
+import type { DataplaneParams } from '../env.js';
+import type { PortSpec } from '../ports.js';
+import type { MessagePort } from 'node:worker_threads';
+
+export interface SharedTables {
+  fib: Lpm4Shared;
+  adj: AdjacencyShared;
+  nbr: NeighborShared;
+  nat: NatTableShared | null;
+}
+
+export interface PortsUpdate {
+  type: 'ports';
+  specs: (PortSpec | null)[];
+  /** per port slot: the fd this worker reads and writes (-1: none) */
+  fds: number[];
+}
+
+export interface WorkerInit {
+  id: number;
+  control: MessagePort;
+  /** eventfd the control thread writes after posting a message (wakes epoll) */
+  wakeFd: number;
+  tables: SharedTables;
+  params: DataplaneParams;
+  ports: PortsUpdate;
+  /** counters to continue (a restarted worker keeps its predecessor's) */
+  counters?: SharedArrayBuffer;
+  portCounters?: SharedArrayBuffer;
+  batchSize: number;
+  /** milliseconds between timer rounds when idle */
+  idleMs: number;
+}
+
+export type ControlMessage = PortsUpdate | { type: 'stop' };
+
+export type WorkerEvent =
+  | {
+      type: 'ready';
+      id: number;
+      counters: SharedArrayBuffer;
+      names: { node: string; reason: string }[];
+      portCounters: SharedArrayBuffer;
+    }
+  | { type: 'error'; id: number; message: string };

@@ -1,0 +1,216 @@
+// A dataplane worker thread: owns one queue of every workload TAP and one uplink socket, reads
+// batches straight into its SharedArrayBuffer arena (native readBatch), runs the forwarding graph and
+// writes each port's frames back in one call (writeBatch) — on the queue it read from, since every
+// worker has its own fd per port. Blocks in epoll; the control thread wakes it through an eventfd
+// and hands it messages on a MessagePort read synchronously (receiveMessageOnPort), so the loop never
+// yields to the event loop. All tables are the shared ones; counters are this worker's own.
+import { workerData, parentPort, receiveMessageOnPort } from 'node:worker_threads';
+import { Batch, SLOT_DATA } from '../packet.js';
+import { buildGraph, type BuiltGraph } from '../build.js';
+import { DATAPLANE_EXTENSIONS } from '../extensions.js';
+import { Lpm4 } from '../fib/lpm.js';
+import { AdjacencyTable } from '../adjacency.js';
+import { NeighborTable } from '../neighbor.js';
+import { NatTable } from '../nat/table.js';
+import { PortTable, MAX_PORTS } from '../ports.js';
+import { PortCounters } from '../counters.js';
+import type { DataplaneEnv, PortSink } from '../env.js';
+import * as io from '../io/native.js';
+import type { ControlMessage, PortsUpdate, WorkerEvent, WorkerInit } from './messages.js';
+
+/** Transmits a round's frames for one port with one writeBatch call. */
+export class FdSink implements PortSink {
+  private readonly offs: Uint32Array;
+  private readonly lens: Uint32Array;
+  private n = 0;
+  /** frames the kernel did not take (queue full, interface gone) */
+  dropped = 0;
+
+  constructor(
+    readonly fd: number,
+    private readonly arena: SharedArrayBuffer,
+    capacity: number,
+  ) {
+    this.offs = new Uint32Array(capacity);
+    this.lens = new Uint32Array(capacity);
+  }
+
+  tx(b: Batch, i: number): void {
+    this.offs[this.n] = b.off[i];
+    this.lens[this.n] = b.len[i];
+    this.n++;
+  }
+
+  flush(): void {
+    const n = this.n;
+    if (n === 0) return;
+    this.n = 0;
+    try {
+      const sent = io.writeBatch(this.fd, this.arena, this.offs, this.lens, n);
+      this.dropped += n - sent;
+    } catch {
+      this.dropped += n;
+    }
+  }
+}
+
+function post(e: WorkerEvent): void {
+  parentPort?.postMessage(e);
+}
+
+class Worker {
+  private readonly init: WorkerInit;
+  private readonly env: DataplaneEnv;
+  private readonly fib: Lpm4;
+  private readonly readerSlot: number;
+  private readonly batch: Batch;
+  private readonly ep: number;
+  private readonly ready = new Int32Array(64);
+  private readonly offViews: Uint32Array[] = [];
+  private readonly lenViews: Uint32Array[] = [];
+  private readonly portCounters: PortCounters;
+  private counters: SharedArrayBuffer | undefined;
+  private g!: BuiltGraph;
+  private sinks: (FdSink | null)[] = [];
+  /** fd → port slot */
+  private readonly portOfFd = new Map<number, number>();
+  private fds: number[] = [];
+  private stopping = false;
+  private truncated = 0;
+
+  constructor(init: WorkerInit) {
+    this.init = init;
+    this.fib = Lpm4.attach(init.tables.fib);
+    this.readerSlot = this.fib.registerReader();
+    this.env = {
+      ports: new PortTable(init.ports.specs),
+      fib: this.fib,
+      adj: AdjacencyTable.attach(init.tables.adj),
+      nbr: NeighborTable.attach(init.tables.nbr),
+      nat: init.tables.nat === null ? null : NatTable.attach(init.tables.nat),
+      params: init.params,
+    };
+    this.batch = new Batch(init.batchSize);
+    for (let k = 0; k <= init.batchSize; k++) {
+      this.offViews.push(this.batch.off.subarray(k));
+      this.lenViews.push(this.batch.len.subarray(k));
+    }
+    this.portCounters = new PortCounters(MAX_PORTS, init.portCounters);
+    this.counters = init.counters;
+    this.ep = io.epollCreate();
+    io.adoptFd(init.wakeFd);
+    io.epollAdd(this.ep, init.wakeFd);
+    this.applyPorts(init.ports);
+  }
+
+  private applyPorts(u: PortsUpdate): void {
+    for (const fd of this.fds) if (fd >= 0 && !u.fds.includes(fd)) io.epollDel(this.ep, fd);
+    for (const fd of u.fds) {
+      if (fd < 0 || this.fds.includes(fd)) continue;
+      io.adoptFd(fd);
+      io.epollAdd(this.ep, fd);
+    }
+    this.fds = u.fds.slice();
+    this.portOfFd.clear();
+    u.fds.forEach((fd, p) => {
+      if (fd >= 0) this.portOfFd.set(fd, p);
+    });
+    this.env.ports = new PortTable(u.specs);
+    this.sinks = u.fds.map((fd) => (fd >= 0 ? new FdSink(fd, this.batch.arena, this.init.batchSize) : null));
+    this.g = buildGraph(this.env, this.sinks, this.init.batchSize, [...DATAPLANE_EXTENSIONS], {
+      counters: this.counters,
+      portCounters: this.portCounters,
+    });
+    if (this.counters === undefined) {
+      this.counters = this.g.graph.counters.values.buffer as SharedArrayBuffer;
+      post({
+        type: 'ready',
+        id: this.init.id,
+        counters: this.counters,
+        names: this.g.graph.registry.names,
+        portCounters: this.portCounters.rxPackets.buffer as SharedArrayBuffer,
+      });
+    }
+  }
+
+  private drainControl(): void {
+    io.eventfdRead(this.init.wakeFd);
+    for (;;) {
+      const m = receiveMessageOnPort(this.init.control);
+      if (m === undefined) return;
+      const msg = m.message as ControlMessage;
+      if (msg.type === 'stop') this.stopping = true;
+      else if (msg.type === 'ports') this.applyPorts(msg);
+    }
+  }
+
+  private flush(): void {
+    for (const s of this.sinks) if (s !== null) s.flush();
+  }
+
+  run(): void {
+    const b = this.batch;
+    const maxRx = b.capacity >> 1;
+    const wake = this.init.wakeFd;
+    let lastTick = 0;
+    while (!this.stopping) {
+      const n = io.epollWait(this.ep, this.ready, this.init.idleMs);
+      const nowMs = performance.timeOrigin + performance.now();
+      const now = nowMs / 1000;
+      const sec = Math.floor(now);
+      const nsec = Math.floor((nowMs - sec * 1000) * 1e6);
+      b.reset();
+      b.nowSec = sec;
+      b.nowNsec = nsec;
+      if (nowMs - lastTick >= 50) {
+        lastTick = nowMs;
+        this.g.graph.tick(b, now);
+        this.flush();
+        b.reset();
+      }
+      for (let k = 0; k < n; k++) {
+        const fd = this.ready[k];
+        if (fd === wake) {
+          this.drainControl();
+          continue;
+        }
+        const p = this.portOfFd.get(fd);
+        if (p === undefined) continue;
+        while (b.count < maxRx) {
+          let got = 0;
+          try {
+            got = io.readBatch(
+              fd,
+              b.arena,
+              this.offViews[b.count],
+              this.lenViews[b.count],
+              maxRx - b.count,
+              SLOT_DATA,
+            );
+          } catch {
+            // the port went away (workload deleted, TAP gone): the control thread will update ports
+            io.epollDel(this.ep, fd);
+            break;
+          }
+          if (got === 0) break;
+          this.truncated += b.claim(got, p, sec, nsec);
+        }
+      }
+      if (b.count > 0) {
+        this.g.graph.run(b);
+        this.flush();
+      }
+      this.fib.quiescent(this.readerSlot);
+    }
+    this.fib.unregisterReader(this.readerSlot);
+    io.close(this.ep);
+  }
+}
+
+const init = workerData as WorkerInit;
+try {
+  new Worker(init).run();
+} catch (e) {
+  post({ type: 'error', id: init.id, message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+  throw e;
+}
