@@ -25,6 +25,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,6 +37,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <node_api.h>
@@ -91,7 +93,7 @@ static void set_named(napi_env env, napi_value obj, const char *name, napi_value
 
 // Throws Error("<what>: <syscall>: <strerror> (<ENAME>)") with code/errno/syscall properties.
 static void throw_errno(napi_env env, int err, const char *syscall, const char *fmt, ...) {
-  char what[160], desc[128], msg[400];
+  char what[400], desc[128], msg[640];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(what, sizeof what, fmt, ap);
@@ -476,7 +478,72 @@ static napi_value SetTxQueueLen(napi_env env, napi_callback_info info) {
 // ---------------------------------------------------------------------------------------------------
 // TAP
 
-// tapOpen(name, { multiQueue, vnetHdr, persist, noPi = true }) -> { fd, name }
+// Opens the calling thread's own network namespace (to return to it after a setns()).
+static int open_thread_netns(const char **path) {
+  *path = "/proc/thread-self/ns/net";
+  int fd = open(*path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) { // kernels before 3.17 have no /proc/thread-self
+    static __thread char p[64];
+    snprintf(p, sizeof p, "/proc/self/task/%ld/ns/net", (long)syscall(SYS_gettid));
+    *path = p;
+    fd = open(p, O_RDONLY | O_CLOEXEC);
+  }
+  return fd;
+}
+
+// open("/dev/net/tun") with the calling thread in the network namespace at `netns` (a bind-mounted
+// /var/run/netns/NAME or /proc/PID/ns/net): tun_chr_open() binds the file to current's netns, and
+// TUNSETIFF later creates or finds the interface there. The thread always goes back to its own
+// namespace before this returns; if that fails the process aborts (a JS thread silently living in
+// another namespace would open sockets and ioctl interfaces there). Returns the fd, or -1 with
+// *err / *sys set (the thread's namespace unchanged).
+static int tun_open_in_netns(const char *netns, const char *what, int *err, const char **sys) {
+  const char *self_path;
+  int self = open_thread_netns(&self_path);
+  if (self < 0) {
+    *err = errno;
+    *sys = "open /proc/thread-self/ns/net";
+    return -1;
+  }
+  int target = open(netns, O_RDONLY | O_CLOEXEC);
+  if (target < 0) {
+    *err = errno;
+    *sys = "open";
+    close(self);
+    return -1;
+  }
+  if (setns(target, CLONE_NEWNET) != 0) { // EINVAL: not a network namespace; EPERM: no CAP_SYS_ADMIN
+    *err = errno;
+    *sys = "setns";
+    close(target);
+    close(self);
+    return -1;
+  }
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  int open_err = errno;
+  if (setns(self, CLONE_NEWNET) != 0) {
+    int e = errno;
+    char desc[128];
+    const char *d = strerror_r(e, desc, sizeof desc);
+    fprintf(stderr,
+            "calitap_io: FATAL: %s: cannot return thread %ld to its network namespace (%s): setns: %s (%s); "
+            "aborting rather than keep running in %s\n",
+            what, (long)syscall(SYS_gettid), self_path, d, errno_name(e), netns);
+    fflush(stderr);
+    abort();
+  }
+  close(target);
+  close(self);
+  if (fd < 0) {
+    *err = open_err;
+    *sys = "open /dev/net/tun";
+  }
+  return fd;
+}
+
+// tapOpen(name, { multiQueue, vnetHdr, persist, noPi = true, netns }) -> { fd, name }
+// netns: path of a network namespace file; /dev/net/tun is opened in it, so the TAP is created or
+// (re)attached there, e.g. another queue of a workload's eth0 after a restart.
 static napi_value TapOpen(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, "tapOpen", &a)) return NULL;
@@ -488,11 +555,48 @@ static napi_value TapOpen(napi_env env, napi_callback_info info) {
   if (!opt_bool(&a, opts, "multiQueue", false, &mq) || !opt_bool(&a, opts, "vnetHdr", false, &vnet) ||
       !opt_bool(&a, opts, "persist", false, &persist) || !opt_bool(&a, opts, "noPi", true, &nopi))
     return NULL;
+  char netns[256] = "";
+  if (opts) {
+    napi_value v;
+    bool present;
+    if (!opt_prop(env, a.fn, opts, "netns", &v, &present)) return NULL;
+    if (present) {
+      size_t len = 0;
+      if (!value_string(env, a.fn, v, "options.netns", netns, sizeof netns, &len)) {
+        bool pending = false;
+        napi_is_exception_pending(env, &pending);
+        if (!pending)
+          throw_range(env, "tapOpen(\"%s\"): options.netns is %zu bytes, longer than %zu", name, len,
+                      sizeof netns - 1);
+        return NULL;
+      }
+      if (len == 0) { // never fall back to the current namespace on a blank path
+        throw_type(env, "tapOpen(\"%s\"): options.netns must be a non-empty path", name);
+        return NULL;
+      }
+    }
+  }
+  char what[IFNAMSIZ + sizeof netns + 32];
+  if (netns[0])
+    snprintf(what, sizeof what, "tapOpen(\"%s\", netns=%s)", name, netns);
+  else
+    snprintf(what, sizeof what, "tapOpen(\"%s\")", name);
 
-  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    throw_errno(env, errno, "open /dev/net/tun", "tapOpen(\"%s\")", name);
-    return NULL;
+  int fd;
+  if (netns[0]) {
+    int err;
+    const char *sys;
+    fd = tun_open_in_netns(netns, what, &err, &sys);
+    if (fd < 0) {
+      throw_errno(env, err, sys, "%s", what);
+      return NULL;
+    }
+  } else {
+    fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      throw_errno(env, errno, "open /dev/net/tun", "%s", what);
+      return NULL;
+    }
   }
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
@@ -501,13 +605,13 @@ static napi_value TapOpen(napi_env env, napi_callback_info info) {
   if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
     int err = errno;
     close(fd);
-    throw_errno(env, err, "TUNSETIFF", "tapOpen(\"%s\")", name);
+    throw_errno(env, err, "TUNSETIFF", "%s", what);
     return NULL;
   }
   if (persist && ioctl(fd, TUNSETPERSIST, 1) != 0) {
     int err = errno;
     close(fd);
-    throw_errno(env, err, "TUNSETPERSIST", "tapOpen(\"%s\")", name);
+    throw_errno(env, err, "TUNSETPERSIST", "%s", what);
     return NULL;
   }
   napi_value obj, vname;

@@ -1,9 +1,11 @@
 // calitap command-line entry point. Every failure prints one line `calitap: <why>` and exits non-zero
 // (2 for bad usage or configuration, 1 otherwise); no stack traces for expected errors.
 import { Command, CommanderError } from 'commander';
-import { CalitapError } from '../common/errors.js';
+import { CalitapError, UsageError } from '../common/errors.js';
 import { runReplay } from './replay.js';
 import { runDemo } from './demo.js';
+import { cmdRoutes, cmdStats, cmdStatus, cmdWorkload } from './control.js';
+import { DEFAULT_SOCKET } from '../control/api.js';
 
 function out(s: string): void {
   process.stdout.write(s + '\n');
@@ -34,10 +36,69 @@ export function buildProgram(): Command {
       runReplay(o, out);
     });
   program
+    .command('run')
+    .description('run the daemon: dataplane workers + control plane (BGP, workloads, control API)')
+    .requiredOption('--config <file>', 'Calico v3 resources + calitap Uplink (YAML)')
+    .requiredOption('--node <name>', 'the node to act as')
+    .option('--socket <path>', 'control API socket', DEFAULT_SOCKET)
+    .option('--state <file>', 'workload state file', '/var/lib/calitap/workloads.json')
+    .option('--workers <n>', 'dataplane worker threads (default: number of cores)')
+    .option('--metrics <port>', 'serve Prometheus metrics on 127.0.0.1:<port>')
+    .option('--no-bgp', 'do not start the BGP speaker')
+    .action(async (o) => {
+      const { runDaemon } = await import('../control/daemon.js');
+      await runDaemon({
+        config: o.config,
+        node: o.node,
+        socket: o.socket,
+        stateFile: o.state,
+        workers: o.workers === undefined ? undefined : positiveInt('--workers', o.workers),
+        metricsPort: o.metrics === undefined ? undefined : positiveInt('--metrics', o.metrics),
+        bgp: o.bgp,
+      });
+      await new Promise(() => {}); // until a signal stops the daemon
+    });
+  for (const [name, desc, fn] of [
+    ['status', 'BGP peers, as calicoctl node status', cmdStatus],
+    ['routes', 'the FIB: prefix, next hop, via, port, source', cmdRoutes],
+    ['stats', 'per-port and per-reason counters summed over workers', cmdStats],
+  ] as const) {
+    program
+      .command(name)
+      .description(desc)
+      .option('--socket <path>', 'control API socket', DEFAULT_SOCKET)
+      .option('--json', 'JSON output')
+      .action((o) => fn(o.socket, o.json === true, out));
+  }
+  const wl = program.command('workload').description('attach or detach workloads (what the CNI plugin does)');
+  wl.command('add')
+    .requiredOption('--name <name>', 'workload name')
+    .requiredOption('--netns <ns>', 'network namespace (name under /var/run/netns, or a path)')
+    .option('--ip <ip>', 'address (default: next free in this node’s blocks)')
+    .option('--mac <mac>', 'MAC of eth0 (default: the kernel’s)')
+    .option('--socket <path>', 'control API socket', DEFAULT_SOCKET)
+    .action((o) =>
+      cmdWorkload(o.socket, 'add', { name: o.name, netns: o.netns, ip: o.ip, mac: o.mac }, true, out),
+    );
+  wl.command('del')
+    .requiredOption('--name <name>', 'workload name')
+    .option('--socket <path>', 'control API socket', DEFAULT_SOCKET)
+    .action((o) => cmdWorkload(o.socket, 'del', { name: o.name }, true, out));
+  wl.command('list')
+    .option('--socket <path>', 'control API socket', DEFAULT_SOCKET)
+    .option('--json', 'JSON output')
+    .action((o) => cmdWorkload(o.socket, 'list', {}, o.json === true, out));
+  program
     .command('demo')
     .description('replay the sample captures against the sample config with a trace')
     .action(() => runDemo(out));
   return program;
+}
+
+function positiveInt(flag: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${flag} ${v}: expected a positive integer`);
+  return n;
 }
 
 export async function main(argv: string[]): Promise<void> {

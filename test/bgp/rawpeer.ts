@@ -7,7 +7,11 @@ import { decodeMessage, encodeKeepalive, encodeOpen } from '../../src/control/bg
 import { BgpFramer } from '../../src/control/bgp/framer.js';
 import type { BgpMessage, Capabilities } from '../../src/control/bgp/types.js';
 
-export async function waitUntil<T>(fn: () => T | null | undefined | false, timeoutMs: number, what: string): Promise<T> {
+export async function waitUntil<T>(
+  fn: () => T | null | undefined | false,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let delay = 5;
   while (true) {
@@ -56,11 +60,18 @@ export class RawPeer {
   async establish(asn: number, bgpId: number, caps?: Partial<Capabilities>): Promise<void> {
     this.sendOpen({ asn, bgpId, caps });
     this.send(encodeKeepalive());
-    await waitUntil(() => this.received.some((m) => m.type === 'keepalive'), 5000, 'KEEPALIVE from the speaker');
+    await waitUntil(
+      () => this.received.some((m) => m.type === 'keepalive'),
+      5000,
+      'KEEPALIVE from the speaker',
+    );
   }
 
   notification(): Extract<BgpMessage, { type: 'notification' }> | undefined {
-    return this.received.find((m) => m.type === 'notification') as Extract<BgpMessage, { type: 'notification' }>;
+    return this.received.find((m) => m.type === 'notification') as Extract<
+      BgpMessage,
+      { type: 'notification' }
+    >;
   }
 
   close(): void {

@@ -255,4 +255,36 @@ describe('options and sharing', () => {
     const t = NatTable.create({ capacity: 1 << 20, natIps: [NAT] });
     expect(t.memoryBytes() / (1 << 20)).toBeLessThan(64);
   });
+
+  it('batch lookups return what single lookups return (hits, misses, expired)', () => {
+    const t = table({ capacity: 64 });
+    const n = 100;
+    const keysOut = new Int32Array(n * 5);
+    const keysIn = new Int32Array(n * 5);
+    for (let k = 0; k < n; k++) {
+      const proto = [6, 17, 1][k % 3];
+      const key = [proto, POD + (k % 7), 1000 + k, WEB + (k % 5), 443];
+      // 60 flows, half created at 0 (gone by 200 s), half at 50; 40 keys never created.
+      const i = k < 60 ? t.createOut(key[0], key[1], key[2], key[3], key[4], k < 30 ? 0 : 50) : NAT_MISS;
+      keysOut.set(key, k * 5);
+      keysIn.set([proto, key[3], 443, NAT, i >= 0 ? t.natPort(i) : 7], k * 5);
+    }
+    const out = new Int32Array(n);
+    for (const now of [60, 200]) {
+      const single = Array.from({ length: n }, (_, k) => t.lookupOut(...keyOf(keysOut, k, now)));
+      t.lookupOutBatch(keysOut, n, now, out);
+      expect([...out]).toEqual(single);
+      expect(single.filter((x) => x >= 0).length).toBeGreaterThan(5);
+      expect(single.filter((x) => x < 0).length).toBeGreaterThan(20);
+      const singleIn = Array.from({ length: n }, (_, k) => t.lookupIn(...keyOf(keysIn, k, now)));
+      t.lookupInBatch(keysIn, n, now, out);
+      expect([...out]).toEqual(singleIn);
+      expect(singleIn).toEqual(single);
+    }
+  });
 });
+
+function keyOf(keys: Int32Array, k: number, now: number): [number, number, number, number, number, number] {
+  const q = k * 5;
+  return [keys[q], keys[q + 1], keys[q + 2], keys[q + 3], keys[q + 4], now];
+}

@@ -217,6 +217,18 @@ export interface TapFlags {
   persist?: boolean;
   /** IFF_NO_PI (default true): no 4-byte packet-information header in front of frames. */
   noPi?: boolean;
+  /**
+   * Network namespace to open the TAP in: a namespace file such as `/var/run/netns/NAME` or
+   * `/proc/PID/ns/net` (at most 255 bytes). The tun driver creates / looks up the interface in the
+   * namespace /dev/net/tun was opened in, so the addon switches the calling thread into `netns`
+   * (setns), opens /dev/net/tun and always switches back before returning (it aborts the process if
+   * it cannot: the thread is never left in the wrong namespace). Use it to re-attach queues of a
+   * persistent multi-queue TAP that was moved into a workload (e.g. renamed eth0) after a restart.
+   * Needs CAP_SYS_ADMIN (setns: EPERM) besides CAP_NET_ADMIN. Errors name the path, e.g.
+   * `tapOpen("eth0", netns=/var/run/netns/x): open: No such file or directory (ENOENT)`; a file
+   * that is not a network namespace gives `setns: Invalid argument (EINVAL)`.
+   */
+  netns?: string;
 }
 
 export interface TapHandle {
@@ -227,7 +239,8 @@ export interface TapHandle {
 
 /**
  * Opens (creating if needed) TAP interface `name` on /dev/net/tun, O_NONBLOCK|O_CLOEXEC, IFF_TAP |
- * IFF_NO_PI by default. Needs CAP_NET_ADMIN (EPERM otherwise).
+ * IFF_NO_PI by default, in the calling thread's network namespace or in `flags.netns`. Needs
+ * CAP_NET_ADMIN (EPERM otherwise). The fd keeps working wherever the interface is moved later.
  */
 export function tapOpen(name: string, flags: TapFlags = {}): TapHandle {
   const h = nb().tapOpen(name, flags);

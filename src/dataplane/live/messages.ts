@@ -17,6 +17,8 @@ export interface SharedTables {
 
 export interface PortsUpdate {
   type: 'ports';
+  /** acknowledged by an 'applied' event once the worker no longer uses fds absent from this update */
+  seq: number;
   specs: (PortSpec | null)[];
   /** per port slot: the fd this worker reads and writes (-1: none) */
   fds: number[];
@@ -48,4 +50,5 @@ export type WorkerEvent =
       names: { node: string; reason: string }[];
       portCounters: SharedArrayBuffer;
     }
+  | { type: 'applied'; id: number; seq: number }
   | { type: 'error'; id: number; message: string };

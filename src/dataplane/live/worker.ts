@@ -140,7 +140,10 @@ class Worker {
       if (m === undefined) return;
       const msg = m.message as ControlMessage;
       if (msg.type === 'stop') this.stopping = true;
-      else if (msg.type === 'ports') this.applyPorts(msg);
+      else if (msg.type === 'ports') {
+        this.applyPorts(msg);
+        post({ type: 'applied', id: this.init.id, seq: msg.seq });
+      }
     }
   }
 

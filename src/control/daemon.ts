@@ -1,0 +1,343 @@
+// `calitap run`: the daemon. The main thread is the control plane (config, IPAM, workloads, BGP,
+// control API); N worker threads are the dataplane. Tables are SharedArrayBuffers the control thread
+// writes and the workers read; port changes reach workers as messages (with an eventfd to wake them)
+// and are acknowledged before a removed port's fds are closed. A worker that dies is restarted with
+// the same fds and counters. SIGTERM/SIGINT stop everything cleanly; persistent TAPs and the state
+// file let a restarted or killed daemon pick its workloads up again.
+import * as os from 'node:os';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
+import pino from 'pino';
+import { loadConfigFile } from './config/load.js';
+import { felixFor } from './config/compile.js';
+import { Programmer } from './program.js';
+import { WorkloadManager, type Attached } from './workloads.js';
+import { startApiServer, type ApiServer } from './api.js';
+import { CalitapError, ConfigError } from '../common/errors.js';
+import { formatIp4, formatPrefix4 } from '../common/addr.js';
+import * as io from '../dataplane/io/native.js';
+import type { PortsUpdate, WorkerEvent, WorkerInit } from '../dataplane/live/messages.js';
+import { collectStats, type StatsView } from './stats.js';
+import type { BgpHost } from './bgp-host.js';
+
+export interface DaemonOptions {
+  config: string;
+  node: string;
+  socket: string;
+  stateFile: string;
+  workers?: number;
+  /** Prometheus metrics on 127.0.0.1:<port> (off when undefined) */
+  metricsPort?: number;
+  /** start the BGP speaker (default true when the config has peers or a mesh) */
+  bgp?: boolean;
+}
+
+interface WorkerSlot {
+  id: number;
+  worker: Worker | null;
+  control: MessagePort;
+  wakeFd: number;
+  uplinkFd: number;
+  counters?: SharedArrayBuffer;
+  portCounters?: SharedArrayBuffer;
+  names: { node: string; reason: string }[];
+  applied: number;
+  restarts: number;
+}
+
+export class Daemon {
+  readonly log = pino({ name: 'calitap', level: process.env.CALITAP_LOG ?? 'info' }, pino.destination(2));
+  readonly prog: Programmer;
+  readonly workloads: WorkloadManager;
+  private readonly slots: WorkerSlot[] = [];
+  private readonly quietFds: number[] = [];
+  private api: ApiServer | null = null;
+  private metrics: http.Server | null = null;
+  private seq = 0;
+  private stopping = false;
+  bgp: BgpHost | null = null;
+  readonly started = Date.now();
+
+  constructor(readonly opts: DaemonOptions) {
+    const cfg = loadConfigFile(opts.config);
+    const uplink = cfg.uplinks.get(opts.node);
+    if (!uplink)
+      throw new ConfigError(
+        `${cfg.source}: Uplink ${opts.node}: missing: a calitap/v1 Uplink named after the node is required`,
+      );
+    let mac: string;
+    try {
+      mac = io.ifMac(uplink.interfaceName);
+    } catch (e) {
+      throw new ConfigError(
+        `${cfg.source}: Uplink ${opts.node}: spec.interfaceName ${uplink.interfaceName}: ${(e as Error).message}`,
+      );
+    }
+    if (uplink.mac !== undefined && uplink.mac !== mac) {
+      this.log.warn(
+        { configured: uplink.mac, actual: mac },
+        'Uplink spec.mac differs from the interface; using the interface MAC',
+      );
+    }
+    this.prog = new Programmer(cfg, opts.node, { uplinkMac: mac, configEndpoints: false });
+    for (const w of this.prog.warnings) this.log.warn(w);
+    for (const i of cfg.ignored) this.log.info({ kind: i.kind, name: i.name }, `ignored: ${i.reason}`);
+    const n = opts.workers ?? os.availableParallelism();
+    this.workloads = new WorkloadManager(this.prog, opts.node, opts.stateFile, n);
+    for (const w of this.workloads.restore()) this.log.warn(w);
+    this.openUplink(n, uplink.interfaceName);
+  }
+
+  /** One packet socket per worker (fanout), filtered to what calitap handles; quiet the kernel. */
+  private openUplink(n: number, ifname: string): void {
+    const cfg = this.prog.cfg;
+    const p = this.prog.env.params;
+    const felix = felixFor(cfg, this.opts.node);
+    const node = formatIp4(p.nodeIp);
+    const nets = cfg.pools.map((x) => `dst net ${formatPrefix4({ addr: x.cidr.addr, len: x.cidr.len })}`);
+    const [lo, hi] = felix.natPortRange ?? [32768, 60999];
+    const natIps = [felix.natOutgoingAddress ?? p.nodeIp].map(formatIp4);
+    const nat = natIps.map(
+      (a) => `(dst host ${a} and (icmp or ((tcp or udp) and dst portrange ${lo}-${hi})))`,
+    );
+    const tunnels = `(dst host ${node} and (ip proto 4 or (udp dst port ${p.vxlanPort})))`;
+    const owned = p.ownedIps.map((a) => `dst host ${formatIp4(a)}`);
+    const expr = `arp or (ip and (${[...nets, tunnels, ...nat, ...owned].join(' or ')}))`;
+    let bpf: Uint8Array | undefined;
+    try {
+      bpf = io.bpfFromTcpdump(expr, ifname);
+    } catch (e) {
+      this.log.warn(
+        { err: (e as Error).message },
+        'no BPF filter (tcpdump missing?): every uplink frame is copied',
+      );
+    }
+    const group = (process.pid & 0x7fff) | 1;
+    for (let k = 0; k < n; k++) {
+      const fd = io.packetSocket(ifname, { fanoutGroup: group, fanoutMode: 'hash', bpf, rcvbuf: 4 << 20 });
+      const wakeFd = io.eventfdCreate();
+      const { port1, port2 } = new MessageChannel();
+      this.slots.push({
+        id: k,
+        worker: null,
+        control: port1,
+        wakeFd,
+        uplinkFd: fd,
+        names: [],
+        applied: 0,
+        restarts: 0,
+      });
+      this.peers.set(k, port2);
+    }
+    // Keep the host kernel quiet about tunnel traffic it does not own: without a listener it would
+    // answer VXLAN with port unreachable and IPIP with protocol unreachable.
+    if (cfg.pools.some((x) => x.vxlanMode !== 'Never'))
+      this.quietFds.push(io.udpSocket('0.0.0.0', p.vxlanPort, { rcvbuf: 1024 }));
+    if (cfg.pools.some((x) => x.ipipMode !== 'Never')) this.quietFds.push(io.rawSocket(4, { rcvbuf: 1024 }));
+  }
+
+  private readonly peers = new Map<number, MessagePort>();
+
+  private portsFor(k: number): PortsUpdate {
+    const specs = this.prog.specs;
+    const fds: number[] = specs.map(() => -1);
+    fds[0] = this.slots[k].uplinkFd;
+    for (const a of this.workloads.all()) fds[a.port] = a.fds[k] ?? -1;
+    return { type: 'ports', seq: this.seq, specs, fds };
+  }
+
+  private spawn(k: number): void {
+    const s = this.slots[k];
+    const init: WorkerInit = {
+      id: k,
+      control: this.peers.get(k)!,
+      wakeFd: s.wakeFd,
+      tables: {
+        fib: this.prog.env.fib.shared,
+        adj: this.prog.env.adj.shared,
+        nbr: this.prog.env.nbr.shared,
+        nat: this.prog.env.nat?.shared ?? null,
+      },
+      params: this.prog.env.params,
+      ports: this.portsFor(k),
+      counters: s.counters,
+      portCounters: s.portCounters,
+      batchSize: 256,
+      idleMs: 100,
+    };
+    const w = new Worker(new URL('../dataplane/live/worker.js', import.meta.url), {
+      workerData: init,
+      transferList: [init.control],
+    });
+    s.worker = w;
+    w.on('message', (e: WorkerEvent) => {
+      if (e.type === 'ready') {
+        s.counters = e.counters;
+        s.portCounters = e.portCounters;
+        s.names = e.names;
+      } else if (e.type === 'applied') s.applied = e.seq;
+      else if (e.type === 'error') this.log.error({ worker: k, err: e.message }, 'worker failed');
+    });
+    w.on('error', (err) => this.log.error({ worker: k, err: err.message }, 'worker error'));
+    w.on('exit', (code) => {
+      s.worker = null;
+      if (this.stopping) return;
+      s.restarts++;
+      this.log.error({ worker: k, code, restarts: s.restarts }, 'worker exited; restarting it');
+      // its control port went with it: make a new channel
+      const { port1, port2 } = new MessageChannel();
+      s.control = port1;
+      this.peers.set(k, port2);
+      setTimeout(() => this.spawn(k), Math.min(1000, 50 * s.restarts));
+    });
+  }
+
+  /** Sends the current port table to every worker and waits until all applied it. */
+  async publishPorts(): Promise<void> {
+    this.seq++;
+    for (let k = 0; k < this.slots.length; k++) {
+      const s = this.slots[k];
+      if (s.worker === null) continue;
+      s.control.postMessage(this.portsFor(k));
+      io.eventfdWrite(s.wakeFd, 1);
+    }
+    const want = this.seq;
+    const deadline = Date.now() + 5000;
+    while (this.slots.some((s) => s.worker !== null && s.applied < want)) {
+      if (Date.now() > deadline)
+        throw new CalitapError('workers-busy', 'workers did not apply the port change within 5 s');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  stats(): StatsView {
+    return collectStats(this.slots, this.prog.env.ports.names, this.prog.specs);
+  }
+
+  async start(): Promise<void> {
+    for (let k = 0; k < this.slots.length; k++) this.spawn(k);
+    // wait for every worker's first 'ready' so stats have counters
+    const deadline = Date.now() + 10_000;
+    while (this.slots.some((s) => s.counters === undefined)) {
+      if (Date.now() > deadline) throw new CalitapError('workers-start', 'workers did not start within 10 s');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    this.api = await startApiServer(this.opts.socket, {
+      status: () => ({
+        node: this.opts.node,
+        peers: this.bgp?.status() ?? [],
+        uptime: (Date.now() - this.started) / 1000,
+      }),
+      routes: () => this.prog.table(),
+      stats: () => this.stats(),
+      neighbors: () => this.prog.env.nbr.entries().map((e) => ({ ...e, ip: formatIp4(e.ip) })),
+      'workload.list': () => this.workloads.list(),
+      'workload.add': async (p) => {
+        const a = this.workloads.add({
+          name: String(p.name),
+          netns: String(p.netns),
+          ip: p.ip as string | undefined,
+          mac: p.mac as string | undefined,
+        });
+        await this.publishPorts();
+        this.log.info(a.record, 'workload added');
+        return a.record;
+      },
+      'workload.del': async (p) => {
+        const a: Attached = this.workloads.detach(String(p.name));
+        await this.publishPorts();
+        this.workloads.destroy(a);
+        this.log.info(a.record, 'workload deleted');
+        return a.record;
+      },
+    });
+    if (this.opts.metricsPort !== undefined) this.metrics = await startMetrics(this, this.opts.metricsPort);
+    this.log.info(
+      {
+        node: this.opts.node,
+        workers: this.slots.length,
+        socket: this.opts.socket,
+        workloads: this.workloads.list().length,
+      },
+      'calitap running',
+    );
+  }
+
+  async stop(reason: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info({ reason }, 'stopping');
+    await this.bgp?.stop();
+    for (const s of this.slots) {
+      if (s.worker === null) continue;
+      s.control.postMessage({ type: 'stop' });
+      io.eventfdWrite(s.wakeFd, 1);
+    }
+    await Promise.all(
+      this.slots.map((s) =>
+        s.worker === null ? undefined : new Promise<void>((r) => s.worker!.once('exit', () => r())),
+      ),
+    );
+    await this.api?.close();
+    this.metrics?.close();
+    try {
+      fs.unlinkSync(this.opts.socket);
+    } catch {
+      /* gone */
+    }
+    for (const fd of this.quietFds) io.close(fd);
+    // workload TAPs are persistent: closing the queues leaves them (and the workloads) in place
+    for (const a of this.workloads.all()) for (const fd of a.fds) io.close(fd);
+  }
+}
+
+async function startMetrics(d: Daemon, port: number): Promise<http.Server> {
+  const prom = await import('prom-client');
+  const registry = new prom.Registry();
+  new prom.Gauge({
+    name: 'calitap_node_counter',
+    help: 'Per-node, per-reason packet counters summed over workers',
+    labelNames: ['node', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of d.stats().counters) this.set({ node: c.node, reason: c.reason }, c.count);
+    },
+  });
+  new prom.Gauge({
+    name: 'calitap_port_packets',
+    help: 'Per-port packets summed over workers',
+    labelNames: ['port', 'direction'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of d.stats().ports) {
+        this.set({ port: p.port, direction: 'rx' }, p.rxPackets);
+        this.set({ port: p.port, direction: 'tx' }, p.txPackets);
+      }
+    },
+  });
+  const server = http.createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    void registry
+      .metrics()
+      .then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body));
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  return server;
+}
+
+export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
+  const d = new Daemon(opts);
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => {
+      void d.stop(sig).then(() => process.exit(0));
+    });
+  }
+  await d.start();
+  return d;
+}

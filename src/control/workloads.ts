@@ -1,0 +1,218 @@
+// Workload attachment, the way Calico's CNI plugin does it but with a TAP instead of a veth: a
+// persistent multi-queue TAP named `cali` + 11 hex characters (one queue per dataplane worker) is
+// moved into the workload's network namespace as eth0, given the workload's /32, a link route to
+// 169.254.1.1 and a default route through it. calitap keeps the queues' fds (it *is* the host side).
+// The set of workloads is kept in a JSON state file so a restarted (or killed) daemon re-attaches to
+// the persistent TAPs without touching the workloads. Control thread only.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { CalitapError } from '../common/errors.js';
+import { formatIp4, normalizeMac, parseIp4 } from '../common/addr.js';
+import type { Programmer } from './program.js';
+import { allocateAddress, checkAddress } from './ipam.js';
+import * as io from '../dataplane/io/native.js';
+
+export interface WorkloadRecord {
+  name: string;
+  netns: string;
+  ip: string;
+  mac: string;
+  /** the TAP's name before it moved into the namespace (Calico's host-side interface name) */
+  tap: string;
+}
+
+export interface AddRequest {
+  name: string;
+  netns: string;
+  ip?: string;
+  mac?: string;
+}
+
+export interface Attached {
+  record: WorkloadRecord;
+  port: number;
+  /** one queue fd per worker */
+  fds: number[];
+}
+
+const NAME_RE = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/;
+
+/** Calico's host-side interface name: "cali" + the first 11 hex digits of sha1(namespace.name). */
+export function caliName(netns: string, name: string): string {
+  return 'cali' + createHash('sha1').update(`${netns}.${name}`).digest('hex').slice(0, 11);
+}
+
+export function netnsPath(netns: string): string {
+  return netns.startsWith('/') ? netns : `/var/run/netns/${netns}`;
+}
+
+function ip(args: string[]): string {
+  try {
+    return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new CalitapError('ip-command', `ip ${args.join(' ')}: ${(err.stderr ?? err.message).trim()}`);
+  }
+}
+
+function nsArgs(netns: string): string[] {
+  return netns.startsWith('/') ? ['-n', path.basename(netns)] : ['-n', netns];
+}
+
+export class WorkloadManager {
+  private readonly attached = new Map<string, Attached>();
+
+  constructor(
+    private readonly prog: Programmer,
+    private readonly node: string,
+    private readonly stateFile: string,
+    private readonly queues: number,
+  ) {}
+
+  list(): WorkloadRecord[] {
+    return [...this.attached.values()].map((a) => a.record);
+  }
+
+  all(): Attached[] {
+    return [...this.attached.values()];
+  }
+
+  private usedIps(): Set<number> {
+    return new Set([...this.attached.values()].map((a) => parseIp4(a.record.ip)!));
+  }
+
+  /** Creates the TAP, moves it into the namespace as eth0, addresses and routes it, starts routing. */
+  add(req: AddRequest): Attached {
+    if (typeof req.name !== 'string' || !NAME_RE.test(req.name)) {
+      throw new CalitapError(
+        'bad-request',
+        `workload add: --name ${String(req.name)}: expected a DNS-1123 label`,
+      );
+    }
+    if (this.attached.has(req.name))
+      throw new CalitapError('workload-exists', `workload ${req.name} already exists`);
+    const nsPath = netnsPath(req.netns);
+    if (!fs.existsSync(nsPath)) {
+      throw new CalitapError(
+        'no-netns',
+        `workload add: --netns ${req.netns}: no such network namespace (${nsPath})`,
+      );
+    }
+    const cfg = this.prog.cfg;
+    let addr: number;
+    if (req.ip !== undefined) {
+      const p = parseIp4(req.ip);
+      if (p === null)
+        throw new CalitapError('bad-request', `workload add: --ip ${req.ip}: not an IPv4 address`);
+      checkAddress(cfg, this.node, p, this.usedIps());
+      addr = p;
+    } else {
+      addr = allocateAddress(cfg, this.node, this.usedIps());
+    }
+    let mac: string | null = null;
+    if (req.mac !== undefined) {
+      mac = normalizeMac(req.mac);
+      if (mac === null)
+        throw new CalitapError('bad-request', `workload add: --mac ${req.mac}: malformed MAC`);
+    }
+    const tap = caliName(req.netns, req.name);
+    const fds: number[] = [];
+    const ns = nsArgs(req.netns);
+    try {
+      for (let q = 0; q < this.queues; q++) fds.push(io.tapOpen(tap, { multiQueue: true, persist: true }).fd);
+      io.setTxQueueLen(tap, 10000);
+      ip(['link', 'set', tap, 'netns', req.netns.startsWith('/') ? req.netns : req.netns]);
+      ip([...ns, 'link', 'set', tap, 'name', 'eth0']);
+      if (mac !== null) ip([...ns, 'link', 'set', 'eth0', 'address', mac]);
+      ip([...ns, 'link', 'set', 'eth0', 'mtu', String(this.prog.workloadMtu), 'up']);
+      ip([...ns, 'addr', 'add', `${formatIp4(addr)}/32`, 'dev', 'eth0']);
+      ip([...ns, 'route', 'replace', '169.254.1.1', 'dev', 'eth0', 'scope', 'link']);
+      ip([...ns, 'route', 'replace', 'default', 'via', '169.254.1.1', 'dev', 'eth0']);
+      if (mac === null) {
+        const j = JSON.parse(ip([...ns, '-j', 'link', 'show', 'eth0'])) as { address: string }[];
+        mac = j[0].address;
+      }
+    } catch (e) {
+      for (const fd of fds) {
+        try {
+          io.tapSetPersist(fd, false);
+        } catch {
+          /* already gone */
+        }
+        io.close(fd);
+      }
+      throw e;
+    }
+    const record: WorkloadRecord = { name: req.name, netns: req.netns, ip: formatIp4(addr), mac, tap };
+    const port = this.prog.attachWorkload({ name: tap, ip: addr, mac });
+    const a: Attached = { record, port, fds };
+    this.attached.set(req.name, a);
+    this.save();
+    return a;
+  }
+
+  /** Stops routing the workload; returns its fds for the caller to close once workers let go. */
+  detach(name: string): Attached {
+    const a = this.attached.get(name);
+    if (!a) throw new CalitapError('no-workload', `workload ${name}: no such workload`);
+    this.prog.detachWorkload(a.record.tap);
+    this.attached.delete(name);
+    this.save();
+    return a;
+  }
+
+  /** Deletes the TAP (non-persistent + last fd closed) after the workers stopped using it. */
+  destroy(a: Attached): void {
+    for (const fd of a.fds) {
+      try {
+        io.tapSetPersist(fd, false);
+      } catch {
+        /* ignore */
+      }
+      io.close(fd);
+    }
+  }
+
+  /** Re-attaches the workloads of the state file (daemon start). Returns warnings for those that are gone. */
+  restore(): string[] {
+    const warnings: string[] = [];
+    let records: WorkloadRecord[] = [];
+    try {
+      records = JSON.parse(fs.readFileSync(this.stateFile, 'utf8')) as WorkloadRecord[];
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        warnings.push(`${this.stateFile}: unreadable, starting empty: ${(e as Error).message}`);
+      return warnings;
+    }
+    for (const r of records) {
+      const nsPath = netnsPath(r.netns);
+      if (!fs.existsSync(nsPath)) {
+        warnings.push(`workload ${r.name}: namespace ${r.netns} is gone; forgetting it`);
+        continue;
+      }
+      const fds: number[] = [];
+      try {
+        for (let q = 0; q < this.queues; q++) {
+          fds.push(io.tapOpen('eth0', { multiQueue: true, persist: true, netns: nsPath } as io.TapFlags).fd);
+        }
+      } catch (e) {
+        for (const fd of fds) io.close(fd);
+        warnings.push(`workload ${r.name}: cannot re-attach eth0 in ${r.netns}: ${(e as Error).message}`);
+        continue;
+      }
+      const port = this.prog.attachWorkload({ name: r.tap, ip: parseIp4(r.ip)!, mac: r.mac });
+      this.attached.set(r.name, { record: r, port, fds });
+    }
+    this.save();
+    return warnings;
+  }
+
+  private save(): void {
+    fs.mkdirSync(path.dirname(this.stateFile), { recursive: true });
+    const tmp = `${this.stateFile}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(this.list(), null, 2));
+    fs.renameSync(tmp, this.stateFile);
+  }
+}
