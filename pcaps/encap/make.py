@@ -184,6 +184,10 @@ decap = [
     / IP(src=C66, dst=A66[1], id=71)
     / UDP(sport=7000, dport=5000)
     / payload(8),
+    # 13: IPIP from node-c to an address that is not our node IP: not decapsulated, not forwarded
+    ipip_from(NODE_C, "10.0.0.77", inner_ok, GW_A_MAC),
+    # 14: IPIP from node-c whose outer header is a fragment: dropped (fragmented-outer)
+    ipip_from(NODE_C, NODE_A, inner_ok, GW_A_MAC, flags="MF"),
 ]
 write("decap-uplink.pcap", stamp(decap, T0))
 
@@ -267,6 +271,12 @@ nat_out = [
     pod(A65, "10.69.0.70", UDP(sport=5402, dport=7000) / payload(10), id=117),
 ]
 write("nat-out-cali-a65.pcap", stamp(nat_out, T0))
+
+# another pod with the same source port towards the same server as nat-out's frame 1: another nat port
+write(
+    "nat-collide-cali-a65b.pcap",
+    stamp([pod(("cali-a65b", "10.65.0.3", "0a:58:0a:41:00:03"), "192.0.2.10", TCP(sport=40000, dport=80, flags="S", seq=1), id=118)], T0 + 0.01),
+)
 
 nat_other_pools = [
     # from the VXLAN Always pool (no natOutgoing) to the Internet: leaves with the pod's address

@@ -43,7 +43,7 @@ template bgp calitap {
   graceful restart time 120;
   ipv4 {
     import all;
-    export all;
+    export where source = RTS_STATIC;
     next hop self;
     gateway direct;
   };

@@ -50,10 +50,25 @@ function expectOneLineError(r: Run, ...parts: string[]): void {
 }
 
 describe.concurrent('calitap replay', () => {
-  it('--json prints one JSON object with ports and counters, exits 0 despite drops, writes the pcaps', async () => {
+  it('--json prints one JSON object with ports and counters, exits 0 despite drops, writes the expected pcaps', async () => {
     const out = tmpDir();
     try {
-      const r = await calitap(['replay', '--config', CONFIG, '--node', 'node-a', '--in', IN_W, '--in', IN_U, '--out', out, '--json']);
+      // --trace is ignored with --json: stdout stays one JSON object
+      const r = await calitap([
+        'replay',
+        '--config',
+        CONFIG,
+        '--node',
+        'node-a',
+        '--in',
+        IN_W,
+        '--in',
+        IN_U,
+        '--out',
+        out,
+        '--json',
+        '--trace',
+      ]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toBe('');
       const lines = r.stdout.split('\n').filter((l) => l.length > 0);
@@ -61,7 +76,12 @@ describe.concurrent('calitap replay', () => {
       const j = JSON.parse(lines[0]);
       expect(j.node).toBe('node-a');
       expect(j.frames).toBe(17);
-      expect(j.ports.map((p: { port: string }) => p.port)).toEqual(['uplink', W1, 'cali0123456789a', 'cali9f8e7d6c5b4']);
+      expect(j.ports.map((p: { port: string }) => p.port)).toEqual([
+        'uplink',
+        W1,
+        'cali0123456789a',
+        'cali9f8e7d6c5b4',
+      ]);
       for (const p of j.ports) {
         expect(Object.keys(p).sort()).toEqual(['port', 'rxBytes', 'rxPackets', 'txBytes', 'txPackets']);
       }
@@ -73,7 +93,12 @@ describe.concurrent('calitap replay', () => {
       for (const c of j.counters) expect(c.count).toBeGreaterThan(0);
       // the files on disk are the committed expected outputs
       const files = fs.readdirSync(out).sort();
-      expect(files).toEqual(['cali0123456789a.pcap', 'cali1a2b3c4d5e6.pcap', 'cali9f8e7d6c5b4.pcap', 'uplink.pcap']);
+      expect(files).toEqual([
+        'cali0123456789a.pcap',
+        'cali1a2b3c4d5e6.pcap',
+        'cali9f8e7d6c5b4.pcap',
+        'uplink.pcap',
+      ]);
       for (const f of files) {
         const want = fs.readFileSync(path.join(PCAPS, 'expected', 'demo', f));
         expect(fs.readFileSync(path.join(out, f)).equals(want), f).toBe(true);
@@ -86,30 +111,25 @@ describe.concurrent('calitap replay', () => {
   it('prints a per-port table and the counters without --json; --trace adds per-frame decisions', async () => {
     const out = tmpDir();
     try {
-      const r = await calitap(['replay', '--config', CONFIG, '--node', 'node-a', '--in', IN_W, '--out', out]);
-      expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).toContain('replayed 12 frames on node-a');
-      expect(r.stdout).toMatch(/PORT\s+RX\s+RX-BYTES\s+TX\s+TX-BYTES/);
-      expect(r.stdout).toMatch(/ip4-input: bad-checksum\s+1/);
-      expect(r.stdout).not.toContain('frame 1 rx');
-      const t = await calitap(['replay', '--config', CONFIG, '--node', 'node-a', '--in', IN_W, '--out', out, '--trace']);
+      const t = await calitap([
+        'replay',
+        '--config',
+        CONFIG,
+        '--node',
+        'node-a',
+        '--in',
+        IN_W,
+        '--out',
+        out,
+        '--trace',
+      ]);
       expect(t.code, t.stderr).toBe(0);
       expect(t.stdout).toContain('frame 1 rx cali1a2b3c4d5e6');
       expect(t.stdout).toContain('arp-reply: who-has 169.254.1.1');
       expect(t.stdout).toContain('ip4-input: drop: bad-checksum');
-    } finally {
-      fs.rmSync(out, { recursive: true, force: true });
-    }
-  });
-
-  it('--json with --trace still prints exactly one JSON object', async () => {
-    const out = tmpDir();
-    try {
-      const r = await calitap(['replay', '--config', CONFIG, '--node', 'node-a', '--in', IN_U, '--out', out, '--json', '--trace']);
-      expect(r.code, r.stderr).toBe(0);
-      const lines = r.stdout.split('\n').filter((l) => l.length > 0);
-      expect(lines).toHaveLength(1);
-      expect(JSON.parse(lines[0]).frames).toBe(5);
+      expect(t.stdout).toContain('replayed 12 frames on node-a');
+      expect(t.stdout).toMatch(/PORT\s+RX\s+RX-BYTES\s+TX\s+TX-BYTES/);
+      expect(t.stdout).toMatch(/ip4-input: bad-checksum\s+1/);
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
     }
@@ -122,7 +142,17 @@ describe.concurrent('calitap replay', () => {
       expect(bad).toContain('blockSize: 33');
       const cfg = path.join(dir, 'bad.yaml');
       fs.writeFileSync(cfg, bad);
-      const r = await calitap(['replay', '--config', cfg, '--node', 'node-a', '--in', IN_W, '--out', path.join(dir, 'o')]);
+      const r = await calitap([
+        'replay',
+        '--config',
+        cfg,
+        '--node',
+        'node-a',
+        '--in',
+        IN_W,
+        '--out',
+        path.join(dir, 'o'),
+      ]);
       expectOneLineError(r, 'IPPool', 'pool-ipip', 'spec.blockSize', '33');
       expect(r.code).toBe(2);
       expect(r.stdout).toBe('');
@@ -131,48 +161,23 @@ describe.concurrent('calitap replay', () => {
     }
   });
 
-  it('missing or unparsable config file', async () => {
-    const dir = tmpDir();
-    try {
-      const missing = path.join(dir, 'nope.yaml');
-      const r1 = await calitap(['replay', '--config', missing, '--node', 'node-a', '--in', IN_W, '--out', dir]);
-      expectOneLineError(r1, missing);
-      const broken = path.join(dir, 'broken.yaml');
-      fs.writeFileSync(broken, 'apiVersion: projectcalico.org/v3\nkind: IPPool\n  spec: [\n');
-      const r2 = await calitap(['replay', '--config', broken, '--node', 'node-a', '--in', IN_W, '--out', dir]);
-      expectOneLineError(r2, broken);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('unknown node', async () => {
-    const dir = tmpDir();
-    try {
-      const r = await calitap(['replay', '--config', CONFIG, '--node', 'node-z', '--in', IN_W, '--out', dir]);
-      expectOneLineError(r, 'node-z', 'node-a, node-b, node-c');
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('unreadable capture: missing file, not a capture, truncated header', async () => {
+  it('unreadable capture', async () => {
     const dir = tmpDir();
     try {
       const missing = path.join(dir, 'missing.pcap');
-      const r1 = await calitap(['replay', '--config', CONFIG, '--node', 'node-a', '--in', `uplink=${missing}`, '--out', dir]);
-      expectOneLineError(r1, missing);
-      expect(r1.code).toBe(1);
-      const junk = path.join(dir, 'junk.pcap');
-      fs.writeFileSync(junk, 'this is not a capture file at all\n');
-      const r2 = await calitap(['replay', '--config', CONFIG, '--node', 'node-a', '--in', `uplink=${junk}`, '--out', dir]);
-      expectOneLineError(r2, junk);
-      const short = path.join(dir, 'short.pcap');
-      fs.writeFileSync(short, fs.readFileSync(path.join(PCAPS, 'demo-uplink.pcap')).subarray(0, 10));
-      const r3 = await calitap(['replay', '--config', CONFIG, '--node', 'node-a', '--in', `uplink=${short}`, '--out', dir]);
-      expectOneLineError(r3, short);
-      const isDir = await calitap(['replay', '--config', CONFIG, '--node', 'node-a', '--in', `uplink=${dir}`, '--out', dir]);
-      expectOneLineError(isDir, dir);
+      const r = await calitap([
+        'replay',
+        '--config',
+        CONFIG,
+        '--node',
+        'node-a',
+        '--in',
+        `uplink=${missing}`,
+        '--out',
+        dir,
+      ]);
+      expectOneLineError(r, missing);
+      expect(r.code).toBe(1);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -199,14 +204,12 @@ describe.concurrent('calitap replay', () => {
     }
   });
 
-  it('missing --in, and a malformed --in', async () => {
+  it('missing --in', async () => {
     const dir = tmpDir();
     try {
       const r = await calitap(['replay', '--config', CONFIG, '--node', 'node-a', '--out', dir]);
       expectOneLineError(r, '--in');
       expect(r.code).toBe(2);
-      const r2 = await calitap(['replay', '--config', CONFIG, '--node', 'node-a', '--in', 'uplink', '--out', dir]);
-      expectOneLineError(r2, '--in uplink', 'PORT=FILE');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -229,12 +232,94 @@ describe('calitap demo', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('calitap demo');
     expect(r.stdout).toContain('frame 1 rx cali1a2b3c4d5e6');
-    expect(r.stdout).toContain('arp-reply: who-has 169.254.1.1 tell 10.65.0.2: reply 169.254.1.1 is-at ee:ee:ee:ee:ee:ee');
+    expect(r.stdout).toContain(
+      'arp-reply: who-has 169.254.1.1 tell 10.65.0.2: reply 169.254.1.1 is-at ee:ee:ee:ee:ee:ee',
+    );
     expect(r.stdout).toContain('interface-output: tx uplink');
     expect(r.stdout).toContain('ip4-lookup: drop: blackhole');
     expect(r.stdout).toMatch(/replayed 17 frames on node-a/);
     const m = /outputs: (\S+)\/<port>\.pcap/.exec(r.stdout);
     expect(m).not.toBeNull();
     if (m && m[1].startsWith(os.tmpdir())) fs.rmSync(m[1], { recursive: true, force: true });
+  });
+});
+
+// The same error contract, in process (cheaper than a node start per case): main() from the CLI
+// module with stdout/stderr captured and process.exitCode restored.
+describe('calitap errors (in process)', () => {
+  async function inProcess(args: string[]): Promise<Run> {
+    const { main } = await import('../../src/cli/main.js');
+    let stdout = '';
+    let stderr = '';
+    const ow = process.stdout.write.bind(process.stdout);
+    const ew = process.stderr.write.bind(process.stderr);
+    const saved = process.exitCode;
+    process.exitCode = 0;
+    process.stdout.write = ((s: string) => ((stdout += s), true)) as typeof process.stdout.write;
+    process.stderr.write = ((s: string) => ((stderr += s), true)) as typeof process.stderr.write;
+    let code: number;
+    try {
+      await main(['node', 'calitap', ...args]);
+    } catch (e) {
+      stderr += `uncaught: ${e instanceof Error ? e.stack : String(e)}\n`;
+    } finally {
+      process.stdout.write = ow;
+      process.stderr.write = ew;
+      code = Number(process.exitCode ?? 0);
+      process.exitCode = saved;
+    }
+    return { code, stdout, stderr };
+  }
+
+  const dir = tmpDir();
+  const replayArgs = (cfg: string, ...rest: string[]) => [
+    'replay',
+    '--config',
+    cfg,
+    '--node',
+    'node-a',
+    ...rest,
+  ];
+
+  it('missing config file', async () => {
+    const missing = path.join(dir, 'nope.yaml');
+    expectOneLineError(await inProcess(replayArgs(missing, '--in', IN_W, '--out', dir)), missing);
+  });
+
+  it('unparsable YAML', async () => {
+    const broken = path.join(dir, 'broken.yaml');
+    fs.writeFileSync(broken, 'apiVersion: projectcalico.org/v3\nkind: IPPool\n  spec: [\n');
+    expectOneLineError(await inProcess(replayArgs(broken, '--in', IN_W, '--out', dir)), broken);
+  });
+
+  it('unknown node', async () => {
+    const r = await inProcess(['replay', '--config', CONFIG, '--node', 'node-z', '--in', IN_W, '--out', dir]);
+    expectOneLineError(r, 'node-z', 'node-a, node-b, node-c');
+  });
+
+  it('captures that are not pcap/pcapng, truncated in the header, or a directory', async () => {
+    const junk = path.join(dir, 'junk.pcap');
+    fs.writeFileSync(junk, 'this is not a capture file at all\n');
+    expectOneLineError(await inProcess(replayArgs(CONFIG, '--in', `uplink=${junk}`, '--out', dir)), junk);
+    const short = path.join(dir, 'short.pcap');
+    fs.writeFileSync(short, fs.readFileSync(path.join(PCAPS, 'demo-uplink.pcap')).subarray(0, 10));
+    expectOneLineError(await inProcess(replayArgs(CONFIG, '--in', `uplink=${short}`, '--out', dir)), short);
+    expectOneLineError(await inProcess(replayArgs(CONFIG, '--in', `uplink=${dir}`, '--out', dir)), dir);
+  });
+
+  it('malformed --in and --seed', async () => {
+    expectOneLineError(
+      await inProcess(replayArgs(CONFIG, '--in', 'uplink', '--out', dir)),
+      '--in uplink',
+      'PORT=FILE',
+    );
+    expectOneLineError(
+      await inProcess(replayArgs(CONFIG, '--in', IN_U, '--out', dir, '--seed', '-3')),
+      '--seed',
+    );
+  });
+
+  it('cleans up', () => {
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });

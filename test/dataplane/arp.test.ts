@@ -105,10 +105,7 @@ describe('arp-reply on the uplink', () => {
   it('answers only for the addresses calitap owns there (natOutgoingAddress), with the uplink MAC', () => {
     const h = new Harness();
     const out = h.run([
-      [
-        'uplink',
-        arp({ sha: GW_MAC, spa: GW_IP, tpa: NAT_IP, padTo: 60 }),
-      ],
+      ['uplink', arp({ sha: GW_MAC, spa: GW_IP, tpa: NAT_IP, padTo: 60 })],
       ['uplink', arp({ sha: GW_MAC, spa: GW_IP, tpa: NAT_IP, dst: UPLINK_MAC })],
       // the node IP belongs to the host kernel: it answers, not us
       ['uplink', arp({ sha: GW_MAC, spa: GW_IP, tpa: NODE_IP })],
@@ -136,7 +133,10 @@ describe('arp-reply on the uplink', () => {
 
   it('never overwrites a static neighbour from ARP', () => {
     const h = new Harness();
-    h.one('uplink', arp({ op: 2, dst: UPLINK_MAC, sha: '02:66:66:66:66:66', spa: GW_IP, tha: UPLINK_MAC, tpa: NODE_IP }));
+    h.one(
+      'uplink',
+      arp({ op: 2, dst: UPLINK_MAC, sha: '02:66:66:66:66:66', spa: GW_IP, tha: UPLINK_MAC, tpa: NODE_IP }),
+    );
     expect(h.c('arp-reply: learned')).toBe(0);
     const out = h.one(W1.port, udp({ ethSrc: W1.mac, src: W1.ip, dst: '192.0.2.10' }));
     expect(f.dstMac(out[0].bytes)).toBe(GW_MAC);
@@ -314,7 +314,14 @@ describe('neighbour resolution without static neighbours (ip4-arp)', () => {
     const before = h.prog.env.nbr.entries();
     const out = h.one(
       'uplink',
-      arp({ op: 2, dst: UPLINK_MAC, sha: '02:00:00:00:00:77', spa: '10.0.0.77', tha: UPLINK_MAC, tpa: NODE_IP }),
+      arp({
+        op: 2,
+        dst: UPLINK_MAC,
+        sha: '02:00:00:00:00:77',
+        spa: '10.0.0.77',
+        tha: UPLINK_MAC,
+        tpa: NODE_IP,
+      }),
     );
     expect(out).toEqual([]);
     expect(h.prog.env.nbr.entries()).toEqual(before);

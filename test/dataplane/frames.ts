@@ -4,7 +4,13 @@
 // wire module cannot hide itself.
 import { emitEthernet, ETHERTYPE_ARP, ETHERTYPE_IPV4 } from '../../src/dataplane/wire/ethernet.js';
 import { emitArpReply, emitArpRequest } from '../../src/dataplane/wire/arp.js';
-import { emitIp4Header, ip4SetChecksum, IPPROTO_ICMP, IPPROTO_UDP, IP4_DF } from '../../src/dataplane/wire/ipv4.js';
+import {
+  emitIp4Header,
+  ip4SetChecksum,
+  IPPROTO_ICMP,
+  IPPROTO_UDP,
+  IP4_DF,
+} from '../../src/dataplane/wire/ipv4.js';
 import { emitUdpHeader, udpSetChecksum } from '../../src/dataplane/wire/udp.js';
 import { icmpSetChecksum } from '../../src/dataplane/wire/icmp4.js';
 
@@ -108,7 +114,13 @@ export function ip4(o: Ip4Opts): Uint8Array {
 }
 
 /** A UDP header + payload with a correct checksum for the given addresses. */
-export function udpL4(ipSrc: string, ipDst: string, sport: number, dport: number, payload: Uint8Array): Uint8Array {
+export function udpL4(
+  ipSrc: string,
+  ipDst: string,
+  sport: number,
+  dport: number,
+  payload: Uint8Array,
+): Uint8Array {
   // build inside a scratch IPv4 packet so the wire module's udpSetChecksum can be used
   const scratch = new Uint8Array(20 + 8 + payload.length);
   emitIp4Header(scratch, 0, ip(ipSrc), ip(ipDst), IPPROTO_UDP, scratch.length, 64, 0, 0, 0);

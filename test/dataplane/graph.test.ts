@@ -2,19 +2,7 @@
 // martians, anti-spoofing, every route kind, no reflection, TTL and its checksum.
 import { describe, expect, it } from 'vitest';
 import { Harness, GW_MAC, NAT_IP, NODE_B_MAC, NODE_IP, UPLINK_MAC, W1, W2 } from './harness.js';
-import {
-  EE,
-  f,
-  hex,
-  ip4,
-  ipCsumOk,
-  ipCsumRecomputed,
-  ping,
-  sum16,
-  udp,
-  udpCsumOk,
-  udpL4,
-} from './frames.js';
+import { EE, f, hex, ip4, ipCsumOk, ipCsumRecomputed, ping, sum16, udp, udpCsumOk, udpL4 } from './frames.js';
 import { IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP } from '../../src/dataplane/wire/ipv4.js';
 
 /** What a router must make of `input`: new MACs, TTL - 1, header checksum recomputed from scratch. */

@@ -184,7 +184,8 @@ export class Harness {
     b.nowSec = Math.floor(t);
     b.nowNsec = Math.round((t - Math.floor(t)) * 1e9);
     for (const [port, bytes] of frames) {
-      if (b.push(bytes, 0, bytes.length, this.port(port), b.nowSec, b.nowNsec) < 0) throw new Error('push failed');
+      if (b.push(bytes, 0, bytes.length, this.port(port), b.nowSec, b.nowNsec) < 0)
+        throw new Error('push failed');
     }
     this.g.graph.run(b);
     if (b.trace !== null) this.lastTrace = b.trace.map((l) => [...(l ?? [])]);

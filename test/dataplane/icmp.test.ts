@@ -46,7 +46,13 @@ function expectIcmpError(
 }
 
 /** Checks that `frags` are valid RFC 791 fragments of `orig` (forwarded: TTL - 1) within `mtu`. */
-function expectFragmentsOf(frags: Uint8Array[], orig: Uint8Array, mtu: number, dstMac: string, srcMac: string) {
+function expectFragmentsOf(
+  frags: Uint8Array[],
+  orig: Uint8Array,
+  mtu: number,
+  dstMac: string,
+  srcMac: string,
+) {
   const ohl = f.ihl(orig);
   const payload = orig.slice(14 + ohl, 14 + f.totLen(orig));
   const got = new Uint8Array(payload.length);
@@ -239,7 +245,13 @@ describe('fragmentation needed (DF and larger than the path MTU)', () => {
       input.set([0, 0, ((ipLen - 20) >> 8) & 255, (ipLen - 20) & 255], 34 + 2);
       const out = h.one(W1.port, input);
       expect(out.length).toBe(2);
-      expectFragmentsOf(out.map((o) => o.bytes), input, 1500, GW_MAC, UPLINK_MAC);
+      expectFragmentsOf(
+        out.map((o) => o.bytes),
+        input,
+        1500,
+        GW_MAC,
+        UPLINK_MAC,
+      );
     }
     expect(h.c('ip4-rewrite: fragmented')).toBe(2);
   });
@@ -254,7 +266,13 @@ describe('fragmentation needed (DF and larger than the path MTU)', () => {
     expect(f.ihl(out[0].bytes)).toBe(32);
     expect(f.ihl(out[1].bytes)).toBe(24);
     expect(hex(out[1].bytes.slice(34, 38))).toBe('8204abcd');
-    expectFragmentsOf(out.map((o) => o.bytes), input, 1500, GW_MAC, UPLINK_MAC);
+    expectFragmentsOf(
+      out.map((o) => o.bytes),
+      input,
+      1500,
+      GW_MAC,
+      UPLINK_MAC,
+    );
   });
 
   it('reports the path MTU of the route: uplink MTU 1400 → 1400, local delivery → the workload MTU', () => {

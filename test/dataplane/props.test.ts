@@ -100,7 +100,7 @@ const portArb = fc.integer({ min: 0, max: 2 });
 const randomFrame: fc.Arbitrary<Gen> = fc
   .record({
     port: portArb,
-    bytes: fc.uint8Array({ minLength: 0, maxLength: 200, size: "medium" }),
+    bytes: fc.uint8Array({ minLength: 0, maxLength: 200, size: 'medium' }),
     dress: fc.constantFrom('none', 'ip4', 'arp', 'ip4-valid-header'),
   })
   .map(({ port, bytes, dress }) => {
@@ -145,7 +145,8 @@ const mutatedFrame: fc.Arbitrary<Gen> = fc
   .map(({ t, otherPort, edits, headerOnly, cut, extend, fix }) => {
     const [port, tpl] = TEMPLATES[t];
     let u8 = tpl.slice();
-    for (const [pos, v] of edits) u8[headerOnly ? 14 + (pos % Math.min(u8.length - 14, 30)) : pos % u8.length] = v;
+    for (const [pos, v] of edits)
+      u8[headerOnly ? 14 + (pos % Math.min(u8.length - 14, 30)) : pos % u8.length] = v;
     if (cut !== undefined) u8 = u8.slice(0, cut % (u8.length + 1));
     if (extend !== undefined) {
       const x = new Uint8Array(u8.length + extend.length);
@@ -172,7 +173,8 @@ const anyFrame = fc.oneof(
 function sumTerminal(h: Harness): number {
   let n = 0;
   for (const [name, v] of Object.entries(h.counters())) {
-    if (!TERMINAL.has(name) && !EVENTS.has(name)) throw new Error(`unclassified counter ${name}: update the test`);
+    if (!TERMINAL.has(name) && !EVENTS.has(name))
+      throw new Error(`unclassified counter ${name}: update the test`);
     if (TERMINAL.has(name)) n += v;
   }
   return n;

@@ -77,7 +77,7 @@ describe('replay of the sample captures (node-a)', () => {
       const want = fs.readFileSync(path.join(EXPECTED, `${p.port}.pcap`));
       let frames = 0;
       let bytes = 0;
-      for (let o = 24; o < want.length; ) {
+      for (let o = 24; o < want.length;) {
         const len = want.readUInt32LE(o + 8);
         frames++;
         bytes += len;
@@ -126,7 +126,12 @@ interface IpInfo {
   flags: number;
   len: number;
   ipChecksumOk: boolean;
-  icmp?: { type: number; code: number; mtu?: number; quote?: { src: string; dst: string; ttl: number; id: number } };
+  icmp?: {
+    type: number;
+    code: number;
+    mtu?: number;
+    quote?: { src: string; dst: string; ttl: number; id: number };
+  };
   icmpChecksumOk?: boolean;
   tcp?: { sport: number; dport: number; flags: string };
   tcpChecksumOk?: boolean;
@@ -210,7 +215,13 @@ describe(`pcaps/expected/demo verified with scapy${why(haveScapy, 'python3-scapy
       pdst: '10.65.0.2',
     });
     expect(a.len).toBe(42);
-    expect(echo.ip).toMatchObject({ src: '10.65.0.70', dst: '10.65.0.2', ttl: 62, id: 100, icmp: { type: 0 } });
+    expect(echo.ip).toMatchObject({
+      src: '10.65.0.70',
+      dst: '10.65.0.2',
+      ttl: 62,
+      id: 100,
+      icmp: { type: 0 },
+    });
     // make-samples.py: ttl=1 UDP 10.65.0.2 -> 10.65.0.70 id 6; the error comes from node-a's IP
     expect(te.ip).toMatchObject({
       src: '10.0.0.1',
@@ -224,28 +235,54 @@ describe(`pcaps/expected/demo verified with scapy${why(haveScapy, 'python3-scapy
 
   it.skipIf(!haveScapy)(`${W2}: the ping from the local workload, TTL 63`, () => {
     expect(of(W2)).toHaveLength(1);
-    expect(of(W2)[0].ip).toMatchObject({ src: '10.65.0.2', dst: '10.65.0.3', ttl: 63, id: 1, icmp: { type: 8 } });
+    expect(of(W2)[0].ip).toMatchObject({
+      src: '10.65.0.2',
+      dst: '10.65.0.3',
+      ttl: 63,
+      id: 1,
+      icmp: { type: 8 },
+    });
     expect(of(W3)).toEqual([]);
   });
 
-  it.skipIf(!haveScapy)('uplink: direct to node-b, VXLAN to node-c via the router, SNATed SYN to the gateway', () => {
-    const up = of('uplink');
-    expect(up).toHaveLength(3);
-    const [direct, vx, syn] = up;
-    expect(direct.dst).toBe(NODE_B_MAC);
-    expect(direct.ip).toMatchObject({ src: '10.65.0.2', dst: '10.65.0.70', ttl: 63, id: 2, icmp: { type: 8 } });
-    // node-c (10.1.0.3) is in another subnet: the outer frame goes to the router's MAC
-    expect(vx.dst).toBe(GW_MAC);
-    expect(vx.ip).toMatchObject({ src: '10.0.0.1', dst: '10.1.0.3', proto: 17, udp: { dport: 4789, chksum: 0 } });
-    expect(vx.vxlan).toEqual({ vni: 4096, flags: 8 });
-    // Felix's default VTEP MACs: 0x66 + sha1(node name)[0:5]
-    expect(vx.inner).toMatchObject({ src: '66:07:02:c1:cc:60', dst: '66:1a:b9:f1:6e:af' });
-    expect(vx.inner!.ip).toMatchObject({ src: '10.65.0.2', dst: '10.66.0.130', ttl: 63, id: 4 });
-    expect(vx.ip!.len).toBe(50 + 50);
-    // pool-ipip has natOutgoing and 192.0.2.10 is in no pool: SNAT to the node IP
-    expect(syn.dst).toBe(GW_MAC);
-    expect(syn.ip).toMatchObject({ src: '10.0.0.1', dst: '192.0.2.10', ttl: 63, id: 9, tcp: { dport: 80, flags: 'S' } });
-  });
+  it.skipIf(!haveScapy)(
+    'uplink: direct to node-b, VXLAN to node-c via the router, SNATed SYN to the gateway',
+    () => {
+      const up = of('uplink');
+      expect(up).toHaveLength(3);
+      const [direct, vx, syn] = up;
+      expect(direct.dst).toBe(NODE_B_MAC);
+      expect(direct.ip).toMatchObject({
+        src: '10.65.0.2',
+        dst: '10.65.0.70',
+        ttl: 63,
+        id: 2,
+        icmp: { type: 8 },
+      });
+      // node-c (10.1.0.3) is in another subnet: the outer frame goes to the router's MAC
+      expect(vx.dst).toBe(GW_MAC);
+      expect(vx.ip).toMatchObject({
+        src: '10.0.0.1',
+        dst: '10.1.0.3',
+        proto: 17,
+        udp: { dport: 4789, chksum: 0 },
+      });
+      expect(vx.vxlan).toEqual({ vni: 4096, flags: 8 });
+      // Felix's default VTEP MACs: 0x66 + sha1(node name)[0:5]
+      expect(vx.inner).toMatchObject({ src: '66:07:02:c1:cc:60', dst: '66:1a:b9:f1:6e:af' });
+      expect(vx.inner!.ip).toMatchObject({ src: '10.65.0.2', dst: '10.66.0.130', ttl: 63, id: 4 });
+      expect(vx.ip!.len).toBe(50 + 50);
+      // pool-ipip has natOutgoing and 192.0.2.10 is in no pool: SNAT to the node IP
+      expect(syn.dst).toBe(GW_MAC);
+      expect(syn.ip).toMatchObject({
+        src: '10.0.0.1',
+        dst: '192.0.2.10',
+        ttl: 63,
+        id: 9,
+        tcp: { dport: 80, flags: 'S' },
+      });
+    },
+  );
 
   it.skipIf(!haveScapy)('the checker itself catches a bad checksum', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'calitap-bad-'));
@@ -296,7 +333,11 @@ describe(`pcaps/expected/demo verified with tshark${why(haveTshark, 'tshark')}`,
       // status: 0 bad, 1 good, 2 unverified, 3 not present (a zero UDP checksum, e.g. VXLAN's outer)
       for (const line of r.stdout.split('\n').filter((l) => l.length > 0)) {
         const [ipS, udpS, tcpS, icmpS] = line.split('\t');
-        const all = (s: string, ok: string[]) => s.split(',').filter((v) => v !== '').every((v) => ok.includes(v));
+        const all = (s: string, ok: string[]) =>
+          s
+            .split(',')
+            .filter((v) => v !== '')
+            .every((v) => ok.includes(v));
         expect(all(ipS, ['1']), `${port}: ip ${line}`).toBe(true);
         expect(all(udpS, ['1', '3']), `${port}: udp ${line}`).toBe(true);
         expect(all(tcpS, ['1']), `${port}: tcp ${line}`).toBe(true);
