@@ -6,13 +6,36 @@ import * as os from 'node:os';
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { runReplay } from './replay.js';
+import { LAB_MODES, runLiveDemo } from './demo-live.js';
+import type { LabMode } from '../lab/lab.js';
+import { UsageError } from '../common/errors.js';
 
 export function repoRoot(): string {
   // dist/src/cli/demo.js → repo root
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 }
 
-export function runDemo(print: (s: string) => void): void {
+/** `calitap demo`: the live cluster as root, else the replay demo (and say why). */
+export async function runDemo(
+  print: (s: string) => void,
+  opts: { mode?: string; replay?: boolean } = {},
+): Promise<void> {
+  const mode = (opts.mode ?? 'ipip') as LabMode;
+  if (!LAB_MODES.includes(mode))
+    throw new UsageError(`--mode ${opts.mode}: expected one of ${LAB_MODES.join(', ')}`);
+  if (!opts.replay) {
+    if (process.getuid?.() === 0) {
+      await runLiveDemo(mode, print);
+      return;
+    }
+    print(
+      'not root: the live demo needs network namespaces and TAP devices; running the replay demo instead\n',
+    );
+  }
+  runReplayDemo(print);
+}
+
+export function runReplayDemo(print: (s: string) => void): void {
   const root = repoRoot();
   const pcaps = path.join(root, 'pcaps');
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'calitap-demo-'));

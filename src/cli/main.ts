@@ -90,8 +90,10 @@ export function buildProgram(): Command {
     .action((o) => cmdWorkload(o.socket, 'list', {}, o.json === true, out));
   program
     .command('demo')
-    .description('replay the sample captures against the sample config with a trace')
-    .action(() => runDemo(out));
+    .description('as root: a live 3-host cluster in network namespaces; otherwise the replay demo')
+    .option('--mode <mode>', 'routing mode: ipip, vxlan, ipip-crosssubnet, vxlan-crosssubnet, never', 'ipip')
+    .option('--replay', 'replay the sample captures with a trace instead')
+    .action((o) => runDemo(out, { mode: o.mode, replay: o.replay === true }));
   return program;
 }
 

@@ -28,6 +28,7 @@ export function birdConf(o: {
     : '';
   return `log stderr all;
 router id ${o.routerId};
+graceful restart wait 5;
 protocol device { }
 protocol direct { ipv4; }
 ${statics}${o.extra ?? ''}

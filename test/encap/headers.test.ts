@@ -78,12 +78,20 @@ describe('VXLAN UDP source port (RFC 7348 §5: hash of the inner flow)', () => {
   it('lies in the Linux ephemeral range 32768..60999', () => {
     expect([VXLAN_SPORT_MIN, VXLAN_SPORT_MAX]).toEqual([32768, 60999]);
     let x = 12345;
-    for (let k = 0; k < 20000; k++) {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let k = 0; k < 200000; k++) {
       x = (Math.imul(x, 1103515245) + 12345) >>> 0;
       const p = vxlanSourcePort(x, Math.imul(x, 31) >>> 0, k & 1 ? 6 : 17, Math.imul(x, 7) >>> 0);
-      expect(p).toBeGreaterThanOrEqual(32768);
-      expect(p).toBeLessThanOrEqual(60999);
+      if (!Number.isInteger(p)) throw new Error(`port ${p}`);
+      lo = Math.min(lo, p);
+      hi = Math.max(hi, p);
     }
+    expect(lo).toBeGreaterThanOrEqual(32768);
+    expect(hi).toBeLessThanOrEqual(60999);
+    // 200 000 random flows reach both ends of the range
+    expect(lo).toBeLessThan(32768 + 50);
+    expect(hi).toBeGreaterThan(60999 - 50);
   });
 
   it('is stable per flow and differs between flows', () => {

@@ -86,7 +86,9 @@ export function framesOf(pcap: Uint8Array): Frame[] {
   const frames: Frame[] = [];
   try {
     while (r.next()) {
-      frames.push({ bytes: r.buf.slice(r.dataOffset, r.dataOffset + r.capLen), tsSec: r.tsSec, tsNsec: r.tsNsec });
+      // a copy in a plain Uint8Array (Buffer#slice would be a view into the capture)
+      const bytes = Uint8Array.prototype.slice.call(r.buf, r.dataOffset, r.dataOffset + r.capLen);
+      frames.push({ bytes, tsSec: r.tsSec, tsNsec: r.tsNsec });
     }
   } finally {
     r.close();
@@ -206,7 +208,7 @@ export function ethAt(u8: Uint8Array, off = 0): Eth {
 
 /** Bytes of the IP packet (after a 14-byte Ethernet header) of an input frame, TTL lowered by `hops`. */
 export function forwarded(frame: Uint8Array, hops = 1): Uint8Array {
-  const p = frame.slice(14, 14 + u16(frame, 16));
+  const p = Uint8Array.prototype.slice.call(frame, 14, 14 + u16(frame, 16));
   p[8] -= hops;
   p[10] = 0;
   p[11] = 0;
@@ -317,10 +319,29 @@ export function tsharkChecksums(file: string): TsharkRow[] {
     });
 }
 
-/** Frames where tshark found a bad checksum (status 0 anywhere, or a "Bad checksum" expert note). */
-export function tsharkBad(file: string): TsharkRow[] {
-  return tsharkChecksums(file).filter(
-    (r) =>
-      [r.ip, r.udp, r.tcp, r.icmp].some((s) => s.split(',').includes('0')) || /Bad checksum/i.test(r.expert),
-  );
+/** True when tshark found a bad checksum in the row (status 0 anywhere, or a "Bad checksum" note). */
+export function tsharkRowBad(r: TsharkRow): boolean {
+  return [r.ip, r.udp, r.tcp, r.icmp].some((s) => s.split(',').includes('0')) || /Bad checksum/i.test(r.expert);
+}
+
+/**
+ * Runs tshark once over the frames of several groups (one tshark start instead of one per file) and
+ * returns, per group, the rows tshark judged bad (frame numbers counted within the group, from 1).
+ */
+export function tsharkBadByGroup(dir: string, groups: Record<string, Frame[]>): Record<string, TsharkRow[]> {
+  const all: Frame[] = [];
+  const where: { key: string; first: number; n: number }[] = [];
+  for (const [key, frames] of Object.entries(groups)) {
+    where.push({ key, first: all.length + 1, n: frames.length });
+    all.push(...frames);
+  }
+  const rows = tsharkChecksums(writePcap(path.join(dir, 'tshark-all.pcap'), all));
+  if (rows.length !== all.length) throw new Error(`tshark printed ${rows.length} rows for ${all.length} frames`);
+  const out: Record<string, TsharkRow[]> = {};
+  for (const w of where) {
+    out[w.key] = rows
+      .filter((r) => r.frame >= w.first && r.frame < w.first + w.n && tsharkRowBad(r))
+      .map((r) => ({ ...r, frame: r.frame - w.first + 1 }));
+  }
+  return out;
 }
