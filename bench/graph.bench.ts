@@ -67,8 +67,20 @@ interface PathSpec {
 
 const PATHS: PathSpec[] = [
   { name: 'local', port: 'cali1a2b3c4d5e6', srcMac: '0a:58:0a:41:00:02', src: '10.65.0.2', dst: '10.65.0.3' },
-  { name: 'direct', port: 'cali1a2b3c4d5e6', srcMac: '0a:58:0a:41:00:02', src: '10.65.0.2', dst: '10.65.0.70' },
-  { name: 'gateway', port: 'cali9f8e7d6c5b4', srcMac: '0a:58:0a:42:00:02', src: '10.66.0.2', dst: '192.0.2.10' },
+  {
+    name: 'direct',
+    port: 'cali1a2b3c4d5e6',
+    srcMac: '0a:58:0a:41:00:02',
+    src: '10.65.0.2',
+    dst: '10.65.0.70',
+  },
+  {
+    name: 'gateway',
+    port: 'cali9f8e7d6c5b4',
+    srcMac: '0a:58:0a:42:00:02',
+    src: '10.66.0.2',
+    dst: '192.0.2.10',
+  },
   {
     name: 'gateway+snat',
     port: 'cali1a2b3c4d5e6',
@@ -76,7 +88,13 @@ const PATHS: PathSpec[] = [
     src: '10.65.0.2',
     dst: '192.0.2.10',
   },
-  { name: 'vxlan', port: 'cali1a2b3c4d5e6', srcMac: '0a:58:0a:41:00:02', src: '10.65.0.2', dst: '10.66.0.130' },
+  {
+    name: 'vxlan',
+    port: 'cali1a2b3c4d5e6',
+    srcMac: '0a:58:0a:41:00:02',
+    src: '10.65.0.2',
+    dst: '10.66.0.130',
+  },
 ];
 
 /** Writes the 60-byte Ethernet + IPv4 + UDP frame of `p` at u8[off]. */
@@ -185,7 +203,9 @@ export async function runGraphBench(
 }
 
 export function formatGraphBench(rows: GraphBenchRow[]): string {
-  const table = [['path', 'packets', 'seconds', 'refill ns/pkt', 'graph ns/pkt', 'graph Mpps', 'e2e Mpps', 'tx/rx']];
+  const table = [
+    ['path', 'packets', 'seconds', 'refill ns/pkt', 'graph ns/pkt', 'graph Mpps', 'e2e Mpps', 'tx/rx'],
+  ];
   for (const r of rows) {
     table.push([
       r.path,
@@ -199,10 +219,13 @@ export function formatGraphBench(rows: GraphBenchRow[]): string {
     ]);
   }
   const w = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
-  const lines = table.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(w[c]) : cell.padStart(w[c]))).join('  '));
-  return [`graph: ${FRAME_LEN}-byte frames, batch ${DEFAULT_BATCH}, 1 thread, node ${process.version}`, ...lines].join(
-    '\n',
+  const lines = table.map((row) =>
+    row.map((cell, c) => (c === 0 ? cell.padEnd(w[c]) : cell.padStart(w[c]))).join('  '),
   );
+  return [
+    `graph: ${FRAME_LEN}-byte frames, batch ${DEFAULT_BATCH}, 1 thread, node ${process.version}`,
+    ...lines,
+  ].join('\n');
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -19,7 +19,7 @@ import { formatIp4, formatPrefix4 } from '../common/addr.js';
 import * as io from '../dataplane/io/native.js';
 import type { PortsUpdate, WorkerEvent, WorkerInit } from '../dataplane/live/messages.js';
 import { collectStats, type StatsView } from './stats.js';
-import type { BgpHost } from './bgp-host.js';
+import { BgpGlue, speakerOptions } from './bgp-glue.js';
 
 export interface DaemonOptions {
   config: string;
@@ -56,7 +56,7 @@ export class Daemon {
   private metrics: http.Server | null = null;
   private seq = 0;
   private stopping = false;
-  bgp: BgpHost | null = null;
+  bgp: BgpGlue | null = null;
   readonly started = Date.now();
 
   constructor(readonly opts: DaemonOptions) {
@@ -80,7 +80,13 @@ export class Daemon {
         'Uplink spec.mac differs from the interface; using the interface MAC',
       );
     }
-    this.prog = new Programmer(cfg, opts.node, { uplinkMac: mac, configEndpoints: false });
+    const bgpPeers = opts.bgp === false ? 0 : speakerOptions(cfg, opts.node).peers.length;
+    this.prog = new Programmer(cfg, opts.node, {
+      uplinkMac: mac,
+      configEndpoints: false,
+      remoteBlocksFromConfig: bgpPeers === 0,
+    });
+    if (bgpPeers > 0) this.bgp = new BgpGlue(this.prog, this.log);
     for (const w of this.prog.warnings) this.log.warn(w);
     for (const i of cfg.ignored) this.log.info({ kind: i.kind, name: i.name }, `ignored: ${i.reason}`);
     const n = opts.workers ?? os.availableParallelism();
@@ -252,6 +258,7 @@ export class Daemon {
         return a.record;
       },
     });
+    if (this.bgp !== null) await this.bgp.start();
     if (this.opts.metricsPort !== undefined) this.metrics = await startMetrics(this, this.opts.metricsPort);
     this.log.info(
       {

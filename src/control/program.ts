@@ -32,6 +32,8 @@ export interface ProgrammerOptions {
   configEndpoints?: boolean;
   /** port slots to provide for (live: MAX_PORTS, so indices stay stable) */
   portSlots?: number;
+  /** route other nodes' blocks from the config's affinities (default); false when BGP brings them */
+  remoteBlocksFromConfig?: boolean;
 }
 
 /** A workload port as the live daemon attaches it. */
@@ -143,7 +145,10 @@ export class Programmer {
     };
     const compiled = compileRoutes(cfg, nodeName);
     this.warnings = compiled.warnings;
-    for (const r of compiled.routes) this.install(r);
+    for (const r of compiled.routes) {
+      if (opts.remoteBlocksFromConfig === false && r.node !== undefined && r.node !== nodeName) continue;
+      this.install(r);
+    }
   }
 
   /**

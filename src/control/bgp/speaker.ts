@@ -90,6 +90,9 @@ export interface PeerStatus {
   routesReceived: number;
   /** prefixes we announce to this peer */
   routesAdvertised: number;
+  /** UPDATE / ROUTE-REFRESH messages received from this peer since the speaker started */
+  updatesReceived: number;
+  refreshesReceived: number;
 }
 
 interface PeerEntry {
@@ -100,6 +103,8 @@ interface PeerEntry {
   grTimer: unknown;
   eorSent: boolean;
   flushing: boolean;
+  updatesIn: number;
+  refreshesIn: number;
 }
 
 const HIGH_WATER = 1 << 20;
@@ -274,6 +279,8 @@ export class BgpSpeaker {
         asNumber: p.opts.asNumber,
         routesReceived: p.rib.routeCount,
         routesAdvertised: p.rib.adjOut?.size ?? 0,
+        updatesReceived: p.updatesIn,
+        refreshesReceived: p.refreshesIn,
       };
     });
   }
@@ -295,6 +302,8 @@ export class BgpSpeaker {
       grTimer: null,
       eorSent: false,
       flushing: false,
+      updatesIn: 0,
+      refreshesIn: 0,
       fsm: null as unknown as PeerFsm,
     };
     entry.fsm = new PeerFsm(
@@ -323,6 +332,7 @@ export class BgpSpeaker {
       {
         onEstablished: (n) => this.onEstablished(entry, n),
         onUpdate: (u) => {
+          entry.updatesIn++;
           if (isEndOfRib(u)) {
             const purged = this.rib.purgeStale(entry.rib);
             this.clearGr(entry);
@@ -333,6 +343,7 @@ export class BgpSpeaker {
           this.scheduleFlush();
         },
         onRouteRefresh: (r) => {
+          entry.refreshesIn++;
           if (r.afi !== 1 || r.safi !== 1) return;
           log.info({ peer: o.peerAddress }, 'ROUTE-REFRESH received: re-advertising');
           this.rib.refreshPeer(entry.rib);

@@ -118,6 +118,59 @@ export function sameSubnet(local: CalicoNode, remote: CalicoNode): boolean {
   return prefixContains({ addr: net, len: local.bgpAddress.len }, remote.bgpAddress.ip);
 }
 
+/**
+ * The route to a prefix hosted by another node (its affine block, or a prefix BGP learned with that
+ * node as next hop): encapsulated per the prefix's pool mode (Always; CrossSubnet when the remote node
+ * is outside our `spec.bgp.ipv4Address` subnet; Never), or undefined with a warning when impossible.
+ */
+export function routeToNode(
+  cfg: ClusterConfig,
+  nodeName: string,
+  prefix: Prefix4,
+  node: string,
+  source: RouteSpec['source'],
+  warnings: string[],
+): RouteSpec | undefined {
+  const me = localNode(cfg, nodeName);
+  const uplink = cfg.uplinks.get(nodeName);
+  const myNet = me.bgpAddress
+    ? { addr: (me.bgpAddress.ip & maskOf(me.bgpAddress.len)) >>> 0, len: me.bgpAddress.len }
+    : undefined;
+  const linkHop = (ip: number) =>
+    (myNet && prefixContains(myNet, ip)) || uplink?.gateway === undefined ? ip : uplink.gateway;
+  const what = `${prefix.len === 32 ? 'address' : 'block'} ${formatPrefix4(prefix)} of node ${node}`;
+  const remote = cfg.nodes.get(node);
+  if (!remote?.bgpAddress) {
+    warnings.push(`${what} not routed: node ${node} has no spec.bgp.ipv4Address`);
+    return undefined;
+  }
+  const pool = poolFor(cfg, prefix.addr);
+  const ipip = pool?.ipipMode ?? 'Never';
+  const vxlan = pool?.vxlanMode ?? 'Never';
+  const mode = ipip !== 'Never' ? ipip : vxlan;
+  const encap = mode === 'Always' || (mode === 'CrossSubnet' && !sameSubnet(me, remote));
+  const nextHop = remote.bgpAddress.ip;
+  const r: RouteSpec = { prefix, via: 'direct', source, nextHop, node, linkNextHop: linkHop(nextHop) };
+  if (uplink !== undefined) r.port = uplink.interfaceName;
+  if (encap && ipip !== 'Never') r.via = 'ipip';
+  else if (encap) {
+    // Felix programs a VTEP only when the node has both an IP and a VXLAN tunnel address
+    // (VXLANResolver.hasVTEPInfo); without it there is no VXLAN route.
+    if (remote.vxlanTunnelAddr === undefined) {
+      warnings.push(`${what} not routed: node ${node} has no spec.ipv4VXLANTunnelAddr (no VTEP)`);
+      return undefined;
+    }
+    r.via = 'vxlan';
+    r.mac = remote.vxlanTunnelMac;
+  } else if (!sameSubnet(me, remote) && me.bgpAddress) {
+    warnings.push(
+      `${what} routed directly to ${formatIp4(remote.bgpAddress.ip)}, outside this node's subnet ` +
+        `${formatIp4(me.bgpAddress.ip)}/${me.bgpAddress.len} (pool ${pool?.name ?? '?'} mode Never)`,
+    );
+  }
+  return r;
+}
+
 export function compileRoutes(cfg: ClusterConfig, nodeName: string): CompiledRoutes {
   const me = localNode(cfg, nodeName);
   const uplink = cfg.uplinks.get(nodeName);
@@ -129,47 +182,12 @@ export function compileRoutes(cfg: ClusterConfig, nodeName: string): CompiledRou
     if (!byPrefix.has(k)) byPrefix.set(k, r);
   };
   let encapWithoutOwnAddress = false;
-  const myNet = me.bgpAddress
-    ? { addr: (me.bgpAddress.ip & maskOf(me.bgpAddress.len)) >>> 0, len: me.bgpAddress.len }
-    : undefined;
-  const linkHop = (ip: number) =>
-    (myNet && prefixContains(myNet, ip)) || uplink?.gateway === undefined ? ip : uplink.gateway;
   let remoteWithoutUplink = false;
-
-  /** The route to a prefix hosted by another node, or undefined (with a warning) when impossible. */
   const remoteRoute = (prefix: Prefix4, node: string, source: RouteSpec['source']) => {
-    const what = `${prefix.len === 32 ? 'address' : 'block'} ${formatPrefix4(prefix)} of node ${node}`;
-    const remote = cfg.nodes.get(node);
-    if (!remote?.bgpAddress) {
-      warnings.push(`${what} not routed: node ${node} has no spec.bgp.ipv4Address`);
-      return;
-    }
-    const pool = poolFor(cfg, prefix.addr);
-    const ipip = pool?.ipipMode ?? 'Never';
-    const vxlan = pool?.vxlanMode ?? 'Never';
-    const mode = ipip !== 'Never' ? ipip : vxlan;
-    const encap = mode === 'Always' || (mode === 'CrossSubnet' && !sameSubnet(me, remote));
-    const nextHop = remote.bgpAddress.ip;
-    const r: RouteSpec = { prefix, via: 'direct', source, nextHop, node, linkNextHop: linkHop(nextHop) };
-    if (uplinkPort !== undefined) r.port = uplinkPort;
-    else remoteWithoutUplink = true;
-    if (encap && ipip !== 'Never') r.via = 'ipip';
-    else if (encap) {
-      // Felix programs a VTEP only when the node has both an IP and a VXLAN tunnel address
-      // (VXLANResolver.hasVTEPInfo); without it there is no VXLAN route.
-      if (remote.vxlanTunnelAddr === undefined) {
-        warnings.push(`${what} not routed: node ${node} has no spec.ipv4VXLANTunnelAddr (no VTEP)`);
-        return;
-      }
-      r.via = 'vxlan';
-      r.mac = remote.vxlanTunnelMac;
-    } else if (!sameSubnet(me, remote) && me.bgpAddress) {
-      warnings.push(
-        `${what} routed directly to ${formatIp4(remote.bgpAddress.ip)}, outside this node's subnet ` +
-          `${formatIp4(me.bgpAddress.ip)}/${me.bgpAddress.len} (pool ${pool?.name ?? '?'} mode Never)`,
-      );
-    }
-    if (encap && !me.bgpAddress) encapWithoutOwnAddress = true;
+    const r = routeToNode(cfg, nodeName, prefix, node, source, warnings);
+    if (!r) return;
+    if (r.port === undefined) remoteWithoutUplink = true;
+    if (r.via !== 'direct' && !me.bgpAddress) encapWithoutOwnAddress = true;
     add(r);
   };
 

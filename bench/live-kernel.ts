@@ -1,0 +1,141 @@
+// The reference the live benchmark compares calitap with: the same cluster shape, but the Linux kernel
+// does Calico's data path, exactly the way Felix and the Calico CNI plugin program it:
+//   - each host is a network namespace with net.ipv4.ip_forward=1, uplink `up0` on a bridge namespace
+//     (<p>sw, br0) like the calitap lab (h1 10.0.0.1, h2 10.0.0.2);
+//   - each workload is a namespace joined to its host by a veth: host side `cali<hex>` with MAC
+//     ee:ee:ee:ee:ee:ee, proxy_arp=1, neigh proxy_delay=0 and a `/32 dev cali<hex>` route; workload side
+//     `eth0` with the /32, `169.254.1.1 dev eth0 scope link` and `default via 169.254.1.1`;
+//   - cross-host traffic is routed directly (Calico ipipMode/vxlanMode `Never`): host k routes the other
+//     host's /26 block via that host's IP on up0. This machine's kernel has no ipip/vxlan modules, so
+//     the kernel reference cannot encapsulate.
+// Setup-time only (spawns `ip`/`sysctl`); everything it creates carries its prefix and is removed by
+// destroy(). Pool 10.65.0.0/16, host k owns 10.65.0.(k-1)*64/26 (the calitap lab's layout).
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+
+export interface KernelWorkload {
+  ns: string;
+  ip: string;
+  name: string;
+  /** host-side veth */
+  cali: string;
+}
+
+function sh(cmd: string, args: string[], allowFail = false): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    if (allowFail) return '';
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(' ')}: ${(err.stderr ?? err.message).trim()}`);
+  }
+}
+
+const ip = (...args: string[]): string => sh('ip', args);
+const sysctl = (ns: string, ...kv: string[]): string =>
+  sh('ip', ['netns', 'exec', ns, 'sysctl', '-qw', ...kv]);
+
+export class KernelLab {
+  readonly hostNs: string[] = [];
+  private readonly namespaces: string[] = [];
+  private workloads = 0;
+  private readonly perHost = new Map<number, number>();
+
+  private constructor(
+    readonly prefix: string,
+    readonly hosts: number,
+  ) {}
+
+  /** Builds `hosts` (1..2) host namespaces on a bridge; cleans up what it made if it fails. */
+  static create(prefix: string, hosts = 2): KernelLab {
+    const lab = new KernelLab(prefix, hosts);
+    try {
+      lab.build();
+    } catch (e) {
+      lab.destroy();
+      throw e;
+    }
+    return lab;
+  }
+
+  private ns(name: string): string {
+    const n = `${this.prefix}${name}`;
+    ip('netns', 'add', n);
+    this.namespaces.push(n);
+    ip('-n', n, 'link', 'set', 'lo', 'up');
+    return n;
+  }
+
+  private build(): void {
+    const p = this.prefix;
+    const sw = this.ns('sw');
+    ip('-n', sw, 'link', 'add', 'br0', 'type', 'bridge');
+    ip('-n', sw, 'link', 'set', 'br0', 'up');
+    for (let k = 1; k <= this.hosts; k++) {
+      const h = this.ns(`h${k}`);
+      this.hostNs.push(h);
+      ip('link', 'add', `${p}u${k}`, 'netns', h, 'type', 'veth', 'peer', 'name', `s${k}`, 'netns', sw);
+      ip('-n', h, 'link', 'set', `${p}u${k}`, 'name', 'up0');
+      ip('-n', sw, 'link', 'set', `s${k}`, 'master', 'br0', 'up');
+      ip('-n', h, 'link', 'set', 'up0', 'up');
+      ip('-n', h, 'addr', 'add', `10.0.0.${k}/24`, 'dev', 'up0');
+      sysctl(
+        h,
+        'net.ipv4.ip_forward=1',
+        'net.ipv4.conf.all.rp_filter=0',
+        'net.ipv4.conf.default.rp_filter=0',
+      );
+    }
+    // Calico "Never": the remote block is routed straight to the remote node over the underlay
+    for (let k = 1; k <= this.hosts; k++) {
+      for (let j = 1; j <= this.hosts; j++) {
+        if (j === k) continue;
+        ip(
+          '-n',
+          this.hostNs[k - 1],
+          'route',
+          'add',
+          `10.65.0.${(j - 1) * 64}/26`,
+          'via',
+          `10.0.0.${j}`,
+          'dev',
+          'up0',
+        );
+      }
+    }
+  }
+
+  /** A workload on host k, attached the way the Calico CNI plugin does it (veth + proxy ARP). */
+  addWorkload(k: number): KernelWorkload {
+    const h = this.hostNs[k - 1];
+    const name = `w${++this.workloads}`;
+    const nth = (this.perHost.get(k) ?? 0) + 1;
+    this.perHost.set(k, nth);
+    const addr = `10.65.0.${(k - 1) * 64 + nth}`;
+    const ns = this.ns(`h${k}${name}`);
+    const cali = 'cali' + createHash('sha1').update(`${ns}.${name}`).digest('hex').slice(0, 11);
+    const tmp = `${this.prefix}t${this.workloads}`;
+    ip('link', 'add', cali, 'netns', h, 'type', 'veth', 'peer', 'name', tmp, 'netns', ns);
+    ip('-n', ns, 'link', 'set', tmp, 'name', 'eth0');
+    ip('-n', h, 'link', 'set', cali, 'address', 'ee:ee:ee:ee:ee:ee');
+    sysctl(
+      h,
+      `net.ipv4.conf.${cali}.proxy_arp=1`,
+      `net.ipv4.neigh.${cali}.proxy_delay=0`,
+      `net.ipv4.conf.${cali}.forwarding=1`,
+      `net.ipv4.conf.${cali}.rp_filter=0`,
+    );
+    ip('-n', h, 'link', 'set', cali, 'up');
+    ip('-n', h, 'route', 'add', `${addr}/32`, 'dev', cali, 'scope', 'link');
+    ip('-n', ns, 'link', 'set', 'eth0', 'up');
+    ip('-n', ns, 'addr', 'add', `${addr}/32`, 'dev', 'eth0');
+    ip('-n', ns, 'route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link');
+    ip('-n', ns, 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0');
+    return { ns, ip: addr, name, cali };
+  }
+
+  /** Removes every namespace it created (their veths go with them). Safe to call twice. */
+  destroy(): void {
+    for (const n of this.namespaces.splice(0).reverse()) sh('ip', ['netns', 'del', n], true);
+  }
+}

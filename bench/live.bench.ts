@@ -1,0 +1,430 @@
+// Live dataplane benchmark (root only; not a test): real traffic between workload namespaces, once
+// through calitap daemons (src/lab/lab.ts: TAP workloads, packet-socket uplink, `--workers 2`) and once
+// through the Linux kernel doing Calico's data path (bench/live-kernel.ts: veth + proxy ARP + /32
+// routes, direct routing between hosts). Printed side by side:
+//   - iperf3 TCP, 1 stream and 4 streams (`iperf3 -c -t T -J`, receiver Gbit/s);
+//   - iperf3 UDP, 64-byte payloads (106-byte frames) at `-b 0`: packets/s the receiving iperf3 got
+//     (sender's rate alongside, so loss is visible);
+//   - ping: average RTT of 50 pings at -i 0.01 (run before any load);
+//   - CPU over each iperf3 run, in cores (CPU-seconds / wall-second): for calitap, utime+stime of the
+//     daemon process(es) from /proc/<pid>/stat (all threads: control + workers, including the kernel
+//     work done inside their TAP/packet-socket syscalls); for the kernel, system+softirq from /proc/stat
+//     (it includes the iperf3 processes' own system time: the kernel has no forwarding process to
+//     charge). The whole machine's busy CPU is printed too.
+// Scenarios: same-host (two workloads on host 1) and cross-host (host 1 → host 2): kernel with direct
+// routing (this machine has no ipip/vxlan modules), calitap IPIP (Always) and calitap Never.
+// Every external command runs with a timeout; namespaces and processes are removed on every exit path.
+// Run: `npm run bench:live` or `node dist/bench/live.bench.js [--quick] [--json]` (quick: 2-s runs).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { Lab, type LabMode } from '../src/lab/lab.js';
+import { KernelLab } from './live-kernel.js';
+
+export interface CpuUse {
+  /** calitap: daemon(s) utime+stime; kernel: /proc/stat system+softirq — in cores */
+  dataplane: number;
+  /** whole machine: every non-idle CPU-second per second (of os.availableParallelism() cores) */
+  machine: number;
+}
+
+export interface LiveResult {
+  scenario: string;
+  dataplane: 'kernel' | 'calitap';
+  path: string;
+  /** Gbit/s at the receiver */
+  tcp1: number | null;
+  tcp4: number | null;
+  /** UDP 64-byte: packets/s the receiving iperf3 counted, and what the sender sent */
+  udpRxPps: number | null;
+  udpTxPps: number | null;
+  /** ms */
+  pingAvg: number | null;
+  pingLoss: number | null;
+  cpuTcp1: CpuUse | null;
+  cpuTcp4: CpuUse | null;
+  cpuUdp: CpuUse | null;
+  errors: string[];
+}
+
+export interface LiveBenchReport {
+  seconds: number;
+  results: LiveResult[];
+  notes: string[];
+}
+
+const CLK_TCK = 100; // getconf CLK_TCK on Linux x86-64
+
+/** utime+stime of a process (all its threads), in seconds. */
+function procCpu(pid: number): number {
+  const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
+interface SysCpu {
+  sysSoftirq: number;
+  busy: number;
+}
+
+function sysCpu(): SysCpu {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal guest guest_nice (guest time is inside user)
+  const total = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+  return { sysSoftirq: (v[2] + v[6]) / CLK_TCK, busy: (total - v[3] - v[4]) / CLK_TCK };
+}
+
+/** Measures CPU over fn(): daemon pids when given (calitap), else the kernel's system+softirq. */
+function withCpu<T>(pids: number[], fn: () => T): { value: T; cpu: CpuUse } {
+  const t0 = performance.now();
+  const s0 = sysCpu();
+  const p0 = pids.map(procCpu);
+  const value = fn();
+  const p1 = pids.map(procCpu);
+  const s1 = sysCpu();
+  const wall = (performance.now() - t0) / 1000;
+  const dp = pids.length > 0 ? p1.reduce((a, x, i) => a + x - p0[i], 0) : s1.sysSoftirq - s0.sysSoftirq;
+  return { value, cpu: { dataplane: dp / wall, machine: (s1.busy - s0.busy) / wall } };
+}
+
+/** Runs argv inside a namespace, bounded by timeoutMs (SIGKILL). Returns stdout; throws on failure. */
+function nsRun(ns: string, argv: string[], timeoutMs: number): string {
+  const r = spawnSync('ip', ['netns', 'exec', ns, ...argv], {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
+    maxBuffer: 64 << 20,
+  });
+  if (r.error) throw new Error(`${argv[0]} in ${ns}: ${r.error.message}`);
+  if (r.status !== 0) {
+    const msg = (r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' ');
+    throw new Error(`${argv.join(' ')} in ${ns}: exit ${r.status ?? r.signal}: ${msg}`);
+  }
+  return r.stdout;
+}
+
+interface IperfJson {
+  error?: string;
+  end?: {
+    sum_received?: { bits_per_second: number; seconds: number };
+    sum?: { packets?: number; lost_packets?: number; seconds?: number };
+  };
+  server_output_json?: IperfJson;
+}
+
+function iperf(ns: string, args: string[], seconds: number): IperfJson {
+  let out = '';
+  try {
+    out = nsRun(
+      ns,
+      ['iperf3', ...args, '-t', String(seconds), '-J', '--connect-timeout', '3000'],
+      (seconds + 15) * 1000,
+    );
+  } catch (e) {
+    // iperf3 -J prints its JSON (with "error") and exits non-zero when it fails
+    const m = /\{[\s\S]*\}/.exec((e as Error).message);
+    throw new Error(m ? (JSON.parse(m[0]) as IperfJson).error : (e as Error).message);
+  }
+  const j = JSON.parse(out) as IperfJson;
+  if (j.error) throw new Error(`iperf3: ${j.error}`);
+  return j;
+}
+
+function tcpGbps(ns: string, dst: string, streams: number, seconds: number): number {
+  const j = iperf(ns, ['-c', dst, '-P', String(streams)], seconds);
+  return j.end!.sum_received!.bits_per_second / 1e9;
+}
+
+/** UDP flood with 64-byte payloads; the receiver's count from the server's own report. */
+function udpPps(ns: string, dst: string, seconds: number): { rx: number; tx: number } {
+  const j = iperf(ns, ['-c', dst, '-u', '-l', '64', '-b', '0', '--get-server-output'], seconds);
+  const sent = j.end!.sum!;
+  const srv = j.server_output_json?.end?.sum;
+  if (!srv || srv.packets === undefined) throw new Error('iperf3: no server report for UDP');
+  const rx = srv.packets - (srv.lost_packets ?? 0);
+  return { rx: rx / (srv.seconds ?? seconds), tx: (sent.packets ?? 0) / (sent.seconds ?? seconds) };
+}
+
+function ping(ns: string, dst: string): { avg: number; loss: number } {
+  const out = nsRun(ns, ['ping', '-q', '-c', '50', '-i', '0.01', '-W', '1', dst], 15_000);
+  const loss = /([\d.]+)% packet loss/.exec(out);
+  const rtt = /= [\d.]+\/([\d.]+)\//.exec(out);
+  if (!rtt) throw new Error(`ping ${dst}: no replies`);
+  return { avg: Number(rtt[1]), loss: loss ? Number(loss[1]) : NaN };
+}
+
+/** `iperf3 -s` in a namespace, tracked by pid (ip netns exec execs iperf3 itself). */
+function iperfServer(ns: string): ChildProcess {
+  return spawn('ip', ['netns', 'exec', ns, 'iperf3', '-s'], { stdio: 'ignore' });
+}
+
+function stopChild(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    c.once('exit', () => resolve());
+    c.kill('SIGKILL');
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface Endpoints {
+  client: string;
+  server: { ns: string; ip: string };
+  /** calitap daemon pids (empty: the kernel is the dataplane) */
+  pids: number[];
+}
+
+async function measure(
+  base: Omit<
+    LiveResult,
+    | 'tcp1'
+    | 'tcp4'
+    | 'udpRxPps'
+    | 'udpTxPps'
+    | 'pingAvg'
+    | 'pingLoss'
+    | 'cpuTcp1'
+    | 'cpuTcp4'
+    | 'cpuUdp'
+    | 'errors'
+  >,
+  ep: Endpoints,
+  seconds: number,
+  log: (s: string) => void,
+): Promise<LiveResult> {
+  const r: LiveResult = {
+    ...base,
+    tcp1: null,
+    tcp4: null,
+    udpRxPps: null,
+    udpTxPps: null,
+    pingAvg: null,
+    pingLoss: null,
+    cpuTcp1: null,
+    cpuTcp4: null,
+    cpuUdp: null,
+    errors: [],
+  };
+  const tag = `${base.dataplane} ${base.scenario} (${base.path})`;
+  const attempt = (what: string, fn: () => void): void => {
+    try {
+      fn();
+    } catch (e) {
+      r.errors.push(`${what}: ${(e as Error).message}`);
+      log(`  ${tag}: ${what} failed: ${(e as Error).message}`);
+    }
+  };
+  const srv = iperfServer(ep.server.ns);
+  try {
+    // ping first, unloaded (it also resolves ARP on every hop before the floods)
+    attempt('ping', () => {
+      const p = ping(ep.client, ep.server.ip);
+      r.pingAvg = p.avg;
+      r.pingLoss = p.loss;
+    });
+    await sleep(200); // iperf3 -s listening
+    attempt('tcp1', () => {
+      const m = withCpu(ep.pids, () => tcpGbps(ep.client, ep.server.ip, 1, seconds));
+      r.tcp1 = m.value;
+      r.cpuTcp1 = m.cpu;
+    });
+    attempt('tcp4', () => {
+      const m = withCpu(ep.pids, () => tcpGbps(ep.client, ep.server.ip, 4, seconds));
+      r.tcp4 = m.value;
+      r.cpuTcp4 = m.cpu;
+    });
+    attempt('udp64', () => {
+      const m = withCpu(ep.pids, () => udpPps(ep.client, ep.server.ip, seconds));
+      r.udpRxPps = m.value.rx;
+      r.udpTxPps = m.value.tx;
+      r.cpuUdp = m.cpu;
+    });
+  } finally {
+    await stopChild(srv);
+  }
+  log(
+    `  ${tag}: tcp1 ${fmt(r.tcp1, 2)} Gbit/s, tcp4 ${fmt(r.tcp4, 2)} Gbit/s, ` +
+      `udp64 ${fmt(r.udpRxPps === null ? null : r.udpRxPps / 1e3, 0)} kpps rx, ping ${fmt(r.pingAvg, 3)} ms`,
+  );
+  return r;
+}
+
+function fmt(v: number | null, digits: number): string {
+  return v === null || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Topologies
+
+/** Every namespace-owning object alive right now, for the signal handlers. */
+const live = new Set<{ destroy(): void }>();
+
+async function kernelRuns(prefix: string, seconds: number, log: (s: string) => void): Promise<LiveResult[]> {
+  const lab = KernelLab.create(prefix, 2);
+  live.add(lab);
+  try {
+    const w1 = lab.addWorkload(1);
+    const w2 = lab.addWorkload(1);
+    const w3 = lab.addWorkload(2);
+    const out: LiveResult[] = [];
+    out.push(
+      await measure(
+        { scenario: 'same-host', dataplane: 'kernel', path: 'veth + proxy ARP' },
+        { client: w1.ns, server: w2, pids: [] },
+        seconds,
+        log,
+      ),
+    );
+    out.push(
+      await measure(
+        { scenario: 'cross-host', dataplane: 'kernel', path: 'Never (direct routing)' },
+        { client: w1.ns, server: w3, pids: [] },
+        seconds,
+        log,
+      ),
+    );
+    return out;
+  } finally {
+    lab.destroy();
+    live.delete(lab);
+  }
+}
+
+async function calitapRuns(
+  prefix: string,
+  mode: LabMode,
+  sameHost: boolean,
+  seconds: number,
+  log: (s: string) => void,
+): Promise<LiveResult[]> {
+  const lab = Lab.create({ prefix, mode, hosts: 2, workers: 2 });
+  live.add(lab);
+  try {
+    await lab.start(1);
+    await lab.start(2);
+    const pid = (k: number): number => lab.hosts[k - 1].daemon!.pid!;
+    const w1 = await lab.addWorkload(1);
+    const w2 = sameHost ? await lab.addWorkload(1) : null;
+    const w3 = await lab.addWorkload(2);
+    const out: LiveResult[] = [];
+    if (w2) {
+      out.push(
+        await measure(
+          { scenario: 'same-host', dataplane: 'calitap', path: 'TAP, workers 2' },
+          { client: w1.ns, server: w2, pids: [pid(1)] },
+          seconds,
+          log,
+        ),
+      );
+    }
+    out.push(
+      await measure(
+        {
+          scenario: 'cross-host',
+          dataplane: 'calitap',
+          path: mode === 'ipip' ? 'IPIP Always' : 'Never (direct routing)',
+        },
+        { client: w1.ns, server: w3, pids: [pid(1), pid(2)] },
+        seconds,
+        log,
+      ),
+    );
+    return out;
+  } finally {
+    await lab.destroyAsync();
+    live.delete(lab);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+export async function runLiveBench(
+  opts: { quick?: boolean; log?: (s: string) => void } = {},
+): Promise<LiveBenchReport> {
+  const log = opts.log ?? ((s: string) => console.error(s));
+  if (process.getuid?.() !== 0) throw new Error('live.bench needs root (network namespaces, TAP devices)');
+  for (const tool of ['iperf3', 'ping', 'ip']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
+      throw new Error(`live.bench needs ${tool}`);
+  }
+  const seconds = opts.quick ? 2 : 5;
+  const tag = String(process.pid % 1e4);
+  const onSignal = (sig: NodeJS.Signals): void => {
+    for (const x of live) x.destroy();
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const results: LiveResult[] = [];
+  try {
+    log(`live.bench: kernel reference (${seconds}-s runs)`);
+    results.push(...(await kernelRuns(`lk${tag}`, seconds, log)));
+    log('live.bench: calitap, IPIP pool');
+    results.push(...(await calitapRuns(`la${tag}`, 'ipip', true, seconds, log)));
+    log('live.bench: calitap, Never pool');
+    results.push(...(await calitapRuns(`ln${tag}`, 'never', false, seconds, log)));
+  } finally {
+    for (const x of live) x.destroy();
+    live.clear();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+  return {
+    seconds,
+    results,
+    notes: [
+      'kernel cross-host uses direct routing (Calico ipipMode/vxlanMode Never): this machine has no ipip/vxlan kernel modules',
+      `UDP: iperf3 -u -l 64 -b 0 (64-byte payload = 106-byte Ethernet frames), rx = packets the receiving iperf3 counted`,
+      'CPU in cores: calitap = daemon(s) utime+stime (all threads, incl. their syscalls); kernel = /proc/stat system+softirq (incl. iperf3 system time); machine = all non-idle',
+    ],
+  };
+}
+
+/** The side-by-side tables (Markdown). */
+export function formatLiveReport(rep: LiveBenchReport): string {
+  const lines: string[] = [];
+  const cpu = (c: CpuUse | null): string =>
+    c === null ? 'n/a' : `${c.dataplane.toFixed(2)} / ${c.machine.toFixed(2)}`;
+  const rows: [string, (r: LiveResult) => string][] = [
+    ['TCP 1 stream, Gbit/s', (r) => fmt(r.tcp1, 2)],
+    ['TCP 4 streams, Gbit/s', (r) => fmt(r.tcp4, 2)],
+    ['UDP 64 B delivered, kpps', (r) => fmt(r.udpRxPps === null ? null : r.udpRxPps / 1e3, 0)],
+    ['UDP 64 B sent, kpps', (r) => fmt(r.udpTxPps === null ? null : r.udpTxPps / 1e3, 0)],
+    ['ping avg (50 × 10 ms), ms', (r) => fmt(r.pingAvg, 3)],
+    ['CPU dp / machine, TCP 1 (cores)', (r) => cpu(r.cpuTcp1)],
+    ['CPU dp / machine, TCP 4 (cores)', (r) => cpu(r.cpuTcp4)],
+    ['CPU dp / machine, UDP (cores)', (r) => cpu(r.cpuUdp)],
+  ];
+  for (const scenario of ['same-host', 'cross-host']) {
+    const cols = rep.results.filter((r) => r.scenario === scenario);
+    if (cols.length === 0) continue;
+    lines.push(
+      '',
+      `**${scenario === 'same-host' ? 'Same host (host 1: w1 → w2)' : 'Cross host (host 1 w1 → host 2 w3)'}**`,
+      '',
+    );
+    lines.push(`| | ${cols.map((c) => `${c.dataplane}: ${c.path}`).join(' | ')} |`);
+    lines.push(`|---|${cols.map(() => '---:').join('|')}|`);
+    for (const [name, f] of rows) lines.push(`| ${name} | ${cols.map(f).join(' | ')} |`);
+  }
+  const errs = rep.results.flatMap((r) => r.errors.map((e) => `${r.dataplane} ${r.scenario}: ${e}`));
+  lines.push('');
+  for (const n of rep.notes) lines.push(`- ${n}`);
+  for (const e of errs) lines.push(`- error: ${e}`);
+  return lines.join('\n');
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const t0 = Date.now();
+  try {
+    const rep = await runLiveBench({ quick: process.argv.includes('--quick') });
+    if (process.argv.includes('--json')) console.log(JSON.stringify(rep, null, 2));
+    else console.log(formatLiveReport(rep));
+    console.error(`live.bench: done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  } catch (e) {
+    console.error(`live.bench: ${(e as Error).message}`);
+    process.exitCode = 1;
+  }
+}
