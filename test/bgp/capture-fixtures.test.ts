@@ -33,7 +33,12 @@ async function capture(lab: Lab, start: () => ChildProcess | void, wantUpdates: 
           multiprotocol: [{ afi: 1, safi: 1 }],
           routeRefresh: true,
           as4: 64512,
-          gracefulRestart: { restartTime: 120, restarting: false, notification: false, afis: [{ afi: 1, safi: 1, forwarding: false }] },
+          gracefulRestart: {
+            restartTime: 120,
+            restarting: false,
+            notification: false,
+            afis: [{ afi: 1, safi: 1, forwarding: false }],
+          },
         },
       }),
     );
@@ -96,7 +101,10 @@ describe.skipIf(!run)('bgp fixtures capture (requires root and CALITAP_BGP_CAPTU
     const lab = Lab.create('cg');
     labs.push(lab);
     const sock = `${lab.dir}/gobgp.sock`;
-    const conf = lab.writeFile('gobgpd.toml', gobgpConf({ routerId: lab.ip(2), localAs: 64512, clients: [lab.ip(1)] }));
+    const conf = lab.writeFile(
+      'gobgpd.toml',
+      gobgpConf({ routerId: lab.ip(2), localAs: 64512, clients: [lab.ip(1)] }),
+    );
     const msgs = await capture(
       lab,
       () => {
@@ -142,12 +150,28 @@ describe.skipIf(!run)('bgp fixtures capture (requires root and CALITAP_BGP_CAPTU
     labs.push(lab);
     const conf = lab.writeFile(
       'bgpd.conf',
-      frrConf({ routerId: lab.ip(2), localAs: 64512, peer: lab.ip(1), peerAs: 64512, networks: ['10.67.0.0/26', '10.67.1.0/24'] }),
+      frrConf({
+        routerId: lab.ip(2),
+        localAs: 64512,
+        peer: lab.ip(1),
+        peerAs: 64512,
+        networks: ['10.67.0.0/26', '10.67.1.0/24'],
+      }),
     );
     const msgs = await capture(
       lab,
       () =>
-        lab.spawn('bgpd', '/usr/lib/frr/bgpd', ['-Z', '-S', '-n', '-f', conf, '--vty_socket', lab.dir, '-i', `${lab.dir}/bgpd.pid`]),
+        lab.spawn('bgpd', '/usr/lib/frr/bgpd', [
+          '-Z',
+          '-S',
+          '-n',
+          '-f',
+          conf,
+          '--vty_socket',
+          lab.dir,
+          '-i',
+          `${lab.dir}/bgpd.pid`,
+        ]),
       2,
     );
     save('frr-8.4', 'FRR 8.4', msgs);

@@ -82,13 +82,17 @@ export class Bird {
     return this.lab.exec('birdc', ['-s', this.sock, ...cmd.split(' ')]);
   }
   async ready(): Promise<void> {
-    await waitFor(() => {
-      try {
-        return this.cli('show status').includes('Daemon is up');
-      } catch {
-        return false;
-      }
-    }, 10_000, `${this.name} control socket`);
+    await waitFor(
+      () => {
+        try {
+          return this.cli('show status').includes('Daemon is up');
+        } catch {
+          return false;
+        }
+      },
+      10_000,
+      `${this.name} control socket`,
+    );
   }
   /** "up"/"start" and the info column of `show protocols` for one protocol */
   protocol(name: string): { state: string; info: string } {
@@ -152,7 +156,13 @@ ${o.clients
   .join('')}`;
 }
 
-export function frrConf(o: { routerId: string; localAs: number; peer: string; peerAs: number; networks: string[] }): string {
+export function frrConf(o: {
+  routerId: string;
+  localAs: number;
+  peer: string;
+  peerAs: number;
+  networks: string[];
+}): string {
   return `frr defaults traditional
 hostname ctfrr
 log stdout informational

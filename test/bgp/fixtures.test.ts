@@ -24,7 +24,8 @@ function decodeAll(msgs: Uint8Array[]): BgpMessage[] {
     return d.msg;
   });
 }
-const updatesWithRoutes = (ms: BgpMessage[]) => ms.filter((m): m is UpdateMsg => m.type === 'update' && m.nlri.length > 0);
+const updatesWithRoutes = (ms: BgpMessage[]) =>
+  ms.filter((m): m is UpdateMsg => m.type === 'update' && m.nlri.length > 0);
 
 describe('bgp codec: messages captured from real daemons', () => {
   it('BIRD 2.0.12: OPEN capabilities and an UPDATE with communities, large and extended communities, MED', () => {
@@ -38,7 +39,13 @@ describe('bgp codec: messages captured from real daemons', () => {
     const prefixes = ups.flatMap((u) => u.nlri.map(formatPrefix4)).sort();
     expect(prefixes).toEqual(['10.66.0.0/26', '10.66.0.64/26', '10.66.1.0/24']);
     const a = ups[0].attrs!;
-    expect(a).toMatchObject({ origin: 0, asPath: [], localPref: 100, med: 20, communities: [((64512 << 16) | 100) >>> 0] });
+    expect(a).toMatchObject({
+      origin: 0,
+      asPath: [],
+      localPref: 100,
+      med: 20,
+      communities: [((64512 << 16) | 100) >>> 0],
+    });
     expect(a.largeCommunities).toEqual([64512, 1, 2]);
     expect(toHex(a.extCommunities!)).toBe('0002fc0000000007');
     expect(ms.at(-1)).toMatchObject({ type: 'update', withdrawn: [], nlri: [], attrs: null }); // End-of-RIB

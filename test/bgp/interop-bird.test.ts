@@ -72,7 +72,11 @@ describe.skipIf(!ok)(`bgp interop: calitap ↔ BIRD 2 iBGP (${why}, network name
     await waitUntil(() => s.routeCount === 2, 10_000, 'BIRD’s blocks');
     expect(learned(s)).toEqual({ '10.66.0.0/26': lab.ip(2), '10.66.0.64/26': lab.ip(2) });
     expect(s.lookup('10.66.0.0/26')?.attrs).toMatchObject({ origin: 0, asPath: [], localPref: 100 });
-    await waitUntil(() => Object.keys(bird.routesFrom('calitap1')).length === 2, 10_000, 'BIRD learns our blocks');
+    await waitUntil(
+      () => Object.keys(bird.routesFrom('calitap1')).length === 2,
+      10_000,
+      'BIRD learns our blocks',
+    );
     expect(bird.routesFrom('calitap1')).toEqual({ '10.65.0.0/26': lab.ip(1), '10.65.0.64/26': lab.ip(1) });
     const detail = bird.cli('show route 10.65.0.0/26 all');
     expect(detail).toMatch(/BGP\.local_pref: 100/);

@@ -26,9 +26,25 @@ describe.skipIf(!ok)(`bgp interop: calitap ↔ FRR bgpd (${why}, network namespa
     lab = Lab.create('f');
     const conf = lab.writeFile(
       'bgpd.conf',
-      frrConf({ routerId: lab.ip(2), localAs: 64512, peer: lab.ip(1), peerAs: 64512, networks: ['10.67.0.0/26'] }),
+      frrConf({
+        routerId: lab.ip(2),
+        localAs: 64512,
+        peer: lab.ip(1),
+        peerAs: 64512,
+        networks: ['10.67.0.0/26'],
+      }),
     );
-    bgpd = lab.spawn('bgpd', BGPD, ['-Z', '-S', '-n', '-f', conf, '--vty_socket', lab.dir, '-i', `${lab.dir}/bgpd.pid`]);
+    bgpd = lab.spawn('bgpd', BGPD, [
+      '-Z',
+      '-S',
+      '-n',
+      '-f',
+      conf,
+      '--vty_socket',
+      lab.dir,
+      '-i',
+      `${lab.dir}/bgpd.pid`,
+    ]);
     await waitUntil(
       () => {
         try {
@@ -68,7 +84,11 @@ describe.skipIf(!ok)(`bgp interop: calitap ↔ FRR bgpd (${why}, network namespa
     await waitUntil(() => s.lookup('10.67.0.0/26'), 15_000, 'FRR’s network');
     expect(formatIp4(s.lookup('10.67.0.0/26')!.nextHop)).toBe(lab.ip(2));
     expect(neighbor().bgpState).toBe('Established');
-    await waitUntil(() => json('show bgp ipv4 unicast json').routes?.['10.65.0.0/26'], 15_000, 'FRR learns our block');
+    await waitUntil(
+      () => json('show bgp ipv4 unicast json').routes?.['10.65.0.0/26'],
+      15_000,
+      'FRR learns our block',
+    );
     const paths = json('show bgp ipv4 unicast json').routes['10.65.0.0/26'];
     expect(paths[0].nexthops[0].ip).toBe(lab.ip(1));
     expect(paths[0].locPrf ?? paths[0].localPref).toBe(100);
@@ -86,6 +106,10 @@ describe.skipIf(!ok)(`bgp interop: calitap ↔ FRR bgpd (${why}, network namespa
     vtysh(`clear bgp ipv4 unicast ${lab.ip(1)} soft in`);
     await waitUntil(() => s.status()[0].refreshesReceived > 0, 10_000, 'ROUTE-REFRESH from FRR');
     expect(s.status()[0].state).toBe('up');
-    await waitUntil(() => json('show bgp ipv4 unicast json').routes?.['10.65.0.0/26'], 10_000, 'our block still there');
+    await waitUntil(
+      () => json('show bgp ipv4 unicast json').routes?.['10.65.0.0/26'],
+      10_000,
+      'our block still there',
+    );
   });
 });

@@ -146,7 +146,8 @@ export class Lab {
     labs.delete(this);
     for (const p of this.procs) {
       try {
-        if (p.child.pid && p.child.exitCode === null && p.child.signalCode === null) process.kill(p.child.pid, 'SIGKILL');
+        if (p.child.pid && p.child.exitCode === null && p.child.signalCode === null)
+          process.kill(p.child.pid, 'SIGKILL');
       } catch {
         /* gone */
       }

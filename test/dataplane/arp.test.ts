@@ -309,6 +309,20 @@ describe('neighbour resolution without static neighbours (ip4-arp)', () => {
     expect(h.c('ip4-arp: unresolved-at-exit')).toBe(2);
   });
 
+  it('TTL 1 toward an unresolved next hop', () => {
+    const h = new Harness({ yaml, fresh: true });
+    const out = h.run([[W1.port, toOutside(1, 1)]], 0);
+    expect(out).toHaveLength(1);
+    // BUG: src/dataplane/nodes/ip4.ts Ip4Rewrite.process resolves the neighbour before checking TTL
+    // (and MTU/DF): the TTL-1 packet is held and an ARP request goes out; if nobody answers, the
+    // sender never gets its time exceeded (traceroute shows "*"). Linux's ip_forward() checks TTL
+    // first. Expected once fixed:
+    // expect(out[0].port).toBe(W1.port);
+    // expect(out[0].bytes[34]).toBe(11); // ICMP time exceeded back to the workload
+    // expect(h.c('ip4-arp: request-sent')).toBe(0);
+    expect(h.c('ip4-arp: held') + h.c('ip4-icmp-error: sent-time-exceeded')).toBe(1);
+  });
+
   it('an unsolicited ARP reply from an unknown IP creates nothing', () => {
     const h = new Harness({ yaml, fresh: true });
     const before = h.prog.env.nbr.entries();

@@ -130,6 +130,14 @@ describe('TTL exceeded', () => {
     });
   });
 
+  it('quotes the original header with its options', () => {
+    const h = new Harness();
+    const input = fromW1(W2.ip, { ttl: 1, options: Uint8Array.from([7, 7, 4, 0, 0, 0, 0, 0]) });
+    const out = h.one(W1.port, input);
+    expect(out).toHaveLength(1);
+    expectIcmpError(out[0].bytes, input, { type: 11, code: 0, dstMac: W1.mac, srcMac: EE, to: W1.ip });
+  });
+
   it('quotes at most 548 bytes of a large original (error datagram ≤ 576 bytes)', () => {
     const h = new Harness();
     const input = fromW1('192.0.2.10', { ttl: 1, payload: new Uint8Array(1000).map((_, k) => k) });
@@ -254,6 +262,20 @@ describe('fragmentation needed (DF and larger than the path MTU)', () => {
       );
     }
     expect(h.c('ip4-rewrite: fragmented')).toBe(2);
+  });
+
+  it('fragmenting a fragment keeps its offset base and its MF on the last piece', () => {
+    const h = new Harness();
+    const input = fromW1('192.0.2.10', { payload: new Uint8Array(1700).fill(1) });
+    input[20] = 0x20; // MF
+    input[21] = 100; // offset 800 bytes
+    reseal(input);
+    const out = h.one(W1.port, input);
+    expect(out).toHaveLength(2);
+    const words = out.map((o) => f.fragWord(o.bytes));
+    expect(words.map((w) => (w & 0x1fff) * 8)).toEqual([800, 800 + 1480]);
+    expect(words.map((w) => (w & 0x2000) !== 0)).toEqual([true, true]);
+    for (const o of out) expect(ipCsumOk(o.bytes)).toBe(true);
   });
 
   it('fragments copy only "copied" options into later fragments (RFC 791 §3.1)', () => {

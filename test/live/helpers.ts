@@ -228,7 +228,7 @@ export async function python(ns: string, script: string, ms = 30_000): Promise<s
 
 /** Starts tcpdump on `iface` in `ns` writing `file`; resolves once it is capturing. */
 export async function startCapture(ns: string, iface: string, file: string, filter: string[] = []): Promise<Bg> {
-  const t = bg(ns, ['tcpdump', '-i', iface, '-n', '-U', '-s', '256', '-w', file, ...filter]);
+  const t = bg(ns, ['tcpdump', '-i', iface, '-n', '--immediate-mode', '-U', '-s', '256', '-w', file, ...filter]);
   await waitFor(`tcpdump on ${iface} in ${ns}`, () => {
     if (!t.running) throw new Error(`tcpdump exited: ${t.stderr}`);
     return t.stderr.includes('listening on');
