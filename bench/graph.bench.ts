@@ -15,7 +15,8 @@
 // Uint32Array copy of 15 words per frame plus the per-packet metadata), then runs the graph. The
 // refill alone is timed over the same number of rounds and reported separately: "graph Mpps" is
 // packets / (total time - refill time), "end-to-end Mpps" includes the refill. Each path runs ≥ 2 s
-// (0.5 s with quick) after a 0.3 s warm-up.
+// (0.5 s with quick) after a 0.3 s warm-up. `--per-node` also times each node's process() per batch
+// (ns per packet by node); `--path NAME` (repeatable) runs only those paths, e.g. under --cpu-prof.
 import { pathToFileURL } from 'node:url';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +44,8 @@ export interface GraphBenchRow {
   endToEndMpps: number;
   /** packets the sinks received / packets pushed (1 when nothing was dropped) */
   txRatio: number;
+  /** with perNode: ns per packet spent in each node's process() (timed per batch) */
+  nodes?: Record<string, number>;
 }
 
 export const FRAME_LEN = 60;
@@ -130,8 +133,34 @@ function refill(b: Batch, off0: Uint32Array, w32: Uint32Array, tplW: number, por
   b.count = cap;
 }
 
+/**
+ * Wraps every node's process() to add its time (ns) to the returned array, indexed like
+ * graph.nodes(). Costs two hrtime calls per node per batch (~0.2 ns per packet at 256 a batch).
+ */
+function timeNodes(g: BuiltGraph): Float64Array {
+  const nodes = g.graph.nodes();
+  const acc = new Float64Array(nodes.length);
+  nodes.forEach((node, k) => {
+    const orig = node.process.bind(node);
+    node.process = (b, q, n) => {
+      const t = process.hrtime.bigint();
+      orig(b, q, n);
+      acc[k] += Number(process.hrtime.bigint() - t);
+    };
+  });
+  return acc;
+}
+
 /** One path: returns packets, seconds with and without the graph. */
-function measure(g: BuiltGraph, b: Batch, w32: Uint32Array, tplW: number, port: number, seconds: number) {
+function measure(
+  g: BuiltGraph,
+  b: Batch,
+  w32: Uint32Array,
+  tplW: number,
+  port: number,
+  seconds: number,
+  afterWarmup: () => void,
+) {
   const graph = g.graph;
   const off0 = b.off.slice();
   const budget = BigInt(Math.round(seconds * 1e9));
@@ -143,6 +172,7 @@ function measure(g: BuiltGraph, b: Batch, w32: Uint32Array, tplW: number, port: 
       graph.run(b);
     }
   }
+  afterWarmup();
   let rounds = 0;
   const t0 = process.hrtime.bigint();
   let t1 = t0;
@@ -163,7 +193,7 @@ function measure(g: BuiltGraph, b: Batch, w32: Uint32Array, tplW: number, port: 
 }
 
 export async function runGraphBench(
-  opts: { quick?: boolean; seconds?: number; paths?: string[] } = {},
+  opts: { quick?: boolean; seconds?: number; paths?: string[]; perNode?: boolean } = {},
 ): Promise<GraphBenchRow[]> {
   const seconds = opts.seconds ?? (opts.quick ? 0.5 : 2);
   const cfg = loadConfigFile(path.join(ROOT, 'pcaps', 'sample-config.yaml'));
@@ -184,7 +214,8 @@ export async function runGraphBench(
     const w32 = new Uint32Array(arena);
     const port = env.ports.index(p.port);
     if (port === undefined) throw new Error(`no port ${p.port}`);
-    const m = measure(g, b, w32, tplOff >>> 2, port, seconds);
+    const nodeNs = opts.perNode ? timeNodes(g) : null;
+    const m = measure(g, b, w32, tplOff >>> 2, port, seconds, () => nodeNs?.fill(0));
     const tx = sinks.reduce((a, s) => a + s.n, 0);
     const pushed = g.graph.portCounters.rxPackets[port];
     const graphNs = m.totalNs - m.refillNs;
@@ -197,6 +228,14 @@ export async function runGraphBench(
       graphNsPerPacket: graphNs / m.packets,
       endToEndMpps: (m.packets * 1e3) / m.totalNs,
       txRatio: tx / pushed,
+      nodes: nodeNs
+        ? Object.fromEntries(
+            g.graph
+              .nodes()
+              .map((nd, k) => [nd.name, nodeNs[k] / m.packets] as [string, number])
+              .filter(([, v]) => v > 0),
+          )
+        : undefined,
     });
   }
   return rows;
@@ -218,9 +257,18 @@ export function formatGraphBench(rows: GraphBenchRow[]): string {
       r.txRatio.toFixed(2),
     ]);
   }
-  const w = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
+  for (const r of rows) {
+    if (!r.nodes) continue;
+    const parts = Object.entries(r.nodes).map(([n, v]) => `${n} ${v.toFixed(1)}`);
+    table.push([`  ${r.path} per node (ns/pkt):`, parts.join(', '), '', '', '', '', '', '']);
+  }
+  const w = table[0].map((_, c) =>
+    Math.max(...table.filter((row) => !row[0].startsWith('  ')).map((row) => row[c].length)),
+  );
   const lines = table.map((row) =>
-    row.map((cell, c) => (c === 0 ? cell.padEnd(w[c]) : cell.padStart(w[c]))).join('  '),
+    row[0].startsWith('  ')
+      ? `${row[0]} ${row[1]}`
+      : row.map((cell, c) => (c === 0 ? cell.padEnd(w[c]) : cell.padStart(w[c]))).join('  '),
   );
   return [
     `graph: ${FRAME_LEN}-byte frames, batch ${DEFAULT_BATCH}, 1 thread, node ${process.version}`,
@@ -234,6 +282,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const rows = await runGraphBench({
     quick: process.argv.includes('--quick'),
     paths: paths.length > 0 ? paths : undefined,
+    perNode: process.argv.includes('--per-node'),
   });
   console.log(formatGraphBench(rows));
 }

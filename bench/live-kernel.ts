@@ -79,6 +79,9 @@ export class KernelLab {
       ip('-n', sw, 'link', 'set', `s${k}`, 'master', 'br0', 'up');
       ip('-n', h, 'link', 'set', 'up0', 'up');
       ip('-n', h, 'addr', 'add', `10.0.0.${k}/24`, 'dev', 'up0');
+      // as in the calitap lab (no router here: nothing is sent there). Proxy ARP needs it too: the host
+      // answers a workload's ARP for 169.254.1.1 only when it has a route to that address.
+      ip('-n', h, 'route', 'add', 'default', 'via', '10.0.0.254', 'dev', 'up0');
       sysctl(
         h,
         'net.ipv4.ip_forward=1',

@@ -17,7 +17,7 @@
 // Run: `npm run bench:live` or `node dist/bench/live.bench.js [--quick] [--json]` (quick: 2-s runs).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Lab, type LabMode } from '../src/lab/lab.js';
 import { KernelLab } from './live-kernel.js';
 
@@ -38,12 +38,20 @@ export interface LiveResult {
   /** UDP 64-byte: packets/s the receiving iperf3 counted, and what the sender sent */
   udpRxPps: number | null;
   udpTxPps: number | null;
+  /** live-gen: 60-byte frames from an AF_PACKET generator in the client, counted at the server's eth0 */
+  genRxPps: number | null;
+  genTxPps: number | null;
+  /** frames the client's eth0 dropped on transmit (TAP: calitap did not read them in time) */
+  genTxDropPps: number | null;
   /** ms */
   pingAvg: number | null;
+  pingMin: number | null;
+  pingMax: number | null;
   pingLoss: number | null;
   cpuTcp1: CpuUse | null;
   cpuTcp4: CpuUse | null;
   cpuUdp: CpuUse | null;
+  cpuGen: CpuUse | null;
   errors: string[];
 }
 
@@ -89,7 +97,7 @@ function withCpu<T>(pids: number[], fn: () => T): { value: T; cpu: CpuUse } {
 }
 
 /** Runs argv inside a namespace, bounded by timeoutMs (SIGKILL). Returns stdout; throws on failure. */
-function nsRun(ns: string, argv: string[], timeoutMs: number): string {
+export function nsRun(ns: string, argv: string[], timeoutMs: number): string {
   const r = spawnSync('ip', ['netns', 'exec', ns, ...argv], {
     encoding: 'utf8',
     timeout: timeoutMs,
@@ -104,13 +112,20 @@ function nsRun(ns: string, argv: string[], timeoutMs: number): string {
   return r.stdout;
 }
 
+interface IperfSum {
+  bits_per_second: number;
+  seconds: number;
+  /** UDP only */
+  packets: number;
+  lost_packets: number;
+}
+
 interface IperfJson {
   error?: string;
   end?: {
-    sum_received?: { bits_per_second: number; seconds: number };
-    sum?: { packets?: number; lost_packets?: number; seconds?: number };
+    sum_received?: IperfSum;
+    sum_sent?: IperfSum;
   };
-  server_output_json?: IperfJson;
 }
 
 function iperf(ns: string, args: string[], seconds: number): IperfJson {
@@ -131,35 +146,137 @@ function iperf(ns: string, args: string[], seconds: number): IperfJson {
   return j;
 }
 
-function tcpGbps(ns: string, dst: string, streams: number, seconds: number): number {
+export function tcpGbps(ns: string, dst: string, streams: number, seconds: number): number {
   const j = iperf(ns, ['-c', dst, '-P', String(streams)], seconds);
   return j.end!.sum_received!.bits_per_second / 1e9;
 }
 
-/** UDP flood with 64-byte payloads; the receiver's count from the server's own report. */
+/** UDP flood with 64-byte payloads; delivered = what the receiving iperf3 counted (sum_received). */
 function udpPps(ns: string, dst: string, seconds: number): { rx: number; tx: number } {
-  const j = iperf(ns, ['-c', dst, '-u', '-l', '64', '-b', '0', '--get-server-output'], seconds);
-  const sent = j.end!.sum!;
-  const srv = j.server_output_json?.end?.sum;
-  if (!srv || srv.packets === undefined) throw new Error('iperf3: no server report for UDP');
-  const rx = srv.packets - (srv.lost_packets ?? 0);
-  return { rx: rx / (srv.seconds ?? seconds), tx: (sent.packets ?? 0) / (sent.seconds ?? seconds) };
+  const j = iperf(ns, ['-c', dst, '-u', '-l', '64', '-b', '0'], seconds);
+  const sent = j.end?.sum_sent;
+  const got = j.end?.sum_received;
+  if (!sent || !got) throw new Error('iperf3: no sum_sent/sum_received in the UDP report');
+  return { rx: (got.packets - got.lost_packets) / got.seconds, tx: sent.packets / sent.seconds };
 }
 
-function ping(ns: string, dst: string): { avg: number; loss: number } {
+interface LinkStats {
+  rx: { packets: number };
+  tx: { packets: number; dropped: number };
+}
+
+function eth0Stats(ns: string): LinkStats {
+  const j = JSON.parse(nsRun(ns, ['ip', '-j', '-s', 'link', 'show', 'eth0'], 5000)) as {
+    stats64: LinkStats;
+  }[];
+  return j[0].stats64;
+}
+
+const GEN = fileURLToPath(new URL('./live-gen.js', import.meta.url));
+
+/**
+ * 60-byte frames from live-gen (AF_PACKET, sendmmsg) in the client's namespace for `seconds`, 64 flows:
+ * what the kernel accepted on the client's eth0, what it dropped there, what arrived at the server's eth0.
+ */
+export async function generate(
+  client: string,
+  server: { ns: string; ip: string },
+  seconds: number,
+  timed: <T>(f: () => T) => T = (f) => f(),
+): Promise<{ rx: number; tx: number; txDrop: number }> {
+  const neigh = JSON.parse(
+    nsRun(client, ['ip', '-j', 'neigh', 'show', '169.254.1.1', 'dev', 'eth0'], 5000),
+  ) as { lladdr?: string }[];
+  const gw = neigh[0]?.lladdr;
+  if (!gw) throw new Error('no neighbour entry for 169.254.1.1 (ping first)');
+  const src = JSON.parse(nsRun(client, ['ip', '-j', '-4', 'addr', 'show', 'eth0'], 5000)) as {
+    addr_info: { local: string }[];
+  }[];
+  // the receiver drops them at a never-read UDP socket on port 9
+  const args = [
+    'netns',
+    'exec',
+    server.ns,
+    process.execPath,
+    GEN,
+    '--sink',
+    '9',
+    '--seconds',
+    String(seconds + 10),
+  ];
+  const sink = spawn('ip', args, { stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    const ready = await Promise.race([
+      new Promise<boolean>((r) => sink.stdout!.once('data', () => r(true))),
+      new Promise<boolean>((r) => sink.once('exit', () => r(false))),
+      sleep(5000).then(() => false),
+    ]);
+    if (!ready) throw new Error('live-gen --sink did not start');
+    return timed(() => generateInner(client, server, seconds, gw, src[0].addr_info[0].local));
+  } finally {
+    await stopChild(sink);
+  }
+}
+
+function generateInner(
+  client: string,
+  server: { ns: string; ip: string },
+  seconds: number,
+  gw: string,
+  srcIp: string,
+): { rx: number; tx: number; txDrop: number } {
+  const c0 = eth0Stats(client);
+  const s0 = eth0Stats(server.ns);
+  const out = nsRun(
+    client,
+    [
+      process.execPath,
+      GEN,
+      '--src',
+      srcIp,
+      '--dst',
+      server.ip,
+      '--dst-mac',
+      gw,
+      '--seconds',
+      String(seconds),
+      '--flows',
+      '64',
+    ],
+    (seconds + 15) * 1000,
+  );
+  const g = JSON.parse(out) as { offered: number; refused: number; seconds: number };
+  spawnSync('sleep', ['0.2']); // let queued frames drain
+  const c1 = eth0Stats(client);
+  const s1 = eth0Stats(server.ns);
+  return {
+    rx: (s1.rx.packets - s0.rx.packets) / g.seconds,
+    tx: g.offered / g.seconds,
+    txDrop: (c1.tx.dropped - c0.tx.dropped) / g.seconds,
+  };
+}
+
+export function ping(ns: string, dst: string): { avg: number; min: number; max: number; loss: number } {
+  // one warm-up ping first: ARP on every hop is resolved before the 50 that count
+  spawnSync('ip', ['netns', 'exec', ns, 'ping', '-q', '-c', '1', '-W', '1', dst], { timeout: 5000 });
   const out = nsRun(ns, ['ping', '-q', '-c', '50', '-i', '0.01', '-W', '1', dst], 15_000);
   const loss = /([\d.]+)% packet loss/.exec(out);
-  const rtt = /= [\d.]+\/([\d.]+)\//.exec(out);
+  const rtt = /= ([\d.]+)\/([\d.]+)\/([\d.]+)\//.exec(out);
   if (!rtt) throw new Error(`ping ${dst}: no replies`);
-  return { avg: Number(rtt[1]), loss: loss ? Number(loss[1]) : NaN };
+  return {
+    min: Number(rtt[1]),
+    avg: Number(rtt[2]),
+    max: Number(rtt[3]),
+    loss: loss ? Number(loss[1]) : NaN,
+  };
 }
 
 /** `iperf3 -s` in a namespace, tracked by pid (ip netns exec execs iperf3 itself). */
-function iperfServer(ns: string): ChildProcess {
+export function iperfServer(ns: string): ChildProcess {
   return spawn('ip', ['netns', 'exec', ns, 'iperf3', '-s'], { stdio: 'ignore' });
 }
 
-function stopChild(c: ChildProcess): Promise<void> {
+export function stopChild(c: ChildProcess): Promise<void> {
   if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     c.once('exit', () => resolve());
@@ -177,19 +294,7 @@ interface Endpoints {
 }
 
 async function measure(
-  base: Omit<
-    LiveResult,
-    | 'tcp1'
-    | 'tcp4'
-    | 'udpRxPps'
-    | 'udpTxPps'
-    | 'pingAvg'
-    | 'pingLoss'
-    | 'cpuTcp1'
-    | 'cpuTcp4'
-    | 'cpuUdp'
-    | 'errors'
-  >,
+  base: Pick<LiveResult, 'scenario' | 'dataplane' | 'path'>,
   ep: Endpoints,
   seconds: number,
   log: (s: string) => void,
@@ -200,11 +305,17 @@ async function measure(
     tcp4: null,
     udpRxPps: null,
     udpTxPps: null,
+    genRxPps: null,
+    genTxPps: null,
+    genTxDropPps: null,
     pingAvg: null,
+    pingMin: null,
+    pingMax: null,
     pingLoss: null,
     cpuTcp1: null,
     cpuTcp4: null,
     cpuUdp: null,
+    cpuGen: null,
     errors: [],
   };
   const tag = `${base.dataplane} ${base.scenario} (${base.path})`;
@@ -222,6 +333,8 @@ async function measure(
     attempt('ping', () => {
       const p = ping(ep.client, ep.server.ip);
       r.pingAvg = p.avg;
+      r.pingMin = p.min;
+      r.pingMax = p.max;
       r.pingLoss = p.loss;
     });
     await sleep(200); // iperf3 -s listening
@@ -241,12 +354,28 @@ async function measure(
       r.udpTxPps = m.value.tx;
       r.cpuUdp = m.cpu;
     });
+    try {
+      let cpu: CpuUse | null = null;
+      const g = await generate(ep.client, ep.server, seconds, (f) => {
+        const m = withCpu(ep.pids, f);
+        cpu = m.cpu;
+        return m.value;
+      });
+      r.genRxPps = g.rx;
+      r.genTxPps = g.tx;
+      r.genTxDropPps = g.txDrop;
+      r.cpuGen = cpu;
+    } catch (e) {
+      r.errors.push(`gen64: ${(e as Error).message}`);
+      log(`  ${tag}: gen64 failed: ${(e as Error).message}`);
+    }
   } finally {
     await stopChild(srv);
   }
   log(
     `  ${tag}: tcp1 ${fmt(r.tcp1, 2)} Gbit/s, tcp4 ${fmt(r.tcp4, 2)} Gbit/s, ` +
-      `udp64 ${fmt(r.udpRxPps === null ? null : r.udpRxPps / 1e3, 0)} kpps rx, ping ${fmt(r.pingAvg, 3)} ms`,
+      `udp64 ${fmt(r.udpRxPps === null ? null : r.udpRxPps / 1e3, 0)} kpps rx, ` +
+      `gen64 ${fmt(r.genRxPps === null ? null : r.genRxPps / 1e3, 0)} kpps rx, ping ${fmt(r.pingAvg, 3)} ms`,
   );
   return r;
 }
@@ -376,7 +505,8 @@ export async function runLiveBench(
     results,
     notes: [
       'kernel cross-host uses direct routing (Calico ipipMode/vxlanMode Never): this machine has no ipip/vxlan kernel modules',
-      `UDP: iperf3 -u -l 64 -b 0 (64-byte payload = 106-byte Ethernet frames), rx = packets the receiving iperf3 counted`,
+      'UDP: iperf3 -u -l 64 -b 0, one flow (64-byte payload = 106-byte Ethernet frames); delivered = what the receiving iperf3 counted',
+      'gen: bench/live-gen.js in the client namespace, AF_PACKET sendmmsg of 60-byte frames (64 B on the wire) over 64 UDP flows, as fast as eth0 takes them; delivered = rx_packets of the server eth0',
       'CPU in cores: calitap = daemon(s) utime+stime (all threads, incl. their syscalls); kernel = /proc/stat system+softirq (incl. iperf3 system time); machine = all non-idle',
     ],
   };
@@ -392,10 +522,18 @@ export function formatLiveReport(rep: LiveBenchReport): string {
     ['TCP 4 streams, Gbit/s', (r) => fmt(r.tcp4, 2)],
     ['UDP 64 B delivered, kpps', (r) => fmt(r.udpRxPps === null ? null : r.udpRxPps / 1e3, 0)],
     ['UDP 64 B sent, kpps', (r) => fmt(r.udpTxPps === null ? null : r.udpTxPps / 1e3, 0)],
+    ['gen 60 B × 64 flows delivered, kpps', (r) => fmt(r.genRxPps === null ? null : r.genRxPps / 1e3, 0)],
+    ['gen 60 B offered, kpps', (r) => fmt(r.genTxPps === null ? null : r.genTxPps / 1e3, 0)],
+    [
+      'gen 60 B dropped at sender eth0, kpps',
+      (r) => fmt(r.genTxDropPps === null ? null : r.genTxDropPps / 1e3, 0),
+    ],
     ['ping avg (50 × 10 ms), ms', (r) => fmt(r.pingAvg, 3)],
+    ['ping min / max, ms', (r) => `${fmt(r.pingMin, 3)} / ${fmt(r.pingMax, 3)}`],
     ['CPU dp / machine, TCP 1 (cores)', (r) => cpu(r.cpuTcp1)],
     ['CPU dp / machine, TCP 4 (cores)', (r) => cpu(r.cpuTcp4)],
     ['CPU dp / machine, UDP (cores)', (r) => cpu(r.cpuUdp)],
+    ['CPU dp / machine, gen (cores)', (r) => cpu(r.cpuGen)],
   ];
   for (const scenario of ['same-host', 'cross-host']) {
     const cols = rep.results.filter((r) => r.scenario === scenario);

@@ -23,6 +23,10 @@ export async function runLiveDemo(mode: LabMode, print: (s: string) => void): Pr
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  // stdout closed under us (`| head`) or any other way out: never leave the cluster behind
+  const onPipe = (): void => cleanup();
+  process.stdout.on('error', onPipe);
+  process.once('exit', cleanup);
   try {
     for (const h of lab.hosts) {
       await lab.start(h.index);
@@ -72,6 +76,8 @@ export async function runLiveDemo(mode: LabMode, print: (s: string) => void): Pr
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.stdout.off('error', onPipe);
+    process.off('exit', cleanup);
     await lab.destroyAsync().catch(() => cleanup());
     done = true;
   }

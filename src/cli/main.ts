@@ -21,7 +21,9 @@ export function buildProgram(): Command {
     .name('calitap')
     .description("Userspace router for Project Calico's data path over TAP devices")
     .exitOverride()
-    .showHelpAfterError(false);
+    .showHelpAfterError(false)
+    // parse errors are printed by main() as one `calitap: ...` line, like every other error
+    .configureOutput({ writeErr: (s) => (s.startsWith('error:') ? undefined : process.stderr.write(s)) });
   program
     .command('replay')
     .description('replay capture files through the forwarding graph; write what each port sends')
@@ -109,6 +111,7 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {
+      if (e.exitCode !== 0) process.stderr.write(`calitap: ${e.message.replace(/^error: /, '')}\n`);
       process.exitCode = e.exitCode === 0 ? 0 : 2;
       return;
     }

@@ -176,15 +176,13 @@ export class BgpGlue implements BgpHost {
   }
 
   status(): PeerStatusRow[] {
-    return this.speaker
-      .status()
-      .map((p) => ({
-        peerAddress: p.peerAddress,
-        peerType: p.peerType,
-        state: p.state,
-        since: p.since,
-        info: p.info,
-      }));
+    return this.speaker.status().map((p) => ({
+      peerAddress: p.peerAddress,
+      peerType: p.peerType,
+      state: p.state,
+      since: p.since,
+      info: p.info,
+    }));
   }
 
   async stop(): Promise<void> {

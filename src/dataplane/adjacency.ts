@@ -119,6 +119,16 @@ export class AdjacencyTable {
     this.free.push(i);
   }
 
+  /** The smallest path MTU of any live adjacency (0 when there is none). */
+  minMtu(): number {
+    let m = 0;
+    for (let i = 1; i < this.top; i++) {
+      if (this.kind[i] === ADJ_MISS || this.kind[i] === ADJ_BLACKHOLE || this.refs[i] === 0) continue;
+      if (m === 0 || this.mtu[i] < m) m = this.mtu[i];
+    }
+    return m;
+  }
+
   kindName(i: number): AdjKindName {
     return ADJ_KIND_NAMES[this.kind[i]] ?? 'miss';
   }

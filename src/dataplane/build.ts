@@ -20,6 +20,8 @@ export interface BuiltGraph {
   arp: Ip4Arp;
   icmpError: Ip4IcmpError;
   output: InterfaceOutput;
+  /** smallest path MTU when the graph was built (sizes the receive budget of a round) */
+  minMtu: number;
   /** wiring that needs interface-output (added last): run once the graph is complete */
   afterSeal: (() => void)[];
 }
@@ -56,6 +58,7 @@ export function buildGraph(
     icmpError,
     output: null as unknown as InterfaceOutput,
     afterSeal: [],
+    minMtu: Math.min(env.adj.minMtu() || 65535, ...Array.from(env.ports.mtu).filter((m) => m > 0)),
   };
   for (const ext of extensions) ext(built, env);
   const output = graph.add(new InterfaceOutput(sinks, graph.portCounters, env.ports.names));

@@ -20,6 +20,18 @@ export const PKT_LOCAL = 1;
 /** The packet came out of a tunnel (decapsulated): it may only be delivered to a local workload. */
 export const PKT_DECAP = 2;
 
+/**
+ * How many received frames a round may take so that every packet the graph can generate from them
+ * still finds a slot: each frame of up to `maxFrame` bytes may become ceil(payload / per-fragment
+ * payload) fragments at the smallest path MTU, plus one packet (ARP request, release) of slack.
+ */
+export function rxBudget(capacity: number, minMtu: number, maxFrame = SLOT_DATA): number {
+  const ipMax = maxFrame - 14;
+  let pieces = 1;
+  if (minMtu > 28 && ipMax > minMtu) pieces = Math.ceil((ipMax - 20) / ((minMtu - 20) & ~7));
+  return Math.max(1, Math.floor(capacity / (pieces + 1)));
+}
+
 export class Batch {
   readonly capacity: number;
   readonly arena: SharedArrayBuffer;

@@ -6,7 +6,7 @@
 // graph's timers see (ARP retries, ICMP rate limit) is the capture's. Single-threaded, deterministic.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Batch, DEFAULT_BATCH } from './packet.js';
+import { Batch, DEFAULT_BATCH, rxBudget } from './packet.js';
 import { buildGraph, type BuiltGraph, type GraphExtension } from './build.js';
 import type { DataplaneEnv, PortSink } from './env.js';
 import { openCapture, LINKTYPE_ETHERNET, type CaptureReader } from './pcap/reader.js';
@@ -147,8 +147,9 @@ function run(
   capacity: number,
   extra: CounterRow,
 ): number {
-  // Leave room in every batch for packets the graph generates (ARP requests, fragments, releases).
-  const maxRx = Math.max(1, capacity >> 1);
+  // Leave room in every batch for packets the graph generates (fragments, ARP requests, releases),
+  // so what happens to a frame never depends on where it falls in a round.
+  const maxRx = rxBudget(capacity, g.minMtu);
   for (const x of readers) x.live = advance(x.r);
   let frames = 0;
   const trace = opts.trace;

@@ -10,9 +10,9 @@ import { afterAll, describe, it } from 'vitest';
 import { emptyCaps } from '../../src/control/bgp/caps.js';
 import { encodeKeepalive, encodeOpen } from '../../src/control/bgp/codec.js';
 import { BgpFramer } from '../../src/control/bgp/framer.js';
-import { Bird, birdConf, frrConf, gobgpConf } from './daemons.js';
+import { Bird, birdConf, frrConf, gobgpConf } from '../../bench/bgp-lab.js';
 import { toHex } from './helpers.js';
-import { have, isRoot, Lab } from './netns.js';
+import { have, isRoot, Lab } from '../../bench/bgp-lab.js';
 import { waitUntil } from './rawpeer.js';
 
 const run = process.env.CALITAP_BGP_CAPTURE === '1' && isRoot;

@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatIp4, formatPrefix4 } from '../../src/common/addr.js';
 import type { BestRoute } from '../../src/control/bgp/rib.js';
 import { BgpSpeaker, type BgpSpeakerOptions } from '../../src/control/bgp/speaker.js';
-import { Bird, birdConf } from './daemons.js';
-import { have, isRoot, Lab } from './netns.js';
+import { Bird, birdConf } from '../../bench/bgp-lab.js';
+import { have, isRoot, Lab } from '../../bench/bgp-lab.js';
 import { waitUntil } from './rawpeer.js';
 
 const ok = isRoot && have('bird') && have('birdc');

@@ -4,8 +4,8 @@ import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatIp4, formatPrefix4 } from '../../src/common/addr.js';
 import { BgpSpeaker } from '../../src/control/bgp/speaker.js';
-import { frrConf } from './daemons.js';
-import { have, isRoot, Lab } from './netns.js';
+import { frrConf } from '../../bench/bgp-lab.js';
+import { have, isRoot, Lab } from '../../bench/bgp-lab.js';
 import { waitUntil } from './rawpeer.js';
 
 const BGPD = '/usr/lib/frr/bgpd';

@@ -5,8 +5,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatIp4, formatPrefix4 } from '../../src/common/addr.js';
 import { BgpSpeaker } from '../../src/control/bgp/speaker.js';
-import { gobgpConf } from './daemons.js';
-import { have, isRoot, Lab } from './netns.js';
+import { gobgpConf } from '../../bench/bgp-lab.js';
+import { have, isRoot, Lab } from '../../bench/bgp-lab.js';
 import { waitUntil } from './rawpeer.js';
 
 const ok = isRoot && have('gobgpd') && have('gobgp');

@@ -1,27 +1,13 @@
 // A scripted BGP peer over a real TCP socket, for negative tests: it sends exactly the bytes a test
-// gives it and records every message the speaker sends back. Also the polling helper the socket
-// tests use instead of fixed sleeps.
+// gives it and records every message the speaker sends back.
 import net from 'node:net';
 import { emptyCaps } from '../../src/control/bgp/caps.js';
 import { decodeMessage, encodeKeepalive, encodeOpen } from '../../src/control/bgp/codec.js';
 import { BgpFramer } from '../../src/control/bgp/framer.js';
 import type { BgpMessage, Capabilities } from '../../src/control/bgp/types.js';
+import { waitUntil } from '../../bench/bgp-lab.js';
 
-export async function waitUntil<T>(
-  fn: () => T | null | undefined | false,
-  timeoutMs: number,
-  what: string,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let delay = 5;
-  while (true) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(100, delay * 2);
-  }
-}
+export { waitUntil };
 
 export class RawPeer {
   readonly received: BgpMessage[] = [];

@@ -313,14 +313,10 @@ describe('neighbour resolution without static neighbours (ip4-arp)', () => {
     const h = new Harness({ yaml, fresh: true });
     const out = h.run([[W1.port, toOutside(1, 1)]], 0);
     expect(out).toHaveLength(1);
-    // BUG: src/dataplane/nodes/ip4.ts Ip4Rewrite.process resolves the neighbour before checking TTL
-    // (and MTU/DF): the TTL-1 packet is held and an ARP request goes out; if nobody answers, the
-    // sender never gets its time exceeded (traceroute shows "*"). Linux's ip_forward() checks TTL
-    // first. Expected once fixed:
-    // expect(out[0].port).toBe(W1.port);
-    // expect(out[0].bytes[34]).toBe(11); // ICMP time exceeded back to the workload
-    // expect(h.c('ip4-arp: request-sent')).toBe(0);
-    expect(h.c('ip4-arp: held') + h.c('ip4-icmp-error: sent-time-exceeded')).toBe(1);
+    // TTL (and MTU/DF) are checked before the neighbour is resolved, as Linux's ip_forward() does
+    expect(out[0].port).toBe(W1.port);
+    expect(out[0].bytes[34]).toBe(11); // ICMP time exceeded back to the workload
+    expect(h.c('ip4-arp: request-sent')).toBe(0);
   });
 
   it('an unsolicited ARP reply from an unknown IP creates nothing', () => {

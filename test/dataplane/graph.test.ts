@@ -250,13 +250,10 @@ describe('ip4-lookup and ip4-rewrite: routes', () => {
       [W1.port, fromW1(NODE_IP)],
       [W1.port, fromW1(NAT_IP)],
     ]);
-    // BUG: ip4-input only recognises the node IP / owned addresses on packets received on the uplink
-    // (src/dataplane/nodes/ip4.ts Ip4Input.process sends every workload packet straight to
-    // ip4-spoof-check), so a pod talking to its own host (10.0.0.1) or to the natOutgoingAddress is
-    // routed by the default route and hair-pinned to the gateway's MAC on the uplink. Expected: not
-    // sent to the router (delivered to the host, or dropped and counted like `ip4-input: not-ours`):
-    // expect(out).toEqual([]);
-    expect(out.every((o) => o.port === 'uplink')).toBe(true);
+    // the host's kernel owns these addresses and calitap cannot hand it packets: dropped and counted,
+    // never hair-pinned to the router
+    expect(out).toEqual([]);
+    expect(h.counters()).toEqual({ 'ip4-input: to-host-unsupported': 2 });
   });
 
   it('TTL is decremented with a correct checksum for every TTL value and TOS', () => {

@@ -3,7 +3,7 @@
 // batches of crafted frames through it. One harness = one graph + one batch, owned by the test.
 import { loadConfigText } from '../../src/control/config/load.js';
 import { Programmer } from '../../src/control/program.js';
-import { buildGraph, type BuiltGraph } from '../../src/dataplane/build.js';
+import { buildGraph, type BuiltGraph, type GraphExtension } from '../../src/dataplane/build.js';
 import type { DataplaneParams, PortSink } from '../../src/dataplane/env.js';
 import { Batch } from '../../src/dataplane/packet.js';
 import { NBR_INCOMPLETE, NBR_REACHABLE, type NeighborTable } from '../../src/dataplane/neighbor.js';
@@ -110,6 +110,8 @@ export interface HarnessOpts {
   params?: Partial<DataplaneParams>;
   capacity?: number;
   trace?: boolean;
+  /** graph layers (encapsulation, NAT): none by default, the core graph only */
+  extensions?: GraphExtension[];
   /**
    * Start with every ARP-learned neighbour back to incomplete (the Programmer, and so its neighbour
    * table, is shared between harnesses of the same config: a fresh one costs a 64 MiB FIB).
@@ -160,6 +162,7 @@ export class Harness {
       env,
       env.ports.names.map((n) => new MemSink(n, this.sent)),
       capacity,
+      opts.extensions ?? [],
     );
     this.b = new Batch(capacity);
     if (opts.trace) this.b.trace = [];

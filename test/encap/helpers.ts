@@ -223,7 +223,8 @@ export function forwarded(frame: Uint8Array, hops = 1): Uint8Array {
 function probe(cmd: string, args: string[]): string | null {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 20_000 });
   if (r.error) return `${cmd}: ${r.error.message}`;
-  if (r.status !== 0) return `${cmd} ${args.join(' ')}: exit ${r.status}: ${r.stderr.trim().split('\n').pop()}`;
+  if (r.status !== 0)
+    return `${cmd} ${args.join(' ')}: exit ${r.status}: ${r.stderr.trim().split('\n').pop()}`;
   return null;
 }
 
@@ -321,7 +322,9 @@ export function tsharkChecksums(file: string): TsharkRow[] {
 
 /** True when tshark found a bad checksum in the row (status 0 anywhere, or a "Bad checksum" note). */
 export function tsharkRowBad(r: TsharkRow): boolean {
-  return [r.ip, r.udp, r.tcp, r.icmp].some((s) => s.split(',').includes('0')) || /Bad checksum/i.test(r.expert);
+  return (
+    [r.ip, r.udp, r.tcp, r.icmp].some((s) => s.split(',').includes('0')) || /Bad checksum/i.test(r.expert)
+  );
 }
 
 /**
@@ -336,7 +339,8 @@ export function tsharkBadByGroup(dir: string, groups: Record<string, Frame[]>): 
     all.push(...frames);
   }
   const rows = tsharkChecksums(writePcap(path.join(dir, 'tshark-all.pcap'), all));
-  if (rows.length !== all.length) throw new Error(`tshark printed ${rows.length} rows for ${all.length} frames`);
+  if (rows.length !== all.length)
+    throw new Error(`tshark printed ${rows.length} rows for ${all.length} frames`);
   const out: Record<string, TsharkRow[]> = {};
   for (const w of where) {
     out[w.key] = rows

@@ -166,10 +166,7 @@ describe('IPIP tunnel MTU 1480 (uplink 1500 - 20)', () => {
       expect(o.len).toBeLessThanOrEqual(1500);
       expect(ethAt(f.bytes).dst).toBe(MAC.gwA);
     }
-    expectSameDatagram(
-      reassemble(mine.map((frame) => ({ frame, ipOff: IPIP_IN }))),
-      ipipIn[2],
-    );
+    expectSameDatagram(reassemble(mine.map((frame) => ({ frame, ipOff: IPIP_IN }))), ipipIn[2]);
   });
 
   it('options: the first fragment keeps them all, later ones only the copied ones (RFC 791 §3.1)', () => {
@@ -183,10 +180,7 @@ describe('IPIP tunnel MTU 1480 (uplink 1500 - 20)', () => {
     expect([a.hlen, a.len, a.mf, a.fragOff]).toEqual([36, 36 + 1440, true, 0]);
     expect([b.hlen, b.len, b.mf, b.fragOff]).toEqual([24, 24 + 1764 - 1440, false, 180]);
     expect(a.csumOk && b.csumOk).toBe(true);
-    expectSameDatagram(
-      reassemble(mine.map((frame) => ({ frame, ipOff: IPIP_IN }))),
-      ipipIn[3],
-    );
+    expectSameDatagram(reassemble(mine.map((frame) => ({ frame, ipOff: IPIP_IN }))), ipipIn[3]);
   });
 
   it('a packet that is already a fragment: pieces keep MF and continue its offset', () => {
@@ -216,7 +210,9 @@ describe('IPIP tunnel MTU 1480 (uplink 1500 - 20)', () => {
         const got = re.find((b) => b.slice(8, 12) === want.slice(8, 12));
         expect(got).toBeDefined();
         // scapy rebuilds total length / flags / checksum itself; the payload must match
-        expect(got!.slice(ip4At(ipipIn[k].bytes, 14).hlen * 2)).toBe(want.slice(ip4At(ipipIn[k].bytes, 14).hlen * 2));
+        expect(got!.slice(ip4At(ipipIn[k].bytes, 14).hlen * 2)).toBe(
+          want.slice(ip4At(ipipIn[k].bytes, 14).hlen * 2),
+        );
       }
       for (const r of up.reassembled) expect(layers(r.layers, 'UDP')[0].csum_ok).toBe(true);
       const pod = scapy[files.ipipPod].frames[0];
@@ -266,16 +262,16 @@ describe('VXLAN tunnel MTU 1450 (uplink 1500 - 50)', () => {
     }
     // both fragments of one datagram hash to one UDP source port (no L4 ports in fragments)
     expect(u16(mine[0].bytes, 34)).toBe(u16(mine[1].bytes, 34));
-    expectSameDatagram(
-      reassemble(mine.map((frame) => ({ frame, ipOff: VXLAN_IN }))),
-      vxlanIn[2],
-    );
+    expectSameDatagram(reassemble(mine.map((frame) => ({ frame, ipOff: VXLAN_IN }))), vxlanIn[2]);
     if (SCAPY_MISSING === null) {
       const up = scapy[files.vxlanUp];
       for (const fr of up.frames) for (const [l, ok] of verdicts(fr)) expect(ok, l).toBe(true);
       expect(up.reassembled).toHaveLength(1);
       expect(layers(up.reassembled[0].layers, 'UDP')[0]).toMatchObject({ sport: 6102, csum_ok: true });
-      expect(layers(scapy[files.vxlanPod].frames[0], 'ICMP')[0]).toMatchObject({ nexthopmtu: 1450, csum_ok: true });
+      expect(layers(scapy[files.vxlanPod].frames[0], 'ICMP')[0]).toMatchObject({
+        nexthopmtu: 1450,
+        csum_ok: true,
+      });
     }
     if (TSHARK_MISSING === null) expect([...tshark.vxlanUp, ...tshark.vxlanPod]).toEqual([]);
   });

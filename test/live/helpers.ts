@@ -37,7 +37,9 @@ export async function waitFor<T>(
       last = e;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
+      );
     }
     await sleep(stepMs);
   }
@@ -149,7 +151,16 @@ export async function ping(
   o: { count?: number; interval?: number; wait?: number; size?: number; df?: boolean; src?: string } = {},
 ): Promise<PingResult> {
   const count = o.count ?? 3;
-  const args = ['ping', '-n', '-c', String(count), '-i', String(o.interval ?? 0.2), '-W', String(o.wait ?? 1)];
+  const args = [
+    'ping',
+    '-n',
+    '-c',
+    String(count),
+    '-i',
+    String(o.interval ?? 0.2),
+    '-W',
+    String(o.wait ?? 1),
+  ];
   if (o.size !== undefined) args.push('-s', String(o.size));
   if (o.df) args.push('-M', 'do');
   if (o.src !== undefined) args.push('-I', o.src);
@@ -227,8 +238,25 @@ export async function python(ns: string, script: string, ms = 30_000): Promise<s
 // ---- tcpdump and pcap ----
 
 /** Starts tcpdump on `iface` in `ns` writing `file`; resolves once it is capturing. */
-export async function startCapture(ns: string, iface: string, file: string, filter: string[] = []): Promise<Bg> {
-  const t = bg(ns, ['tcpdump', '-i', iface, '-n', '--immediate-mode', '-U', '-s', '256', '-w', file, ...filter]);
+export async function startCapture(
+  ns: string,
+  iface: string,
+  file: string,
+  filter: string[] = [],
+): Promise<Bg> {
+  const t = bg(ns, [
+    'tcpdump',
+    '-i',
+    iface,
+    '-n',
+    '--immediate-mode',
+    '-U',
+    '-s',
+    '256',
+    '-w',
+    file,
+    ...filter,
+  ]);
   await waitFor(`tcpdump on ${iface} in ${ns}`, () => {
     if (!t.running) throw new Error(`tcpdump exited: ${t.stderr}`);
     return t.stderr.includes('listening on');
@@ -274,7 +302,7 @@ export function readPcapIp4(file: string): Ip4Packet[] {
   const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
   const u32 = (o: number): number => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
   const out: Ip4Packet[] = [];
-  for (let o = 24; o + 16 <= b.length; ) {
+  for (let o = 24; o + 16 <= b.length;) {
     const incl = u32(o + 8);
     const f = b.subarray(o + 16, o + 16 + incl);
     o += 16 + incl;
@@ -304,7 +332,12 @@ export async function tcpExchange(
   const srv = bg(serverNs, ['nc', '-v', '-n', '-N', '-l', String(port)], fromServer);
   try {
     await waitListening(serverNs, 'tcp', port);
-    const cli = await run(clientNs, ['nc', '-n', '-N', '-w', '5', serverIp, String(port)], 10_000, fromClient);
+    const cli = await run(
+      clientNs,
+      ['nc', '-n', '-N', '-w', '5', serverIp, String(port)],
+      10_000,
+      fromClient,
+    );
     await srv.wait(5000);
     return { serverGot: srv.stdout, clientGot: cli.stdout, serverLog: srv.stderr };
   } finally {
@@ -332,4 +365,23 @@ export async function udpSend(
   } finally {
     await srv.stop('SIGKILL');
   }
+}
+
+/**
+ * Turns off TX checksum offload on `ifname` in `ns` (ethtool's legacy ETHTOOL_STXCSUM ioctl; ethtool
+ * itself is not installed), so the kernel sends complete TCP/UDP checksums instead of
+ * CHECKSUM_PARTIAL ones. Needed where a namespace's own TCP traffic reaches calitap's AF_PACKET
+ * uplink through veths: calitap does not complete partial checksums (see the report in nat.test.ts).
+ */
+export async function disableTxChecksum(ns: string, ifname: string): Promise<void> {
+  await python(
+    ns,
+    [
+      'import socket, fcntl, struct, ctypes',
+      'ev = ctypes.create_string_buffer(struct.pack("II", 0x17, 0))',
+      `ifr = struct.pack("16sP", b"${ifname}", ctypes.addressof(ev)) + bytes(16)`,
+      's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+      'fcntl.ioctl(s.fileno(), 0x8946, ifr)',
+    ].join('\n'),
+  );
 }

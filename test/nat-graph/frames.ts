@@ -31,7 +31,18 @@ export interface PacketOpts {
 export function packet(o: PacketOpts): Frame {
   const u8 = new Uint8Array(14 + 20 + o.l4.length);
   emitEthernet(u8, 0, macBytes(o.ethDst), macBytes(o.ethSrc), 0x0800);
-  emitIp4Header(u8, 14, ip(o.src), ip(o.dst), o.proto, 20 + o.l4.length, o.ttl ?? 60, o.id ?? 0x4242, o.df ? 0x4000 : 0, 0);
+  emitIp4Header(
+    u8,
+    14,
+    ip(o.src),
+    ip(o.dst),
+    o.proto,
+    20 + o.l4.length,
+    o.ttl ?? 60,
+    o.id ?? 0x4242,
+    o.df ? 0x4000 : 0,
+    0,
+  );
   u8.set(o.l4, 34);
   if (o.proto === 6) tcpSetChecksum(u8, 14);
   else if (o.proto === 17) udpSetChecksum(u8, 14);

@@ -174,7 +174,6 @@ export function routeToNode(
 export function compileRoutes(cfg: ClusterConfig, nodeName: string): CompiledRoutes {
   const me = localNode(cfg, nodeName);
   const uplink = cfg.uplinks.get(nodeName);
-  const uplinkPort = uplink?.interfaceName;
   const warnings: string[] = [];
   const byPrefix = new Map<string, RouteSpec>();
   const add = (r: RouteSpec) => {

@@ -5,7 +5,7 @@
 // and hands it messages on a MessagePort read synchronously (receiveMessageOnPort), so the loop never
 // yields to the event loop. All tables are the shared ones; counters are this worker's own.
 import { workerData, parentPort, receiveMessageOnPort } from 'node:worker_threads';
-import { Batch, SLOT_DATA } from '../packet.js';
+import { Batch, SLOT_DATA, rxBudget } from '../packet.js';
 import { buildGraph, type BuiltGraph } from '../build.js';
 import { DATAPLANE_EXTENSIONS } from '../extensions.js';
 import { Lpm4 } from '../fib/lpm.js';
@@ -153,7 +153,6 @@ class Worker {
 
   run(): void {
     const b = this.batch;
-    const maxRx = b.capacity >> 1;
     const wake = this.init.wakeFd;
     let lastTick = 0;
     while (!this.stopping) {
@@ -179,6 +178,7 @@ class Worker {
         }
         const p = this.portOfFd.get(fd);
         if (p === undefined) continue;
+        const maxRx = rxBudget(b.capacity, this.g.minMtu, 1514);
         while (b.count < maxRx) {
           let got = 0;
           try {

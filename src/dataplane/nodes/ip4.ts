@@ -42,10 +42,17 @@ import { fragmentIp4 } from './fragment.js';
 export class Ip4Input extends GraphNode {
   readonly name = 'ip4-input';
   // reasons 0..7 mirror the wire module's ip4Check codes
-  readonly reasons = [...IP4_ERR_NAMES.slice(0, 8), 'martian-source', 'martian-destination', 'not-ours'];
+  readonly reasons = [
+    ...IP4_ERR_NAMES.slice(0, 8),
+    'martian-source',
+    'martian-destination',
+    'not-ours',
+    'to-host-unsupported',
+  ];
   static readonly R_MARTIAN_SRC = 8;
   static readonly R_MARTIAN_DST = 9;
   static readonly R_NOT_OURS = 10;
+  static readonly R_TO_HOST = 11;
   spoof!: GraphNode;
   lookup!: GraphNode;
   /** packets for our node IP by IP protocol / UDP port; set by the encap/NAT layers when present */
@@ -98,6 +105,11 @@ export class Ip4Input extends GraphNode {
         );
       }
       if (kind[b.rxPort[i]] === KIND_WORKLOAD) {
+        // the node's own addresses belong to the host's kernel, which calitap cannot hand packets to
+        if (dst === this.nodeIp || this.owns(dst)) {
+          this.drop(b, i, Ip4Input.R_TO_HOST);
+          continue;
+        }
         this.spoof.push(i);
         continue;
       }
@@ -296,12 +308,7 @@ export class Ip4Rewrite extends GraphNode {
       const a = b.adj[i];
       const kind = adj.kind[a];
       const nb = adj.neighbor[a];
-      if (kind !== ADJ_LOCAL && !this.nbr.resolved(nb)) {
-        this.count(W_UNRESOLVED);
-        if (b.trace !== null) b.note(i, this.name, `neighbor ${formatIp4(this.nbr.ip[nb])} unresolved`);
-        this.arp.push(i);
-        continue;
-      }
+      // TTL and MTU first: a sender learns about them at once, whether or not the next hop answers ARP
       const local = (b.flags[i] & PKT_LOCAL) !== 0;
       if (!local && u8[ip + IP4_TTL] <= 1) {
         this.count(W_TTL);
@@ -313,6 +320,12 @@ export class Ip4Rewrite extends GraphNode {
       if (tooBig && (u8[ip + IP4_FRAG] & (IP4_DF >>> 8)) !== 0) {
         this.count(W_FRAG_NEEDED);
         this.icmp.send(b, i, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu);
+        continue;
+      }
+      if (kind !== ADJ_LOCAL && !this.nbr.resolved(nb)) {
+        this.count(W_UNRESOLVED);
+        if (b.trace !== null) b.note(i, this.name, `neighbor ${formatIp4(this.nbr.ip[nb])} unresolved`);
+        this.arp.push(i);
         continue;
       }
       if (!local) ip4DecTtl(u8, ip);
