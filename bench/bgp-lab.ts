@@ -5,7 +5,7 @@
 // calitap's speakers run in the calling process in the root namespace on the root end (and extra
 // addresses on it); daemons run inside the namespace. Only processes started here are killed (by
 // pid), and the namespace and veth are always deleted in `destroy()` (and at process exit).
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,6 +54,7 @@ export class Lab {
   readonly dir: string;
   private readonly procs: { name: string; child: ChildProcess; log: string }[] = [];
   private destroyed = false;
+  private readonly extraNs: string[] = [];
 
   private constructor(
     readonly tag: string,
@@ -98,17 +99,37 @@ export class Lab {
     return this.ip(i);
   }
 
-  /** Runs a command inside the namespace and returns its stdout. */
-  exec(cmd: string, args: string[], timeout = 15_000): string {
-    return sh('ip', ['netns', 'exec', this.ns, cmd, ...args], timeout);
+  /**
+   * Creates a second namespace linked only to the lab namespace by its own veth pair
+   * (10.201.N.2/24 in the lab namespace, 10.201.N.3/24 in the new one); returns its name.
+   */
+  linkNamespace(tag: string): string {
+    const ns = `${this.ns}-${tag}`;
+    const a = `ctx${process.pid % 100000}${tag}`.slice(0, 15);
+    const b = `cty${process.pid % 100000}${tag}`.slice(0, 15);
+    sh('ip', ['netns', 'add', ns]);
+    this.extraNs.push(ns);
+    this.exec('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
+    this.exec('ip', ['link', 'set', b, 'netns', ns]);
+    this.exec('ip', ['addr', 'add', `10.201.${this.n}.2/24`, 'dev', a]);
+    this.exec('ip', ['link', 'set', a, 'up']);
+    this.exec('ip', ['addr', 'add', `10.201.${this.n}.3/24`, 'dev', b], 15_000, ns);
+    this.exec('ip', ['link', 'set', b, 'up'], 15_000, ns);
+    this.exec('ip', ['link', 'set', 'lo', 'up'], 15_000, ns);
+    return ns;
   }
 
-  /** Starts a long-running command inside the namespace; stdout/stderr go to `<dir>/<name>.log`. */
-  spawn(name: string, cmd: string, args: string[]): ChildProcess {
+  /** Runs a command inside the namespace (default: the lab's) and returns its stdout. */
+  exec(cmd: string, args: string[], timeout = 15_000, ns = this.ns): string {
+    return sh('ip', ['netns', 'exec', ns, cmd, ...args], timeout);
+  }
+
+  /** Starts a long-running command inside a namespace; stdout/stderr go to `<dir>/<name>.log`. */
+  spawn(name: string, cmd: string, args: string[], ns = this.ns): ChildProcess {
     const log = path.join(this.dir, `${name}.log`);
     const fd = fs.openSync(log, 'a');
     // `ip netns exec` execs the command, so the child's pid is the daemon's pid.
-    const child = spawn('ip', ['netns', 'exec', this.ns, cmd, ...args], { stdio: ['ignore', fd, fd] });
+    const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', fd, fd] });
     fs.closeSync(fd);
     this.procs.push({ name, child, log });
     return child;
@@ -173,6 +194,7 @@ export class Lab {
     }
     for (const args of [
       ['link', 'del', this.vethRoot],
+      ...this.extraNs.map((ns) => ['netns', 'del', ns]),
       ['netns', 'del', this.ns],
     ]) {
       try {
@@ -189,6 +211,8 @@ export interface BirdPeer {
   name: string;
   ip: string;
   asn: number;
+  /** our address for this session (default: the router ID) */
+  source?: string;
   /** extra lines inside the protocol block */
   extra?: string;
 }
@@ -232,7 +256,7 @@ ${o.peers
   .map(
     (p) => `protocol bgp ${p.name} from calitap {
   neighbor ${p.ip} as ${p.asn};
-  source address ${o.routerId};
+  source address ${p.source ?? o.routerId};
 ${p.extra ?? ''}
 }`,
   )
@@ -248,6 +272,8 @@ export class Bird {
     private readonly lab: Lab,
     readonly name: string,
     config: string,
+    /** namespace to run in (default: the lab's) */
+    readonly ns = lab.ns,
   ) {
     this.sock = path.join(lab.dir, `${name}.ctl`);
     this.conf = lab.writeFile(`${name}.conf`, config);
@@ -255,10 +281,21 @@ export class Bird {
   start(recovery = false): void {
     const args = ['-f', '-c', this.conf, '-s', this.sock, '-P', path.join(this.lab.dir, `${this.name}.pid`)];
     if (recovery) args.push('-R');
-    this.child = this.lab.spawn(this.name, 'bird', args);
+    this.child = this.lab.spawn(this.name, 'bird', args, this.ns);
   }
   cli(cmd: string): string {
-    return this.lab.exec('birdc', ['-s', this.sock, ...cmd.split(' ')]);
+    return this.lab.exec('birdc', ['-s', this.sock, ...cmd.split(' ')], 60_000, this.ns);
+  }
+  /** Like `cli` but without blocking the event loop (for polling while a speaker is busy). */
+  cliAsync(cmd: string): Promise<string> {
+    return new Promise((resolve, reject) =>
+      execFile(
+        'ip',
+        ['netns', 'exec', this.ns, 'birdc', '-s', this.sock, ...cmd.split(' ')],
+        { encoding: 'utf8', timeout: 60_000 },
+        (err, out) => (err ? reject(err) : resolve(out)),
+      ),
+    );
   }
   async ready(): Promise<void> {
     await waitUntil(

@@ -50,8 +50,9 @@ async function runOnce(n: number): Promise<Result> {
   const lab = Lab.create('x');
   let speaker: BgpSpeaker | null = null;
   try {
-    lab.exec('ip', ['addr', 'add', `${lab.ip(3)}/24`, 'dev', lab.vethNs]);
-    const strict = 'strict bind yes;';
+    const sinkNs = lab.linkNamespace('s');
+    const upIp = `10.201.${lab.n}.2`;
+    const sinkIp = `10.201.${lab.n}.3`;
     const source = new Bird(
       lab,
       'source',
@@ -60,8 +61,8 @@ async function runOnce(n: number): Promise<Result> {
         localAs: 64512,
         extra: generatedStatics(n),
         peers: [
-          { name: 'calitap1', ip: lab.ip(1), asn: 64512, extra: `  disabled yes;\n  ${strict}` },
-          { name: 'sink', ip: lab.ip(3), asn: 64512, extra: `  disabled yes;\n  ${strict}` },
+          { name: 'calitap1', ip: lab.ip(1), asn: 64512, extra: '  disabled yes;' },
+          { name: 'sink', ip: sinkIp, asn: 64512, source: upIp, extra: '  disabled yes;' },
         ],
       }),
     );
@@ -69,10 +70,11 @@ async function runOnce(n: number): Promise<Result> {
       lab,
       'sink',
       birdConf({
-        routerId: lab.ip(3),
+        routerId: sinkIp,
         localAs: 64512,
-        peers: [{ name: 'upstream', ip: lab.ip(2), asn: 64512, extra: `  ${strict}` }],
+        peers: [{ name: 'upstream', ip: upIp, asn: 64512 }],
       }),
+      sinkNs,
     );
     source.start();
     await source.ready();
@@ -109,7 +111,8 @@ async function runOnce(n: number): Promise<Result> {
     );
     const birdWait = (async () => {
       while (!birdDone) {
-        if (sink.count('upstream') === n) birdDone = Date.now();
+        const m = /(\d+) of \d+ routes/.exec(await sink.cliAsync('show route protocol upstream count'));
+        if (m && Number(m[1]) === n) birdDone = Date.now();
         else await new Promise((r) => setTimeout(r, 100));
         if (Date.now() - t0 > 900_000) throw new Error('BIRD sink did not complete');
       }
@@ -129,7 +132,8 @@ async function runOnce(n: number): Promise<Result> {
       birdRssMiB: rssOf(sink.child!.pid!),
     };
   } catch (e) {
-    for (const name of ['source', 'sink']) console.error(`--- ${name} log ---\n${lab.log(name).slice(-3000)}`);
+    for (const name of ['source', 'sink'])
+      console.error(`--- ${name} log ---\n${lab.log(name).slice(-3000)}`);
     throw e;
   } finally {
     await speaker?.abort();
@@ -138,6 +142,8 @@ async function runOnce(n: number): Promise<Result> {
 }
 
 async function main(): Promise<void> {
+  // make sure namespaces and daemons are cleaned up on Ctrl-C (the lab cleans up at exit)
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
   if (!isRoot || !have('bird') || !have('birdc')) {
     console.error('bgp bench: skipped: needs root (network namespaces) and bird2 (bird, birdc)');
     return;

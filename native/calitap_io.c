@@ -830,20 +830,36 @@ static napi_value UdpSocket(napi_env env, napi_callback_info info) {
 }
 
 // rawSocket(protocol, { rcvbuf, sndbuf, hdrIncl }) -> fd (AF_INET SOCK_RAW)
+// A one-instruction classic BPF program, "ret #0": the socket accepts nothing. Used for the sockets
+// that only exist to keep the kernel quiet (it does not send ICMP unreachable for a protocol or port
+// that has a socket): with the filter their receive queue never fills, so the kernel keeps counting
+// packets as delivered to them (a full raw socket is skipped since Linux 6.9).
+static int attach_drop_all(int fd) {
+  struct sock_filter ret0 = {0x06, 0, 0, 0};
+  struct sock_fprog fprog = {.len = 1, .filter = &ret0};
+  return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof fprog);
+}
+
 static napi_value RawSocket(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, "rawSocket", &a)) return NULL;
   int64_t proto, rcvbuf, sndbuf;
-  bool has_rcvbuf, has_sndbuf, hdrincl;
+  bool has_rcvbuf, has_sndbuf, hdrincl, drop_all;
   napi_value opts;
   if (!arg_int(&a, 0, "protocol", 0, 255, &proto) || !arg_opts(&a, 1, &opts) ||
       !opt_int(&a, opts, "rcvbuf", 0, INT32_MAX, 0, &rcvbuf, &has_rcvbuf) ||
       !opt_int(&a, opts, "sndbuf", 0, INT32_MAX, 0, &sndbuf, &has_sndbuf) ||
-      !opt_bool(&a, opts, "hdrIncl", false, &hdrincl))
+      !opt_bool(&a, opts, "hdrIncl", false, &hdrincl) || !opt_bool(&a, opts, "dropAll", false, &drop_all))
     return NULL;
   int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, (int)proto);
   if (fd < 0) {
     throw_errno(env, errno, "socket(AF_INET, SOCK_RAW)", "rawSocket(%d)", (int)proto);
+    return NULL;
+  }
+  if (drop_all && attach_drop_all(fd) != 0) {
+    int err = errno;
+    close(fd);
+    throw_errno(env, err, "SO_ATTACH_FILTER", "rawSocket(%d)", (int)proto);
     return NULL;
   }
   if (has_rcvbuf) set_rcvbuf(fd, rcvbuf);

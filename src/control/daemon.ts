@@ -140,7 +140,8 @@ export class Daemon {
     // answer VXLAN with port unreachable and IPIP with protocol unreachable.
     if (cfg.pools.some((x) => x.vxlanMode !== 'Never'))
       this.quietFds.push(io.udpSocket('0.0.0.0', p.vxlanPort, { rcvbuf: 1024 }));
-    if (cfg.pools.some((x) => x.ipipMode !== 'Never')) this.quietFds.push(io.rawSocket(4, { rcvbuf: 1024 }));
+    if (cfg.pools.some((x) => x.ipipMode !== 'Never'))
+      this.quietFds.push(io.rawSocket(4, { rcvbuf: 1024, dropAll: true }));
   }
 
   private readonly peers = new Map<number, MessagePort>();

@@ -131,6 +131,7 @@ export class Programmer {
           natIps: [felix.natOutgoingAddress ?? me.bgpAddress.ip],
           portLo: felix.natPortRange?.[0],
           portHi: felix.natPortRange?.[1],
+          reservedPorts: [...new Set([4789, felix.vxlanPort])],
           seed: opts.natSeed ?? 0,
           hashKey: 0x5eed,
         })

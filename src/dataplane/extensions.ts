@@ -33,6 +33,8 @@ export const natExtension: GraphExtension = (g, env) => {
   in2out.rewrite = g.rewrite;
   g.ip4Input.natIn = out2in;
   g.lookup.snatOut = in2out;
+  g.rewrite.snat = in2out;
+  g.icmpError.nat = env.nat;
 };
 
 /** The layers every dataplane is built with (replay and live workers alike). */

@@ -169,7 +169,13 @@ function run(
     b.reset();
     if (trace) b.trace = [];
     const first = frames;
+    // a round spans at most ROUND_NS of capture time, so timers (ICMP rate limit, ARP retries, NAT
+    // timeouts) see time pass as they would live
+    const endSec = r0.tsSec + Math.floor((r0.tsNsec + ROUND_NS) / 1e9);
+    const endNsec = (r0.tsNsec + ROUND_NS) % 1e9;
     while (b.count < maxRx && best >= 0) {
+      const rb = readers[best].r;
+      if (b.count > 0 && (rb.tsSec > endSec || (rb.tsSec === endSec && rb.tsNsec >= endNsec))) break;
       const x = readers[best];
       const r = x.r;
       frames++;
@@ -191,6 +197,9 @@ function run(
   flushAll(sinks);
   return frames;
 }
+
+/** Capture time one round may span (1 ms). */
+const ROUND_NS = 1_000_000;
 
 function pick(readers: { r: CaptureReader; live: boolean }[]): number {
   let best = -1;

@@ -241,13 +241,13 @@ export class Ipip4Input extends GraphNode {
         this.drop(b, i, D_SHORT);
         continue;
       }
-      // move the Ethernet header up to sit in front of the inner packet
+      if (b.trace !== null) b.note(i, this.name, `from ${formatIp4(ip4Src(u8, ip))}`);
+      // move the Ethernet header up to sit in front of the inner packet (overwrites the outer header)
       u8.copyWithin(inner - ETH_HLEN, off, off + ETH_HLEN);
       b.off[i] = inner - ETH_HLEN;
       b.len[i] = end - (inner - ETH_HLEN);
       b.flags[i] |= PKT_DECAP;
       this.count(D_DECAP);
-      if (b.trace !== null) b.note(i, this.name, `from ${formatIp4(ip4Src(u8, ip))}`);
       this.ip4.push(i);
     }
   }

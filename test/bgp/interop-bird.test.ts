@@ -1,7 +1,7 @@
 // calitap ↔ BIRD 2 iBGP (AS 64512) in a network namespace this test creates. calitap's speaker runs
 // here in the root namespace on the veth end 10.200.N.1; BIRD runs in the namespace on 10.200.N.2.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatIp4, formatPrefix4 } from '../../src/common/addr.js';
+import { formatIp4, formatPrefix4, parseIp4 } from '../../src/common/addr.js';
 import type { BestRoute } from '../../src/control/bgp/rib.js';
 import { BgpSpeaker, type BgpSpeakerOptions } from '../../src/control/bgp/speaker.js';
 import { Bird, birdConf } from '../../bench/bgp-lab.js';
@@ -48,6 +48,8 @@ describe.skipIf(!ok)(`bgp interop: calitap ↔ BIRD 2 iBGP (${why}, network name
           { name: 'calitap1', ip: lab.ip(1), asn: 64512 },
           // BIRD believes 10.200.N.3 is in AS 64999: our OPEN must be refused with Bad Peer AS
           { name: 'wrongas', ip: lab.ip(3), asn: 64999 },
+          // eBGP: BIRD in AS 65001, calitap (10.200.N.4) in AS 64512
+          { name: 'ebgp1', ip: lab.ip(4), asn: 64512, extra: '  local as 65001;' },
         ],
       }),
     );
@@ -157,5 +159,33 @@ describe.skipIf(!ok)(`bgp interop: calitap ↔ BIRD 2 iBGP (${why}, network name
     await waitUntil(() => /Bad Peer AS/.test(s.status()[0].info), 20_000, 'Bad Peer AS from BIRD');
     expect(s.status()[0].info).toMatch(/Received: OPEN Message Error\/Bad Peer AS \(2\/2\)/);
     expect(bird.cli('show protocols all wrongas')).toMatch(/Bad peer AS/i);
+  });
+
+  it('eBGP: AS paths are prepended and the next hop is the sender, both ways', async () => {
+    lab.addRootAddress(4);
+    const s = new BgpSpeaker({
+      routerId: lab.ip(4),
+      localAs: 64512,
+      listenAddress: lab.ip(4),
+      connectRetry: 1,
+      idleHoldTime: 0.5,
+      peers: [{ peerAddress: lab.ip(2), asNumber: 65001, peerType: 'global' }],
+    });
+    speakers.push(s);
+    s.originate('10.65.4.0/26');
+    await s.start();
+    await waitUntil(() => s.status()[0].state === 'up', 20_000, 'eBGP session up');
+    await waitUntil(() => s.routeCount === 2, 10_000, 'BIRD’s blocks over eBGP');
+    const r = s.lookup('10.66.0.0/26')!;
+    expect(r).toMatchObject({ ibgp: false, nextHop: parseIp4(lab.ip(2)) });
+    expect(r.attrs.asPath).toEqual([{ type: 2, asns: [65001] }]);
+    await waitUntil(
+      () => '10.65.4.0/26' in bird.routesFrom('ebgp1'),
+      10_000,
+      'BIRD learns our block over eBGP',
+    );
+    const detail = bird.cli('show route 10.65.4.0/26 all');
+    expect(detail).toMatch(/BGP\.as_path: 64512/);
+    expect(detail).toMatch(new RegExp(`BGP\\.next_hop: ${lab.ip(4).replace(/\./g, '\\.')}`));
   });
 });

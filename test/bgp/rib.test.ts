@@ -134,6 +134,23 @@ describe('bgp rib: import rules', () => {
     expect(p.stats.rejected).toBe(4);
   });
 
+  it('drops eBGP routes whose AS path does not start with the peer AS', () => {
+    const { rib } = setup();
+    const e = rib.addPeer(P3, 65001);
+    rib.peerUp(e, P3);
+    rib.applyUpdate(
+      e,
+      upd({ origin: 0, asPath: [{ type: 2, asns: [65002] }], nextHop: P3 }, ['10.1.0.0/24']),
+    );
+    rib.applyUpdate(e, upd({ origin: 0, asPath: [], nextHop: P3 }, ['10.2.0.0/24']));
+    rib.applyUpdate(
+      e,
+      upd({ origin: 0, asPath: [{ type: 2, asns: [65001, 65002] }], nextHop: P3 }, ['10.3.0.0/24']),
+    );
+    expect([...rib.routes()].map((r) => formatPrefix4(r.prefix))).toEqual(['10.3.0.0/24']);
+    expect(e.lastReject).toBe('AS path does not start with the peer AS');
+  });
+
   it('accepts third-party next hops (route reflector clients keep the original next hop)', () => {
     const { rib } = setup();
     const p = rib.addPeer(P1, 64512);

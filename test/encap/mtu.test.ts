@@ -294,10 +294,7 @@ describe('ICMP errors are rate limited (token bucket: burst 50, 1000/s)', () => 
     if (TSHARK_MISSING === null) expect(tshark.burstPod).toEqual([]);
   });
 
-  // BUG: src/dataplane/replay.ts run(): a round takes up to capacity/2 frames whatever their timestamps
-  // and ticks the timers once, at the first frame's time; the 61st frame (1 s later) shares the round of
-  // the burst, so the bucket is never refilled for it (rate-limited 11, sent 50; expected 10 and 51).
-  it.skip('a second later the bucket has refilled: the 61st packet gets its error', () => {
+  it('a second later the bucket has refilled: the 61st packet gets its error', () => {
     const pod = runs.burst.tx('cali-a65');
     expect(pod).toHaveLength(51);
     expect(u16(pod[50].bytes, 14 + 20 + 8 + 4)).toBe(300);

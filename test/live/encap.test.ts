@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, type LabMode } from '../../src/lab/lab.js';
 import {
+  captured,
   isRoot,
   killAll,
   ping,
@@ -85,14 +86,16 @@ for (const c of CASES) {
     it('programs the routes from the block affinities as the pool mode says', async () => {
       const r1 = await routes(lab, 1);
       const own = routeFor(r1, BLOCK[1]);
-      expect(own?.via, JSON.stringify(r1)).toBe('blackhole');
+      expect(own, JSON.stringify(r1)).toMatchObject({ via: 'blackhole', source: 'ipam' });
       const wl = routeFor(r1, `${w[1].ip}/32`);
       expect(wl?.via).toBe('local');
       expect(wl?.source).toBe('workload');
       expect(routeFor(r1, '0.0.0.0/0')).toMatchObject({ via: 'gateway', nextHop: '10.0.0.254' });
-      expect(routeFor(r1, BLOCK[2])).toMatchObject({ via: c.via2, nextHop: NODE_IP[2] });
+      // remote blocks come from the BlockAffinities (source ipam), not from BGP (off in the lab)
+      expect(routeFor(r1, BLOCK[2])).toMatchObject({ via: c.via2, nextHop: NODE_IP[2], source: 'ipam' });
+      expect(r1.filter((r) => r.source === 'bgp')).toEqual([]);
       if (c.via3 !== undefined)
-        expect(routeFor(r1, BLOCK[3])).toMatchObject({ via: c.via3, nextHop: NODE_IP[3] });
+        expect(routeFor(r1, BLOCK[3])).toMatchObject({ via: c.via3, nextHop: NODE_IP[3], source: 'ipam' });
       // no route for a workload of another node: its block covers it
       expect(routeFor(r1, `${w[2].ip}/32`)).toBeUndefined();
       if (c.hosts >= 3) {
@@ -130,22 +133,29 @@ for (const c of CASES) {
       const file = path.join(lab.dir, 'underlay.pcap');
       const cap = await startCapture(`${lab.o.prefix}sw`, 's1', file);
       const n = 4;
+      const between = (pkts: Ip4Packet[], k: number) =>
+        pkts
+          .map(classify)
+          .filter((x) => x !== null)
+          .filter(
+            (x) => (x.src === w[1].ip && x.dst === w[k].ip) || (x.src === w[k].ip && x.dst === w[1].ip),
+          );
+      const hosts = Array.from({ length: c.hosts - 1 }, (_, i) => i + 2);
       try {
-        for (let k = 2; k <= c.hosts; k++) {
+        for (const k of hosts) {
           const r = await ping(w[1].ns, w[k].ip, { count: n, interval: 0.05 });
           expect(r.received, r.out).toBe(n);
         }
+        // requests and replies of every ping written before tcpdump is stopped
+        await captured(file, (pkts) => hosts.every((k) => between(pkts, k).length >= 2 * n));
       } finally {
         await cap.stop('SIGINT');
       }
-      const seen = readPcapIp4(file)
-        .map(classify)
-        .filter((x) => x !== null);
-      for (let k = 2; k <= c.hosts; k++) {
+      const all = readPcapIp4(file);
+      const seen = all.map(classify).filter((x) => x !== null);
+      for (const k of hosts) {
         const via = k === 2 ? c.via2 : c.via3!;
-        const flows = seen.filter(
-          (x) => (x.src === w[1].ip && x.dst === w[k].ip) || (x.src === w[k].ip && x.dst === w[1].ip),
-        );
+        const flows = between(all, k);
         const summary = JSON.stringify(flows.map((x) => `${x.carrier} ${x.outer.src}>${x.outer.dst}`));
         // requests and replies, all carried the one expected way
         expect(flows.length, summary).toBeGreaterThanOrEqual(2 * n);

@@ -148,7 +148,16 @@ export interface PingResult {
 export async function ping(
   ns: string,
   dst: string,
-  o: { count?: number; interval?: number; wait?: number; size?: number; df?: boolean; src?: string } = {},
+  o: {
+    count?: number;
+    interval?: number;
+    wait?: number;
+    size?: number;
+    df?: boolean;
+    /** ping -M: overrides `df` */
+    pmtudisc?: 'do' | 'dont' | 'want';
+    src?: string;
+  } = {},
 ): Promise<PingResult> {
   const count = o.count ?? 3;
   const args = [
@@ -162,7 +171,8 @@ export async function ping(
     String(o.wait ?? 1),
   ];
   if (o.size !== undefined) args.push('-s', String(o.size));
-  if (o.df) args.push('-M', 'do');
+  if (o.pmtudisc !== undefined) args.push('-M', o.pmtudisc);
+  else if (o.df) args.push('-M', 'do');
   if (o.src !== undefined) args.push('-I', o.src);
   args.push(dst);
   const p = await run(ns, args, count * ((o.interval ?? 0.2) * 1000) + (o.wait ?? 1) * 1000 + 5000);
@@ -384,4 +394,26 @@ export async function disableTxChecksum(ns: string, ifname: string): Promise<voi
       'fcntl.ioctl(s.fileno(), 0x8946, ifr)',
     ].join('\n'),
   );
+}
+
+/**
+ * Polls a capture file (tcpdump -U writes each packet as it comes) until `enough` holds for what it
+ * decoded, then returns it. tcpdump stopped right after the traffic may exit before it wrote the last
+ * packets it had in its ring, so tests wait for what they expect before stopping the capture.
+ */
+export async function captured(
+  file: string,
+  enough: (pkts: Ip4Packet[]) => boolean,
+  timeoutMs = 3000,
+): Promise<Ip4Packet[]> {
+  let pkts: Ip4Packet[] = [];
+  await waitFor(
+    `packets in ${file}`,
+    () => {
+      pkts = fs.existsSync(file) ? readPcapIp4(file) : [];
+      return enough(pkts);
+    },
+    timeoutMs,
+  ).catch(() => undefined);
+  return pkts;
 }

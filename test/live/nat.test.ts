@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab } from '../../src/lab/lab.js';
 import {
   bg,
+  captured,
   counters,
   disableTxChecksum,
   delta,
@@ -74,6 +75,7 @@ describe.skipIf(!isRoot())('natOutgoing to the internet server (requires root: n
     let r;
     try {
       r = await ping(w1.ns, SERVER, { count: 3, interval: 0.1 });
+      await captured(file, (pkts) => pkts.filter((p) => p.src === SERVER).length >= 3);
     } finally {
       await cap.stop('SIGINT');
     }
@@ -107,6 +109,7 @@ describe.skipIf(!isRoot())('natOutgoing to the internet server (requires root: n
     let got;
     try {
       got = await udpSend(srv, w1.ns, SERVER, 8081, 'udp-through-nat');
+      await captured(file, (pkts) => pkts.some((p) => p.dst === SERVER));
     } finally {
       await cap.stop('SIGINT');
     }

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab } from '../../src/lab/lab.js';
 import {
+  captured,
   counters,
   delta,
   isRoot,
@@ -116,6 +117,7 @@ describe.skipIf(!isRoot())('one host, workloads on it (requires root: network na
     // a real ping afterwards proves the capture was live and the path is fine
     expect((await ping(w1.ns, w2.ip, { count: 1 })).received).toBe(1);
     const d = delta(before, await counters(lab, 1));
+    await captured(file, (pkts) => pkts.some((p) => p.src === w1.ip));
     await cap.stop('SIGINT');
     expect(d['ip4-spoof-check: spoofed-source'], JSON.stringify(d)).toBe(5);
     const seen = readPcapIp4(file);

@@ -94,6 +94,17 @@ for (const c of CASES) {
       expect(fits.received, fits.out).toBe(2);
     });
 
+    it('fragments a too-big packet without DF before encapsulating it', async () => {
+      await run(w1.ns, ['ip', 'link', 'set', 'eth0', 'mtu', '1500']);
+      await run(w1.ns, ['ip', 'route', 'flush', 'cache']);
+      const before = await counters(lab, 1);
+      const r = await ping(w1.ns, w2.ip, { count: 2, interval: 0.1, size: 1472, pmtudisc: 'dont' });
+      expect(r.received, r.out).toBe(2);
+      const d = delta(before, await counters(lab, 1));
+      expect(d['ip4-rewrite: fragmented'], JSON.stringify(d)).toBeGreaterThanOrEqual(2);
+      expect(d['ip4-rewrite: fragmentation-needed'] ?? 0, JSON.stringify(d)).toBe(0);
+    });
+
     it('carries 1 MB of TCP each way between workloads with MTU 1500 (PMTU discovery)', async () => {
       for (const w of [w1, w2]) {
         await run(w.ns, ['ip', 'link', 'set', 'eth0', 'mtu', '1500']);

@@ -110,6 +110,8 @@ describe.skipIf(!isRoot())(
       // a workload deleted before the restart must not come back (state file, no stale /32)
       const gone = await lab.addWorkload(1);
       await lab.api(1, 'workload.del', { name: gone.name });
+      // its TAP is gone from its namespace
+      expect((await run(gone.ns, ['ip', '-o', 'link', 'show'])).stdout).not.toContain('eth0');
       const rows = await routes(lab, 1);
       expect(rows.some((r) => r.prefix === `${gone.ip}/32`)).toBe(false);
       const resumed = await restartUnderPing('SIGTERM');

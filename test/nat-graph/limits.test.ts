@@ -100,11 +100,7 @@ describe('FelixConfiguration natPortRange', () => {
 });
 
 describe('NAT ports never collide with the VXLAN port', () => {
-  // BUG: src/control/program.ts (NatTable.create, ~line 105) passes no reservedPorts, so the table only
-  // reserves its default 4789; with FelixConfiguration vxlanPort 8472 and natPortRange '8471:8473' the
-  // allocator hands out 8472, and a UDP reply to nodeIP:8472 is taken by ip4-input for vxlan4-input
-  // (dropped as unknown-peer) instead of snat4-out2in. Expected: reservedPorts [4789, felix.vxlanPort].
-  it.skip('vxlanPort 8472 inside natPortRange: 8472 is never handed out', () => {
+  it('vxlanPort 8472 inside natPortRange: 8472 is never handed out', () => {
     const ports = runs.vxlanPort.tx('uplink').map((f) => u16(f.bytes, 34));
     expect(ports).not.toContain(8472);
     expect([...ports].sort((a, b) => a - b)).toEqual([8471, 8473]);
@@ -137,14 +133,7 @@ describe('FelixConfiguration natOutgoingAddress', () => {
 });
 
 describe('errors calitap raises about a masqueraded packet', () => {
-  // BUG: src/dataplane/nodes/ip4.ts Ip4Lookup hands the packet to snat4-in2out (snatOut.check) BEFORE
-  // ip4-rewrite checks TTL and MTU, so the ICMP error ip4-icmp-error builds quotes the TRANSLATED packet
-  // and is addressed to its source, the node IP (10.0.0.1 -> 10.0.0.1): ip4-lookup sends it to the
-  // default gateway instead of the pod, and a NAT flow is spent. Linux checks TTL/MTU in FORWARD before
-  // POSTROUTING SNAT. Repro: calitap replay --config pcaps/encap/cluster.yaml --node node-a
-  //   --in cali-a65=pcaps/encap/nat-errors-cali-a65.pcap --out /tmp/o --trace
-  // Expected: time exceeded / frag-needed (MTU 1500) to cali-a65 quoting 10.65.0.2; got both on uplink.
-  it.skip('TTL 1 to the Internet: time exceeded to the pod, quoting the pod’s own packet', () => {
+  it('TTL 1 to the Internet: time exceeded to the pod, quoting the pod’s own packet', () => {
     const pod = runs.errors.tx('cali-a65');
     const inp = readCapture('nat-errors-cali-a65.pcap');
     expect(pod).toHaveLength(2);
@@ -161,7 +150,7 @@ describe('errors calitap raises about a masqueraded packet', () => {
     expect(runs.errors.tx('uplink')).toEqual([]);
   });
 
-  it('both errors are raised and counted (their delivery is the BUG above)', () => {
+  it('both errors are raised and counted (and delivered to the pod)', () => {
     expect(runs.errors.counters['ip4-rewrite: ttl-exceeded']).toBe(1);
     expect(runs.errors.counters['ip4-rewrite: fragmentation-needed']).toBe(1);
   });

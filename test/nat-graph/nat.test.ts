@@ -365,13 +365,7 @@ describe('PMTU through NAT, download direction', () => {
     expect([e[h.l4], e[h.l4 + 1], u16(e, h.l4 + 6)]).toEqual([3, 4, 1450]);
   });
 
-  // BUG: the error is built by ip4-rewrite after snat4-out2in translated the segment back, and nothing
-  // re-translates errors calitap originates: the quote the server receives reads
-  // 192.0.2.10:80 -> 10.65.0.2:40000 (the pod's private address) instead of -> 10.0.0.1:natPort, so the
-  // server's TCP cannot match it and PMTU discovery through NAT fails for downloads (Linux translates
-  // such related ICMP errors: nf_nat_icmp_reply_translation). Fix: run locally generated errors about a
-  // translated flow through the reverse translation (or build the error before out2in's rewrite).
-  it.skip('its quote shows the segment as the server sent it (to nat ip:port, not the pod)', () => {
+  it('its quote shows the segment as the server sent it (to nat ip:port, not the pod)', () => {
     const e = runs.bigDown.tx('uplink')[0].bytes;
     const q = ip4At(e, 14).l4 + 8;
     expect(ip4At(e, q)).toMatchObject({ src: TCP_SRV, dst: NODE_A });
@@ -413,17 +407,12 @@ describe('ICMP errors about translated packets reach the pod (PMTU through NAT)'
     const want = forwarded(podIn[2].bytes);
     expect(ip4At(q, 0)).toMatchObject({ src: POD, dst: PING_DST, csumOk: true });
     expect(u16(q, 20 + 4)).toBe(0x1234);
-    // everything but the quoted ICMP checksum (see the BUG below)
+    // everything, the quoted ICMP checksum included
     const strip = (x: Uint8Array) => hex(x.subarray(0, 22)) + hex(x.subarray(24));
     expect(strip(q)).toBe(strip(want));
   });
 
-  // BUG: src/dataplane/nat/nodes.ts Snat4Out2In.icmpError (the `iproto === IPPROTO_ICMP` branch, ~line
-  // 320): the quoted echo's identifier is restored with two plain byte stores and the quoted ICMP
-  // checksum is left as computed for the nat id, so the quote the pod receives does not verify (Linux's
-  // nf_nat_icmp_reply_translation fixes it: icmp_manip_pkt uses inet_proto_csum_replace2). TCP/UDP quotes
-  // are fixed (l4SetPort), the ICMP one should use l4SetPort(u8, il4, ICMP_ID, inPort, ICMP_CSUM, false).
-  it.skip('host unreachable about the ping: the quoted echo request verifies (its checksum fixed)', () => {
+  it('host unreachable about the ping: the quoted echo request verifies (its checksum fixed)', () => {
     const e = runs.errors.tx('cali-a65')[2].bytes;
     const h = ip4At(e, 14);
     expect(hex(e.subarray(h.l4 + 8))).toBe(hex(forwarded(podIn[2].bytes)));
@@ -434,7 +423,6 @@ describe('ICMP errors about translated packets reach the pod (PMTU through NAT)'
       const fr = scapy[files.errorsPod].frames;
       for (const [k, f] of fr.entries()) {
         for (const [layer, ok] of verdicts(f)) {
-          if (k === 2 && layer === 'ICMPerror') continue; // the BUG above
           expect(ok, `error ${k + 1} ${layer}`).toBe(true);
         }
       }

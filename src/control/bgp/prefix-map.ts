@@ -22,9 +22,9 @@ export class PrefixMap<V> {
   set(addr: number, len: number, v: V): void {
     let m = this.byLen[len];
     if (!m) m = this.byLen[len] = new Map();
-    const k = addr | 0;
-    if (!m.has(k)) this.count++;
-    m.set(k, v);
+    const before = m.size;
+    m.set(addr | 0, v);
+    this.count += m.size - before;
   }
 
   delete(addr: number, len: number): boolean {

@@ -174,7 +174,12 @@ export class Rib {
         return 'AS path loop';
     if (a.nextHop === this.opts.nextHop) return 'next hop is our own address';
     if (a.nextHop === null) return 'no next hop';
-    void p;
+    if (!p.ibgp) {
+      // RFC 4271 §6.3: an external peer's path must start with its own AS (treat-as-withdraw, RFC 7606 §7.2)
+      const first = a.asPath[0];
+      if (!first || first.type !== Seg.AS_SEQUENCE || first.asns[0] !== p.asn)
+        return 'AS path does not start with the peer AS';
+    }
     return null;
   }
 

@@ -374,6 +374,8 @@ export interface RawSocketOptions {
   sndbuf?: number;
   /** IP_HDRINCL: frames written include the IPv4 header (reads always include it) */
   hdrIncl?: boolean;
+  /** attach a drop-all filter: the socket only exists so the kernel sees a listener for the protocol */
+  dropAll?: boolean;
 }
 
 /**

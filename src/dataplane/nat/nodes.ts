@@ -7,7 +7,7 @@
 // mapping). Checksums are updated incrementally (RFC 1624) except the ICMP checksum of translated
 // errors, which is recomputed over the (at most 576-byte) message.
 import { GraphNode } from '../graph.js';
-import { PKT_DECAP, type Batch } from '../packet.js';
+import { PKT_DECAP, PKT_DNATED, type Batch } from '../packet.js';
 import type { DataplaneEnv } from '../env.js';
 import { KIND_WORKLOAD, type PortTable } from '../ports.js';
 import { formatIp4 } from '../../common/addr.js';
@@ -39,7 +39,7 @@ import {
   ICMP_TIME_EXCEEDED,
   icmpSetChecksum,
 } from '../wire/icmp4.js';
-import { NAT_BUSY, NAT_FULL, NAT_MISS, NAT_NO_PORT, type NatTable } from './table.js';
+import { NAT_BUSY, NAT_MISS, NAT_NO_PORT, type NatTable } from './table.js';
 
 export interface NatPool {
   addr: number;
@@ -108,13 +108,11 @@ export class Snat4In2Out extends GraphNode {
     this.ports = env.ports;
   }
 
-  /** ip4-lookup's hook: takes packet i when it must be masqueraded. */
-  check(b: Batch, i: number): boolean {
+  /** ip4-lookup's test: must packet i be masqueraded? (from a workload, Calico's rule) */
+  applies(b: Batch, i: number): boolean {
     if (this.ports.kind[b.rxPort[i]] !== KIND_WORKLOAD || (b.flags[i] & PKT_DECAP) !== 0) return false;
     const ip = b.off[i] + ETH_HLEN;
-    if (!this.pools.masquerade(ip4Src(b.u8, ip), ip4Dst(b.u8, ip))) return false;
-    this.push(i);
-    return true;
+    return this.pools.masquerade(ip4Src(b.u8, ip), ip4Dst(b.u8, ip));
   }
 
   override tick(_b: Batch, now: number): void {
@@ -122,64 +120,63 @@ export class Snat4In2Out extends GraphNode {
     this.nat.expire(this.now, 256);
   }
 
+  /** ip4-rewrite calls this for packets marked PKT_SNAT; queued packets (if any) go the same way. */
   process(b: Batch, q: Uint16Array, n: number): void {
+    for (let k = 0; k < n; k++) if (this.translate(b, q[k])) this.rewrite.push(q[k]);
+  }
+
+  /** Masquerades packet i in place; false when it was dropped (and counted). */
+  translate(b: Batch, i: number): boolean {
     const u8 = b.u8;
     const nat = this.nat;
     const now = this.now;
-    for (let k = 0; k < n; k++) {
-      const i = q[k];
-      const ip = b.off[i] + ETH_HLEN;
-      if (ip4IsFragment(u8, ip)) {
-        this.drop(b, i, I_FRAGMENT);
-        continue;
-      }
-      const proto = u8[ip + IP4_PROTO];
-      const l4 = ip + ip4Hlen(u8, ip);
-      const end = ip + ip4TotalLen(u8, ip);
-      const src = ip4Src(u8, ip);
-      const dst = ip4Dst(u8, ip);
-      let sport: number;
-      let dport: number;
-      if (proto === IPPROTO_TCP || proto === IPPROTO_UDP) {
-        if (l4 + (proto === IPPROTO_TCP ? 20 : 8) > end) {
-          this.drop(b, i, I_PROTO);
-          continue;
-        }
-        sport = (u8[l4] << 8) | u8[l4 + 1];
-        dport = (u8[l4 + 2] << 8) | u8[l4 + 3];
-      } else if (proto === IPPROTO_ICMP && l4 + ICMP_HLEN <= end && u8[l4] === ICMP_ECHO_REQUEST) {
-        sport = (u8[l4 + ICMP_ID] << 8) | u8[l4 + ICMP_ID + 1];
-        dport = 0;
-      } else {
-        this.drop(b, i, proto === IPPROTO_ICMP ? I_ICMP : I_PROTO);
-        continue;
-      }
-      let f = nat.lookupOut(proto, src, sport, dst, dport, now);
-      if (f === NAT_MISS) f = nat.createOut(proto, src, sport, dst, dport, now);
-      if (f < 0) {
-        this.drop(
-          b,
-          i,
-          f === NAT_FULL ? I_FULL : f === NAT_NO_PORT ? I_NO_PORT : f === NAT_BUSY ? I_BUSY : I_FULL,
-        );
-        continue;
-      }
-      const nip = nat.natIp(f);
-      const nport = nat.natPort(f);
-      if (proto === IPPROTO_ICMP) {
-        l4SetPort(u8, l4, ICMP_ID, nport, ICMP_CSUM, false);
-      } else {
-        const csum = proto === IPPROTO_TCP ? TCP_CSUM : UDP_CSUM;
-        const udp = proto === IPPROTO_UDP;
-        l4AdjustForAddr(u8, l4, csum, src, nip, udp);
-        l4SetPort(u8, l4, 0, nport, csum, udp);
-        if (proto === IPPROTO_TCP) nat.tcpUpdate(f, u8[l4 + TCP_FLAGS], true, now);
-      }
-      ip4SetSrc(u8, ip, nip);
-      this.count(I_TRANSLATED);
-      if (b.trace !== null) b.note(i, this.name, `${formatIp4(src)}:${sport} -> ${formatIp4(nip)}:${nport}`);
-      this.rewrite.push(i);
+    const ip = b.off[i] + ETH_HLEN;
+    if (ip4IsFragment(u8, ip)) {
+      this.drop(b, i, I_FRAGMENT);
+      return false;
     }
+    const proto = u8[ip + IP4_PROTO];
+    const l4 = ip + ip4Hlen(u8, ip);
+    const end = ip + ip4TotalLen(u8, ip);
+    const src = ip4Src(u8, ip);
+    const dst = ip4Dst(u8, ip);
+    let sport: number;
+    let dport: number;
+    if (proto === IPPROTO_TCP || proto === IPPROTO_UDP) {
+      if (l4 + (proto === IPPROTO_TCP ? 20 : 8) > end) {
+        this.drop(b, i, I_PROTO);
+        return false;
+      }
+      sport = (u8[l4] << 8) | u8[l4 + 1];
+      dport = (u8[l4 + 2] << 8) | u8[l4 + 3];
+    } else if (proto === IPPROTO_ICMP && l4 + ICMP_HLEN <= end && u8[l4] === ICMP_ECHO_REQUEST) {
+      sport = (u8[l4 + ICMP_ID] << 8) | u8[l4 + ICMP_ID + 1];
+      dport = 0;
+    } else {
+      this.drop(b, i, proto === IPPROTO_ICMP ? I_ICMP : I_PROTO);
+      return false;
+    }
+    let f = nat.lookupOut(proto, src, sport, dst, dport, now);
+    if (f === NAT_MISS) f = nat.createOut(proto, src, sport, dst, dport, now);
+    if (f < 0) {
+      this.drop(b, i, f === NAT_NO_PORT ? I_NO_PORT : f === NAT_BUSY ? I_BUSY : I_FULL);
+      return false;
+    }
+    const nip = nat.natIp(f);
+    const nport = nat.natPort(f);
+    if (proto === IPPROTO_ICMP) {
+      l4SetPort(u8, l4, ICMP_ID, nport, ICMP_CSUM, false);
+    } else {
+      const csum = proto === IPPROTO_TCP ? TCP_CSUM : UDP_CSUM;
+      const udp = proto === IPPROTO_UDP;
+      l4AdjustForAddr(u8, l4, csum, src, nip, udp);
+      l4SetPort(u8, l4, 0, nport, csum, udp);
+      if (proto === IPPROTO_TCP) nat.tcpUpdate(f, u8[l4 + TCP_FLAGS], true, now);
+    }
+    ip4SetSrc(u8, ip, nip);
+    this.count(I_TRANSLATED);
+    if (b.trace !== null) b.note(i, this.name, `${formatIp4(src)}:${sport} -> ${formatIp4(nip)}:${nport}`);
+    return true;
   }
 }
 
@@ -269,6 +266,8 @@ export class Snat4Out2In extends GraphNode {
   }
 
   private done(b: Batch, i: number, f: number): void {
+    b.flags[i] |= PKT_DNATED;
+    b.aux[i] = f;
     this.count(O_TRANSLATED);
     if (b.trace !== null) {
       b.note(i, this.name, `-> ${formatIp4(this.nat.insideIp(f))}:${this.nat.insidePort(f)}`);
@@ -321,8 +320,8 @@ export class Snat4Out2In extends GraphNode {
     // the quoted header: source address and port back to the workload's (checksums where quoted)
     ip4SetSrc(u8, inner, inIp);
     if (iproto === IPPROTO_ICMP) {
-      u8[il4 + ICMP_ID] = inPort >>> 8;
-      u8[il4 + ICMP_ID + 1] = inPort & 255;
+      // the quoted echo's checksum lies in its first 8 bytes: keep it valid
+      l4SetPort(u8, il4, ICMP_ID, inPort, ICMP_CSUM, false);
     } else {
       // restore the quoted port, fixing the quoted L4 checksum when the quote reaches it
       const csum = iproto === IPPROTO_TCP ? TCP_CSUM : UDP_CSUM;
@@ -341,4 +340,36 @@ export class Snat4Out2In extends GraphNode {
     if (b.trace !== null) b.note(i, this.name, `icmp error for ${formatIp4(inIp)}:${inPort}`);
     this.lookup.push(i);
   }
+}
+
+/**
+ * An ICMP error calitap itself builds about a packet snat4-out2in translated (e.g. fragmentation
+ * needed toward a pod): the quote shows the pod's address and port, which the remote end never saw.
+ * Put the translated destination (natIp:natPort) back into the quote so the remote end's PMTU
+ * discovery works through NAT (RFC 5508 §7). `ip` is the error's IP header, `flow` the NAT flow.
+ */
+export function untranslateQuote(u8: Uint8Array, ip: number, nat: NatTable, flow: number): void {
+  const l4 = ip + ip4Hlen(u8, ip);
+  const end = ip + ip4TotalLen(u8, ip);
+  const inner = l4 + ICMP_HLEN;
+  if (inner + 20 > end) return;
+  const ihl = (u8[inner] & 15) * 4;
+  const iproto = u8[inner + IP4_PROTO];
+  const il4 = inner + ihl;
+  const podIp = ip4Dst(u8, inner);
+  ip4SetDst(u8, inner, nat.natIp(flow));
+  if (iproto === IPPROTO_TCP || iproto === IPPROTO_UDP) {
+    const csum = iproto === IPPROTO_TCP ? TCP_CSUM : UDP_CSUM;
+    const udp = iproto === IPPROTO_UDP;
+    if (il4 + csum + 2 <= end) {
+      l4AdjustForAddr(u8, il4, csum, podIp, nat.natIp(flow), udp);
+      l4SetPort(u8, il4, 2, nat.natPort(flow), csum, udp);
+    } else if (il4 + 4 <= end) {
+      u8[il4 + 2] = nat.natPort(flow) >>> 8;
+      u8[il4 + 3] = nat.natPort(flow) & 255;
+    }
+  } else if (iproto === IPPROTO_ICMP && il4 + 8 <= end) {
+    l4SetPort(u8, il4, ICMP_ID, nat.natPort(flow), ICMP_CSUM, false);
+  }
+  icmpSetChecksum(u8, l4, end - l4);
 }

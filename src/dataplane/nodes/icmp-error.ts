@@ -4,7 +4,9 @@
 // pod shows) and routed like any packet we originate: back to the workload, through a tunnel, or to
 // the gateway.
 import { GraphNode } from '../graph.js';
-import { PKT_LOCAL, type Batch } from '../packet.js';
+import { PKT_DNATED, PKT_LOCAL, type Batch } from '../packet.js';
+import type { NatTable } from '../nat/table.js';
+import { untranslateQuote } from '../nat/nodes.js';
 import type { DataplaneEnv } from '../env.js';
 import type { PortTable } from '../ports.js';
 import { ETH_HLEN } from '../wire/ethernet.js';
@@ -19,6 +21,8 @@ export class Ip4IcmpError extends GraphNode {
   readonly name = 'ip4-icmp-error';
   readonly reasons = ['sent-time-exceeded', 'sent-unreachable', 'rate-limited', 'not-allowed'];
   lookup!: GraphNode;
+  /** set when NAT is on: errors about DNATed packets get their quote translated back */
+  nat: NatTable | null = null;
   private readonly type: Uint8Array;
   private readonly code: Uint8Array;
   private readonly mtu: Uint16Array;
@@ -49,13 +53,18 @@ export class Ip4IcmpError extends GraphNode {
     this.push(i);
   }
 
-  override tick(_b: Batch, now: number): void {
+  /** Refills the token bucket up to time `now` (seconds). */
+  private refill(now: number): void {
     if (this.last < 0) this.last = now;
     const dt = now - this.last;
     if (dt > 0) {
       this.tokens = Math.min(this.burst, this.tokens + dt * this.rate);
       this.last = now;
     }
+  }
+
+  override tick(_b: Batch, now: number): void {
+    this.refill(now);
   }
 
   process(b: Batch, q: Uint16Array, n: number): void {
@@ -67,6 +76,8 @@ export class Ip4IcmpError extends GraphNode {
         this.drop(b, i, R_NOT_ALLOWED);
         continue;
       }
+      // the packet's own time (capture time in replay, receive time live) drives the bucket
+      this.refill(b.tsSec[i] + b.tsNsec[i] / 1e9);
       if (this.tokens < 1) {
         this.drop(b, i, R_RATE);
         continue;
@@ -89,6 +100,8 @@ export class Ip4IcmpError extends GraphNode {
         continue;
       }
       b.len[i] = len;
+      if ((b.flags[i] & PKT_DNATED) !== 0 && this.nat !== null)
+        untranslateQuote(u8, off + ETH_HLEN, this.nat, b.aux[i]);
       b.flags[i] = PKT_LOCAL;
       this.count(this.type[i] === 11 ? R_TIME : R_UNREACH);
       if (b.trace !== null) b.note(i, this.name, `icmp type ${this.type[i]} code ${this.code[i]} to sender`);

@@ -2,7 +2,7 @@
 // ip4-rewrite (TTL, MTU, link-layer rewrite). Run by the graph owner over the batch arena; the FIB,
 // adjacency and neighbour tables are shared read-only here (arp-reply updates neighbour MACs).
 import { GraphNode } from '../graph.js';
-import { PKT_DECAP, PKT_LOCAL, type Batch } from '../packet.js';
+import { PKT_DECAP, PKT_LOCAL, PKT_SNAT, type Batch } from '../packet.js';
 import type { DataplaneEnv } from '../env.js';
 import { KIND_WORKLOAD, type PortTable } from '../ports.js';
 import type { NeighborTable } from '../neighbor.js';
@@ -195,8 +195,8 @@ export class Ip4Lookup extends GraphNode {
   readonly name = 'ip4-lookup';
   readonly reasons = ['no-route', 'blackhole', 'not-for-local-workload'];
   rewrite!: GraphNode;
-  /** natOutgoing hook: packets from workloads leaving the pools (set by the NAT layer) */
-  snatOut: { check(b: Batch, i: number): boolean } | null = null;
+  /** natOutgoing rule: true when packet i must be masqueraded (set by the NAT layer) */
+  snatOut: { applies(b: Batch, i: number): boolean } | null = null;
   private readonly tbl24: Uint32Array;
   private readonly tbl8: Uint32Array;
   private readonly adj: AdjacencyTable;
@@ -251,7 +251,8 @@ export class Ip4Lookup extends GraphNode {
             (kind === ADJ_LOCAL ? '' : ` next-hop ${formatIp4(this.adj.nextHop[a])}`),
         );
       }
-      if (this.snatOut !== null && kind !== ADJ_LOCAL && this.snatOut.check(b, i)) continue;
+      // masquerading happens in ip4-rewrite, after TTL and MTU: errors must quote the pod's packet
+      if (this.snatOut !== null && kind !== ADJ_LOCAL && this.snatOut.applies(b, i)) b.flags[i] |= PKT_SNAT;
       this.rewrite.push(i);
     }
   }
@@ -285,6 +286,8 @@ export class Ip4Rewrite extends GraphNode {
   icmp!: Ip4IcmpError;
   ipipEncap: GraphNode | null = null;
   vxlanEncap: GraphNode | null = null;
+  /** snat4-in2out: masquerades in place; false when it dropped the packet */
+  snat: { translate(b: Batch, i: number): boolean } | null = null;
   private readonly adj: AdjacencyTable;
   private readonly nbr: NeighborTable;
   private readonly ports: PortTable;
@@ -327,6 +330,10 @@ export class Ip4Rewrite extends GraphNode {
         if (b.trace !== null) b.note(i, this.name, `neighbor ${formatIp4(this.nbr.ip[nb])} unresolved`);
         this.arp.push(i);
         continue;
+      }
+      if ((b.flags[i] & PKT_SNAT) !== 0) {
+        b.flags[i] &= ~PKT_SNAT;
+        if (this.snat === null || !this.snat.translate(b, i)) continue; // counted by snat4-in2out
       }
       if (!local) ip4DecTtl(u8, ip);
       const p = adj.port[a];
