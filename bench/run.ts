@@ -23,6 +23,8 @@ const BENCHES: BenchSpec[] = [
   { name: 'fib', fn: 'Fib' },
   { name: 'pcap', fn: 'Pcap' },
   { name: 'nat', fn: 'Nat' },
+  { name: 'encap', fn: 'Encap' },
+  { name: 'snat', fn: 'Snat' },
 ];
 
 type BenchModule = Record<string, unknown>;

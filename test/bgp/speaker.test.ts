@@ -198,6 +198,27 @@ describe('bgp speaker: negative tests from a scripted peer', () => {
     await waitUntil(() => s.routeCount === 1, 5000, 'flooded routes withdrawn');
   });
 
+  it('a peer that stops reading and talking loses only its own session (hold timer), others get everything', async () => {
+    const t = speaker(S, [], { holdTime: 3 });
+    t.s.addPeer({ peerAddress: ipOf(R), asNumber: 64512, passive: true, port: PORT });
+    t.s.addPeer({ peerAddress: ipOf(13), asNumber: 64512, passive: true, port: PORT });
+    for (let i = 0; i < 20_000; i++) t.s.originate({ addr: (0x0b000000 + i * 256) >>> 0, len: 24 });
+    await t.s.start();
+    const r = await RawPeer.connect(ipOf(S), PORT, ipOf(R));
+    raws.push(r);
+    await r.establish(64512, 0x01010101);
+    r.socket.pause(); // stalls: reads nothing, sends nothing
+    const good = speaker(13, [S]);
+    await good.s.start();
+    await waitUntil(() => good.s.routeCount === 20_000, 20_000, 'the good peer gets every route');
+    await waitUntil(
+      () => /Hold Timer Expired/.test(t.s.status().find((p) => p.peerAddress === ipOf(R))!.info),
+      10_000,
+      'the stalled peer’s session times out',
+    );
+    expect(t.s.status().find((p) => p.peerAddress === ipOf(13))!.state).toBe('up');
+  });
+
   it('unconfigured addresses are refused', async () => {
     const t = speaker(S, []);
     await t.s.start();

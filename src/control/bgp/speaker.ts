@@ -344,7 +344,8 @@ export class BgpSpeaker {
         },
         onRouteRefresh: (r) => {
           entry.refreshesIn++;
-          if (r.afi !== 1 || r.safi !== 1) return;
+          // subtypes 1/2 are RFC 7313 BoRR/EoRR markers, not requests (we do not offer enhanced refresh)
+          if (r.afi !== 1 || r.safi !== 1 || r.subtype !== 0) return;
           log.info({ peer: o.peerAddress }, 'ROUTE-REFRESH received: re-advertising');
           this.rib.refreshPeer(entry.rib);
           entry.eorSent = false;

@@ -412,6 +412,11 @@ export class Lpm4 {
   /** Writes `entry` (depth len <= 24) over tbl24[start, start+n), skipping more-specific entries. */
   private write24(start: number, n: number, len: number, entry: number): void {
     const t24 = this.tbl24;
+    if (this.count === 0 && this.groupsUsed === 0) {
+      // an empty table (typically the default route, programmed first): nothing to preserve
+      t24.fill(entry, start, start + n);
+      return;
+    }
     for (let i = start, end = start + n; i < end; i++) {
       const e = t24[i];
       if ((e & EXT) !== 0) this.write8((e & VALUE_MASK) << 8, GROUP_ENTRIES, len, entry);
