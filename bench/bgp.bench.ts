@@ -7,7 +7,11 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { BgpSpeaker } from '../src/control/bgp/speaker.js';
+import type { BgpSpeaker } from '../src/control/bgp/speaker.js';
+import { BgpGlue } from '../src/control/bgp-glue.js';
+import { Programmer } from '../src/control/program.js';
+import { loadConfigText } from '../src/control/config/load.js';
+import pino from 'pino';
 import { Bird, birdConf, have, isRoot, Lab, waitUntil } from './bgp-lab.js';
 
 interface Result {
@@ -46,6 +50,16 @@ function generatedStatics(n: number): string {
   return lines.join('\n') + '\n';
 }
 
+/** One calitap node peering with the BIRD source (mesh off), its uplink gateway the source. */
+function benchConfig(myIp: string, peerIp: string): string {
+  return [
+    'apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeToNodeMeshEnabled: false}',
+    `apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: bench}\nspec: {bgp: {ipv4Address: ${myIp}/24}}`,
+    `apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: source}\nspec: {peerIP: ${peerIp}, asNumber: 64512}`,
+    `apiVersion: calitap/v1\nkind: Uplink\nmetadata: {name: bench}\nspec: {interfaceName: up0, gateway: ${peerIp}}`,
+  ].join('\n---\n');
+}
+
 async function runOnce(n: number): Promise<Result> {
   const lab = Lab.create('x');
   let speaker: BgpSpeaker | null = null;
@@ -82,18 +96,15 @@ async function runOnce(n: number): Promise<Result> {
     sink.start();
     await sink.ready();
 
-    let seen = 0;
-    speaker = new BgpSpeaker({
-      routerId: lab.ip(1),
-      localAs: 64512,
-      listenAddress: lab.ip(1),
-      connectRetry: 1,
-      holdTime: 90,
-      peers: [{ peerAddress: lab.ip(2), asNumber: 64512 }],
-      onRouteChange: () => seen++,
-    });
-    await speaker.start();
+    // calitap as the daemon runs it: the speaker behind the BGP glue, learned routes programmed into
+    // the FIB through the programmer (adjacency + DIR-24-8 insert per route)
+    const cfg = loadConfigText(benchConfig(lab.ip(1), lab.ip(2)), 'bgp-bench.yaml');
+    const prog = new Programmer(cfg, 'bench', { configEndpoints: false });
+    const glue = new BgpGlue(prog, pino({ level: 'silent' }));
+    speaker = glue.speaker;
+    await glue.start();
     const s = speaker;
+    const fibBase = prog.env.fib.size; // the default route
 
     const t0 = Date.now();
     source.cli('enable calitap1');
@@ -103,11 +114,11 @@ async function runOnce(n: number): Promise<Result> {
     let birdDone = 0;
     const calitapWait = waitUntil(
       () => {
-        if (s.routeCount === n) calitapDone = Date.now();
+        if (prog.env.fib.size - fibBase === n) calitapDone = Date.now();
         return calitapDone;
       },
       900_000,
-      'calitap RIB complete',
+      'calitap FIB complete',
     );
     const birdWait = (async () => {
       while (!birdDone) {
