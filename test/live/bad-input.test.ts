@@ -69,7 +69,6 @@ describe.skipIf(!isRoot())('malformed frames and floods (requires root: network 
   });
 
   afterAll(async () => {
-    if (lab) fs.copyFileSync(lab.hosts[0].log, '/tmp/qz/bi-log-' + process.pid + '.txt');
     await killAll();
     await lab?.destroyAsync();
   });
