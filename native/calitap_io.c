@@ -674,7 +674,7 @@ static void set_sndbuf(int fd, int64_t bytes) {
 }
 
 // packetSocket(ifname, { fanoutGroup, fanoutMode: 0 hash | 1 lb | 2 cpu, bpf: Uint8Array, rcvbuf,
-//   sndbuf, ignoreOutgoing = true }) -> fd
+//   sndbuf, ignoreOutgoing = true, vnetHdr = false }) -> fd
 static napi_value PacketSocket(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, "packetSocket", &a)) return NULL;
@@ -683,8 +683,9 @@ static napi_value PacketSocket(napi_env env, napi_callback_info info) {
   napi_value opts;
   if (!arg_opts(&a, 1, &opts)) return NULL;
   int64_t group, mode, rcvbuf, sndbuf;
-  bool has_group, has_mode, has_rcvbuf, has_sndbuf, ignore_out, has_bpf = false;
-  if (!opt_int(&a, opts, "fanoutGroup", 0, 0xffff, 0, &group, &has_group) ||
+  bool has_group, has_mode, has_rcvbuf, has_sndbuf, ignore_out, vnet_hdr, has_bpf = false;
+  if (!opt_bool(&a, opts, "vnetHdr", false, &vnet_hdr) ||
+      !opt_int(&a, opts, "fanoutGroup", 0, 0xffff, 0, &group, &has_group) ||
       !opt_int(&a, opts, "fanoutMode", 0, 0xff, PACKET_FANOUT_HASH, &mode, &has_mode) ||
       !opt_int(&a, opts, "rcvbuf", 0, INT32_MAX, 0, &rcvbuf, &has_rcvbuf) ||
       !opt_int(&a, opts, "sndbuf", 0, INT32_MAX, 0, &sndbuf, &has_sndbuf) ||
@@ -743,6 +744,15 @@ static napi_value PacketSocket(napi_env env, napi_callback_info info) {
     int one = 1;
     if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) != 0) {
       sys = "PACKET_IGNORE_OUTGOING";
+      goto fail;
+    }
+  }
+  if (vnet_hdr) {
+    // every frame read or written carries a struct virtio_net_hdr (10 bytes) in front: the reader
+    // learns about partial checksums (veth, virtio) and GSO; the writer sends zeros (no offload)
+    int one = 1;
+    if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) != 0) {
+      sys = "PACKET_VNET_HDR";
       goto fail;
     }
   }

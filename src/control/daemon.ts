@@ -121,7 +121,15 @@ export class Daemon {
     }
     const group = (process.pid & 0x7fff) | 1;
     for (let k = 0; k < n; k++) {
-      const fd = io.packetSocket(ifname, { fanoutGroup: group, fanoutMode: 'hash', bpf, rcvbuf: 4 << 20 });
+      // vnetHdr: frames from veths and virtio NICs may carry partial checksums (offload); the header
+      // says so and the worker completes them before NAT or forwarding
+      const fd = io.packetSocket(ifname, {
+        fanoutGroup: group,
+        fanoutMode: 'hash',
+        bpf,
+        rcvbuf: 4 << 20,
+        vnetHdr: true,
+      });
       const wakeFd = io.eventfdCreate();
       const { port1, port2 } = new MessageChannel();
       this.slots.push({
@@ -172,6 +180,7 @@ export class Daemon {
       portCounters: s.portCounters,
       batchSize: 256,
       idleMs: 100,
+      uplinkVnetHdr: true,
     };
     const w = new Worker(new URL('../dataplane/live/worker.js', import.meta.url), {
       workerData: init,

@@ -8,7 +8,7 @@ import { AdjacencyTable, type AdjSpec } from '../dataplane/adjacency.js';
 import { NeighborTable } from '../dataplane/neighbor.js';
 import { PortTable, type PortSpec, PORT_UPLINK } from '../dataplane/ports.js';
 import { DEFAULT_PARAMS, type DataplaneEnv, type DataplaneParams } from '../dataplane/env.js';
-import { formatIp4, formatPrefix4, maskOf, parseMac, type Prefix4 } from '../common/addr.js';
+import { formatIp4, formatPrefix4, maskOf, parseMac, prefixCovers, type Prefix4 } from '../common/addr.js';
 import { NatTable } from '../dataplane/nat/table.js';
 import { CalitapError, ConfigError } from '../common/errors.js';
 import type { ClusterConfig, Uplink } from './config/types.js';
@@ -248,6 +248,7 @@ export class Programmer {
         mtu: ports.mtu[p],
       };
     }
+    const inPool = this.cfg.pools.some((p) => prefixCovers(p.cidr, r.prefix));
     const hop = r.linkNextHop ?? r.nextHop;
     if (hop === undefined) throw new ConfigError(`${where}: no next hop`);
     const neighbor = this.env.nbr.ensure(hop);
@@ -262,6 +263,7 @@ export class Programmer {
       neighbor,
       mac: r.via === 'vxlan' ? (parseMac(r.mac ?? '') ?? undefined) : undefined,
       mtu,
+      inPool,
     };
   }
 }

@@ -37,12 +37,19 @@ export interface AdjSpec {
   mac?: Uint8Array;
   /** largest IP packet this path carries (uplink MTU, or the tunnel MTU) */
   mtu: number;
+  /** every destination routed here lies inside an IP pool (natOutgoing never applies) */
+  inPool?: boolean;
 }
+
+/** adjacency flag: the route's prefix lies inside an IP pool */
+export const ADJ_F_IN_POOL = 1;
 
 export class AdjacencyTable {
   readonly capacity: number;
   readonly shared: AdjacencyShared;
   readonly kind: Uint8Array;
+  /** ADJ_F_* bits */
+  readonly flags: Uint8Array;
   readonly port: Uint16Array;
   readonly mtu: Uint16Array;
   readonly nextHop: Uint32Array;
@@ -70,11 +77,12 @@ export class AdjacencyTable {
     this.port = new Uint16Array(shared.sab, take(c * 2), c);
     this.mtu = new Uint16Array(shared.sab, take(c * 2), c);
     this.kind = new Uint8Array(shared.sab, take(c), c);
+    this.flags = new Uint8Array(shared.sab, take(c), c);
     this.mac = new Uint8Array(shared.sab, take(c * 6), c * 6);
   }
 
   static bytesFor(capacity: number): number {
-    return capacity * (4 + 4 + 4 + 2 + 2 + 1 + 6) + 64;
+    return capacity * (4 + 4 + 4 + 2 + 2 + 1 + 1 + 6) + 64;
   }
 
   static create(capacity = 65536): AdjacencyTable {
@@ -96,6 +104,7 @@ export class AdjacencyTable {
       this.mtu[i] = spec.mtu;
       this.nextHop[i] = spec.nextHop >>> 0;
       this.neighbor[i] = spec.neighbor;
+      this.flags[i] = spec.inPool === true ? ADJ_F_IN_POOL : 0;
       this.mac.fill(0, i * 6, i * 6 + 6);
       if (spec.mac) this.mac.set(spec.mac, i * 6);
       // kind last: a reader that sees the kind sees the rest (the FIB is published after this anyway)
@@ -135,6 +144,6 @@ export class AdjacencyTable {
 
   private static key(s: AdjSpec): string {
     const m = s.mac ? Array.from(s.mac).join('.') : '';
-    return `${s.kind}|${s.port}|${s.nextHop >>> 0}|${s.neighbor}|${m}|${s.mtu}`;
+    return `${s.kind}|${s.port}|${s.nextHop >>> 0}|${s.neighbor}|${m}|${s.mtu}|${s.inPool === true ? 1 : 0}`;
   }
 }

@@ -89,6 +89,7 @@ export interface NativeBinding {
       rcvbuf?: number;
       sndbuf?: number;
       ignoreOutgoing?: boolean;
+      vnetHdr?: boolean;
     },
   ): number;
   udpSocket(bindAddr: string, port: number, opts?: UdpSocketOptions): number;
@@ -327,6 +328,12 @@ export interface PacketSocketOptions {
   sndbuf?: number;
   /** PACKET_IGNORE_OUTGOING (default true): don't read frames this host transmits (ours included). */
   ignoreOutgoing?: boolean;
+  /**
+   * PACKET_VNET_HDR: every frame read and written is preceded by a 10-byte struct virtio_net_hdr.
+   * Reading, it says when the checksum is still partial (VIRTIO_NET_HDR_F_NEEDS_CSUM: frames from
+   * veths or virtio with offloads) or the frame is a GSO super-frame; writing, zeros mean "as is".
+   */
+  vnetHdr?: boolean;
 }
 
 const FANOUT: Record<FanoutMode, number> = { hash: 0, lb: 1, cpu: 2 };
@@ -350,6 +357,7 @@ export function packetSocket(ifname: string, opts: PacketSocketOptions = {}): nu
     rcvbuf: opts.rcvbuf,
     sndbuf: opts.sndbuf,
     ignoreOutgoing: opts.ignoreOutgoing,
+    vnetHdr: opts.vnetHdr,
   });
   modes.set(fd, 2);
   return fd;

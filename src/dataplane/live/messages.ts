@@ -38,6 +38,8 @@ export interface WorkerInit {
   batchSize: number;
   /** milliseconds between timer rounds when idle */
   idleMs: number;
+  /** the uplink socket carries a virtio_net_hdr per frame (PACKET_VNET_HDR) */
+  uplinkVnetHdr: boolean;
 }
 
 export type ControlMessage = PortsUpdate | { type: 'stop' };

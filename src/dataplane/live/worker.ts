@@ -12,7 +12,9 @@ import { Lpm4 } from '../fib/lpm.js';
 import { AdjacencyTable } from '../adjacency.js';
 import { NeighborTable } from '../neighbor.js';
 import { NatTable } from '../nat/table.js';
-import { PortTable, MAX_PORTS } from '../ports.js';
+import { PortTable, MAX_PORTS, PORT_UPLINK } from '../ports.js';
+import { GraphNode } from '../graph.js';
+import { VNET_ERR_GSO, VNET_HDR_LEN, VNET_OK, vnetClear, vnetFinish } from '../wire/virtio.js';
 import { PortCounters } from '../counters.js';
 import type { DataplaneEnv, PortSink } from '../env.js';
 import * as io from '../io/native.js';
@@ -30,14 +32,22 @@ export class FdSink implements PortSink {
     readonly fd: number,
     private readonly arena: SharedArrayBuffer,
     capacity: number,
+    /** the socket expects a virtio_net_hdr in front of each frame (written into the headroom) */
+    private readonly vnet = false,
   ) {
     this.offs = new Uint32Array(capacity);
     this.lens = new Uint32Array(capacity);
   }
 
   tx(b: Batch, i: number): void {
-    this.offs[this.n] = b.off[i];
-    this.lens[this.n] = b.len[i];
+    if (this.vnet) {
+      vnetClear(b.u8, b.off[i] - VNET_HDR_LEN);
+      this.offs[this.n] = b.off[i] - VNET_HDR_LEN;
+      this.lens[this.n] = b.len[i] + VNET_HDR_LEN;
+    } else {
+      this.offs[this.n] = b.off[i];
+      this.lens[this.n] = b.len[i];
+    }
     this.n++;
   }
 
@@ -52,6 +62,17 @@ export class FdSink implements PortSink {
       this.dropped += n;
     }
   }
+}
+
+const PI_TRUNCATED = 0;
+const PI_GSO = 1;
+const PI_BAD_CSUM_OFFSET = 2;
+
+/** Counters for what a port read but never reached the graph (no packets flow through it). */
+class PortInput extends GraphNode {
+  readonly name = 'port-input';
+  readonly reasons = ['truncated', 'gso-unsupported', 'bad-checksum-offset'];
+  process(): void {}
 }
 
 function post(e: WorkerEvent): void {
@@ -76,7 +97,9 @@ class Worker {
   private readonly portOfFd = new Map<number, number>();
   private fds: number[] = [];
   private stopping = false;
-  private truncated = 0;
+  private portInput: PortInput | null = null;
+  /** read offsets for a virtio_net_hdr socket: each slot's frame start minus the header */
+  private readonly vnetOffViews: Uint32Array[] = [];
 
   constructor(init: WorkerInit) {
     this.init = init;
@@ -91,9 +114,11 @@ class Worker {
       params: init.params,
     };
     this.batch = new Batch(init.batchSize);
+    const voff = this.batch.off.map((o) => o - VNET_HDR_LEN);
     for (let k = 0; k <= init.batchSize; k++) {
       this.offViews.push(this.batch.off.subarray(k));
       this.lenViews.push(this.batch.len.subarray(k));
+      this.vnetOffViews.push(voff.subarray(k));
     }
     this.portCounters = new PortCounters(MAX_PORTS, init.portCounters);
     this.counters = init.counters;
@@ -116,11 +141,23 @@ class Worker {
       if (fd >= 0) this.portOfFd.set(fd, p);
     });
     this.env.ports = new PortTable(u.specs);
-    this.sinks = u.fds.map((fd) => (fd >= 0 ? new FdSink(fd, this.batch.arena, this.init.batchSize) : null));
-    this.g = buildGraph(this.env, this.sinks, this.init.batchSize, [...DATAPLANE_EXTENSIONS], {
-      counters: this.counters,
-      portCounters: this.portCounters,
-    });
+    this.portInput = null;
+    this.sinks = u.fds.map((fd, p) =>
+      fd >= 0
+        ? new FdSink(fd, this.batch.arena, this.init.batchSize, p === PORT_UPLINK && this.init.uplinkVnetHdr)
+        : null,
+    );
+    const portInput = new PortInput();
+    this.g = buildGraph(
+      this.env,
+      this.sinks,
+      this.init.batchSize,
+      [...DATAPLANE_EXTENSIONS, (g) => void g.graph.add(portInput)],
+      {
+        counters: this.counters,
+        portCounters: this.portCounters,
+      },
+    );
     if (this.counters === undefined) {
       this.counters = this.g.graph.counters.values.buffer as SharedArrayBuffer;
       post({
@@ -144,6 +181,33 @@ class Worker {
         this.applyPorts(msg);
         post({ type: 'applied', id: this.init.id, seq: msg.seq });
       }
+    }
+  }
+
+  private counters0(): PortInput {
+    if (this.portInput === null)
+      this.portInput = this.g.graph.nodes().find((x) => x instanceof PortInput) as PortInput;
+    return this.portInput;
+  }
+
+  /** Strips the virtio_net_hdr of frames [at, at + n) and completes partial checksums. */
+  private finishVnet(b: Batch, at: number, n: number): void {
+    const pi = this.counters0();
+    for (let i = at; i < at + n; i++) {
+      const len = b.len[i] - VNET_HDR_LEN;
+      if (len > SLOT_DATA || len < 0) {
+        b.len[i] = SLOT_DATA + 1; // claim() drops and counts it as truncated
+        continue;
+      }
+      const r = vnetFinish(b.u8, b.off[i] - VNET_HDR_LEN, b.off[i], len);
+      if (r !== VNET_OK) {
+        // dropped by claim(), counted here under its own reason rather than as truncated
+        pi.c[pi.base + (r === VNET_ERR_GSO ? PI_GSO : PI_BAD_CSUM_OFFSET)]++;
+        pi.c[pi.base + PI_TRUNCATED]--;
+        b.len[i] = SLOT_DATA + 1;
+        continue;
+      }
+      b.len[i] = len;
     }
   }
 
@@ -178,25 +242,31 @@ class Worker {
         }
         const p = this.portOfFd.get(fd);
         if (p === undefined) continue;
+        const vnet = p === PORT_UPLINK && this.init.uplinkVnetHdr;
         const maxRx = rxBudget(b.capacity, this.g.minMtu, 1514);
         while (b.count < maxRx) {
           let got = 0;
+          const at = b.count;
           try {
-            got = io.readBatch(
-              fd,
-              b.arena,
-              this.offViews[b.count],
-              this.lenViews[b.count],
-              maxRx - b.count,
-              SLOT_DATA,
-            );
+            got = vnet
+              ? io.readBatch(
+                  fd,
+                  b.arena,
+                  this.vnetOffViews[at],
+                  this.lenViews[at],
+                  maxRx - at,
+                  SLOT_DATA + VNET_HDR_LEN,
+                )
+              : io.readBatch(fd, b.arena, this.offViews[at], this.lenViews[at], maxRx - at, SLOT_DATA);
           } catch {
             // the port went away (workload deleted, TAP gone): the control thread will update ports
             io.epollDel(this.ep, fd);
             break;
           }
           if (got === 0) break;
-          this.truncated += b.claim(got, p, sec, nsec);
+          if (vnet) this.finishVnet(b, at, got);
+          const pi = this.counters0();
+          pi.c[pi.base + PI_TRUNCATED] += b.claim(got, p, sec, nsec);
         }
       }
       if (b.count > 0) {
