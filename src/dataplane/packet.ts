@@ -87,6 +87,8 @@ export class Batch {
   }
 
   private readonly base: number;
+  private srcBuf: ArrayBufferLike | null = null;
+  private srcView: DataView = new DataView(new ArrayBuffer(0));
 
   /** Start of slot i (the headroom begins here). */
   slotStart(i: number): number {
@@ -142,7 +144,20 @@ export class Batch {
     this.count = i + 1;
     const off = this.base + i * SLOT_SIZE + HEADROOM;
     this.off[i] = off;
-    this.u8.set(src.subarray(srcOff, srcOff + len), off);
+    if (len > 128) this.u8.set(src.subarray(srcOff, srcOff + len), off);
+    else {
+      // small frames: 32-bit words through DataViews, no garbage (the reader's buffer rarely changes)
+      if (src.buffer !== this.srcBuf) {
+        this.srcBuf = src.buffer;
+        this.srcView = new DataView(src.buffer);
+      }
+      const sv = this.srcView;
+      const dv = this.dv;
+      const s0 = src.byteOffset + srcOff;
+      let k = 0;
+      for (; k + 4 <= len; k += 4) dv.setUint32(off + k, sv.getUint32(s0 + k));
+      for (; k < len; k++) this.u8[off + k] = src[srcOff + k];
+    }
     this.len[i] = len;
     this.rxPort[i] = rxPort;
     this.txPort[i] = 0;

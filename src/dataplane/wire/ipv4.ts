@@ -133,7 +133,8 @@ function sum20(u8: Uint8Array, o: number): number {
 export function ip4SetChecksum(u8: Uint8Array, off: number): void {
   u8[off + IP4_CSUM] = 0;
   u8[off + IP4_CSUM + 1] = 0;
-  const c = internetChecksum(u8, off, (u8[off] & 0x0f) << 2);
+  const hlen = (u8[off] & 0x0f) << 2;
+  const c = hlen === IP4_MIN_HLEN ? ~sum20(u8, off) & 0xffff : internetChecksum(u8, off, hlen);
   u8[off + IP4_CSUM] = c >>> 8;
   u8[off + IP4_CSUM + 1] = c & 0xff;
 }
@@ -209,7 +210,7 @@ export function emitIp4Header(
   u8[off + IP4_CSUM + 1] = 0;
   writeU32(u8, off + IP4_SRC, src);
   writeU32(u8, off + IP4_DST, dst);
-  setCsum(u8, off, internetChecksum(u8, off, IP4_MIN_HLEN));
+  setCsum(u8, off, ~sum20(u8, off) & 0xffff);
 }
 
 export interface Ipv4Record {

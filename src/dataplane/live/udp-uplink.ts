@@ -1,0 +1,214 @@
+// The `udp` uplink (`calitap run --uplink udp`): VXLAN between nodes over a kernel UDP socket bound
+// to the node IP and the VXLAN port, for hosts without CAP_NET_RAW (no AF_PACKET).
+//
+// What flows through it: receiving, the kernel hands us the UDP payload (VXLAN header + inner frame)
+// and the sender's address; the worker reads it 42 bytes into the slot and `synthVxlanOuter` writes
+// an outer Ethernet + IPv4 + UDP header in front of it, so the packet enters the graph at
+// ethernet-input exactly like a VXLAN frame from the packet uplink (same peer, VNI and VTEP checks).
+// Transmitting, `UdpUplinkSink` takes the frames the graph sends to the uplink port: a VXLAN frame
+// (outer Ethernet/IPv4/UDP to the VXLAN port) leaves as its UDP payload to the outer destination;
+// anything else (plain IP to the gateway, ARP) has no way out and is counted as
+// `udp-uplink: not-vxlan`. The kernel builds the outer headers itself: source port = the bound VXLAN
+// port (not the per-flow hash), its own UDP checksum, TTL, DF and fragmentation.
+// Who owns the buffers: the worker's batch arena; the sink only records offsets until flush().
+// Which thread runs it: the worker that owns the batch. No allocation per packet.
+import { GraphNode } from '../graph.js';
+import type { Batch } from '../packet.js';
+import type { PortSink } from '../env.js';
+import * as io from '../io/native.js';
+
+/** Outer Ethernet (14) + IPv4 without options (20) + UDP (8) in front of a received UDP payload. */
+export const UDP_OUTER_LEN = 42;
+
+/** Source MAC of the synthesized outer header (the kernel does not tell us the sender's). */
+export const UDP_PEER_MAC = new Uint8Array([0x02, 0, 0, 0, 0, 0]);
+
+/**
+ * The MAC the control plane gives every uplink next hop in udp mode (a static neighbour entry): there
+ * is no L2 to resolve, the encapsulation only needs some MAC to write into an outer header that is
+ * stripped again before the frame leaves. Locally administered, never on the wire.
+ */
+export const UDP_NEIGHBOR_MAC = '02:00:00:00:00:00';
+
+/**
+ * Writes an outer Ethernet + IPv4 + UDP header at u8[off .. off + 42) in front of the `payloadLen`
+ * bytes of UDP payload at off + 42: Ethernet from UDP_PEER_MAC to dstMac[dstMacOff .. +6), IPv4 from
+ * srcIp to dstIp (TTL 64, no DF, id 0, valid header checksum), UDP srcPort → dstPort with checksum 0
+ * (none, as RFC 7348 allows; the kernel already verified the real one). Returns the frame length.
+ */
+export function synthVxlanOuter(
+  u8: Uint8Array,
+  off: number,
+  payloadLen: number,
+  dstMac: Uint8Array,
+  dstMacOff: number,
+  srcIp: number,
+  srcPort: number,
+  dstIp: number,
+  dstPort: number,
+): number {
+  // Ethernet
+  for (let k = 0; k < 6; k++) {
+    u8[off + k] = dstMac[dstMacOff + k];
+    u8[off + 6 + k] = UDP_PEER_MAC[k];
+  }
+  u8[off + 12] = 0x08;
+  u8[off + 13] = 0x00;
+  // IPv4 (RFC 791 §3.1)
+  const ip = off + 14;
+  const total = 28 + payloadLen;
+  u8[ip] = 0x45;
+  u8[ip + 1] = 0;
+  u8[ip + 2] = total >>> 8;
+  u8[ip + 3] = total & 255;
+  u8[ip + 4] = 0;
+  u8[ip + 5] = 0;
+  u8[ip + 6] = 0;
+  u8[ip + 7] = 0;
+  u8[ip + 8] = 64;
+  u8[ip + 9] = 17;
+  u8[ip + 12] = srcIp >>> 24;
+  u8[ip + 13] = (srcIp >>> 16) & 255;
+  u8[ip + 14] = (srcIp >>> 8) & 255;
+  u8[ip + 15] = srcIp & 255;
+  u8[ip + 16] = dstIp >>> 24;
+  u8[ip + 17] = (dstIp >>> 16) & 255;
+  u8[ip + 18] = (dstIp >>> 8) & 255;
+  u8[ip + 19] = dstIp & 255;
+  // header checksum (RFC 1071): one's-complement sum of the ten 16-bit words, checksum word as 0
+  let s =
+    0x4500 + total + (64 << 8) + 17 + (srcIp >>> 16) + (srcIp & 0xffff) + (dstIp >>> 16) + (dstIp & 0xffff);
+  s = (s & 0xffff) + (s >>> 16);
+  s = (s & 0xffff) + (s >>> 16);
+  const c = ~s & 0xffff;
+  u8[ip + 10] = c >>> 8;
+  u8[ip + 11] = c & 255;
+  // UDP (RFC 768)
+  const udp = ip + 20;
+  const ulen = 8 + payloadLen;
+  u8[udp] = srcPort >>> 8;
+  u8[udp + 1] = srcPort & 255;
+  u8[udp + 2] = dstPort >>> 8;
+  u8[udp + 3] = dstPort & 255;
+  u8[udp + 4] = ulen >>> 8;
+  u8[udp + 5] = ulen & 255;
+  u8[udp + 6] = 0;
+  u8[udp + 7] = 0;
+  return UDP_OUTER_LEN + payloadLen;
+}
+
+const U_NOT_VXLAN = 0;
+const U_SEND_FAILED = 1;
+const U_TRUNCATED = 2;
+
+/** Counters of the udp uplink (no packets flow through it; the sink and the worker count here). */
+export class UdpUplinkCounters extends GraphNode {
+  readonly name = 'udp-uplink';
+  readonly reasons = ['not-vxlan', 'send-failed', 'truncated'];
+  process(): void {}
+
+  notVxlan(b: Batch, i: number): void {
+    this.drop(b, i, U_NOT_VXLAN);
+  }
+
+  sendFailed(n: number): void {
+    this.c[this.base + U_SEND_FAILED] += n;
+  }
+
+  truncated(n: number): void {
+    this.c[this.base + U_TRUNCATED] += n;
+  }
+}
+
+/** Out-parameters of vxlanPayload (one object for the thread: no allocation per packet). */
+export const vxlanFrame = { len: 0, dst: 0 };
+
+/**
+ * Where the UDP payload of a VXLAN frame at u8[off .. off + len) starts, or -1 when the frame is not
+ * VXLAN over IPv4 to `port` (not IPv4, not UDP, a fragment, to another port, lengths that lie).
+ * Sets `vxlanFrame.len` (payload bytes) and `.dst` (outer destination) for the caller.
+ */
+export function vxlanPayload(u8: Uint8Array, off: number, len: number, port: number): number {
+  if (len < UDP_OUTER_LEN || u8[off + 12] !== 0x08 || u8[off + 13] !== 0x00) return -1;
+  const ip = off + 14;
+  const vi = u8[ip];
+  if (vi >>> 4 !== 4) return -1;
+  const hl = (vi & 15) << 2;
+  if (hl < 20 || u8[ip + 9] !== 17) return -1;
+  if (((u8[ip + 6] & 0x3f) | u8[ip + 7]) !== 0) return -1; // MF or a fragment offset
+  const total = (u8[ip + 2] << 8) | u8[ip + 3];
+  if (total > len - 14 || total < hl + 8) return -1;
+  const udp = ip + hl;
+  if (((u8[udp + 2] << 8) | u8[udp + 3]) !== port) return -1;
+  const ulen = (u8[udp + 4] << 8) | u8[udp + 5];
+  if (ulen < 8 || ulen > total - hl) return -1;
+  vxlanFrame.len = ulen - 8;
+  vxlanFrame.dst = ((u8[ip + 16] << 24) | (u8[ip + 17] << 16) | (u8[ip + 18] << 8) | u8[ip + 19]) >>> 0;
+  return udp + 8;
+}
+
+/** Transmits a round's VXLAN frames as UDP datagrams with one writeBatch (sendmmsg) call. */
+export class UdpUplinkSink implements PortSink {
+  private readonly offs: Uint32Array;
+  private readonly lens: Uint32Array;
+  private readonly addrs: Uint32Array;
+  private readonly ports: Uint16Array;
+  private readonly status: Int32Array;
+  private n = 0;
+
+  constructor(
+    readonly fd: number,
+    private readonly arena: SharedArrayBuffer,
+    capacity: number,
+    private readonly vxlanPort: number,
+    private readonly counters: UdpUplinkCounters,
+  ) {
+    this.offs = new Uint32Array(capacity);
+    this.lens = new Uint32Array(capacity);
+    this.addrs = new Uint32Array(capacity);
+    this.ports = new Uint16Array(capacity);
+    this.status = new Int32Array(capacity);
+  }
+
+  tx(b: Batch, i: number): void {
+    const at = vxlanPayload(b.u8, b.off[i], b.len[i], this.vxlanPort);
+    if (at < 0) {
+      this.counters.notVxlan(b, i);
+      return;
+    }
+    const n = this.n;
+    if (n >= this.offs.length) {
+      this.counters.sendFailed(1);
+      return;
+    }
+    this.offs[n] = at;
+    this.lens[n] = vxlanFrame.len;
+    this.addrs[n] = vxlanFrame.dst;
+    this.ports[n] = this.vxlanPort;
+    this.n = n + 1;
+  }
+
+  flush(): void {
+    const n = this.n;
+    if (n === 0) return;
+    this.n = 0;
+    let failed = 0;
+    try {
+      const sent = io.writeBatch(
+        this.fd,
+        this.arena,
+        this.offs,
+        this.lens,
+        n,
+        this.status,
+        this.addrs,
+        this.ports,
+      );
+      failed = n - sent;
+      for (let k = 0; k < sent; k++) if (this.status[k] !== 0) failed++;
+    } catch {
+      failed = n;
+    }
+    if (failed > 0) this.counters.sendFailed(failed);
+  }
+}
