@@ -209,10 +209,11 @@ const D_FRAGMENT = 1;
 const D_SHORT = 2;
 const D_DECAP = 3;
 
-/** ipip4-input: strips the outer header of IPIP from a known node; the inner goes to ip4-input. */
-export class Ipip4Input extends GraphNode {
-  readonly name = 'ipip4-input';
-  readonly reasons = ['unknown-peer', 'fragmented-outer', 'short', 'decapsulated'];
+/**
+ * What both decapsulation nodes check first: the outer packet comes from a known node and is not a
+ * fragment (calitap does not reassemble). Reasons 0 and 1 of both nodes are these two drops.
+ */
+abstract class DecapBase extends GraphNode {
   ip4!: GraphNode;
   private readonly peers: Uint32Array;
 
@@ -221,20 +222,32 @@ export class Ipip4Input extends GraphNode {
     this.peers = peerSet(env.params.tunnelPeers);
   }
 
+  /** True when the outer header at ip may be decapsulated; otherwise packet i is dropped and counted. */
+  protected outerOk(b: Batch, i: number, ip: number): boolean {
+    if (!hasPeer(this.peers, ip4Src(b.u8, ip))) {
+      this.drop(b, i, D_UNKNOWN_PEER);
+      return false;
+    }
+    if (ip4IsFragment(b.u8, ip)) {
+      this.drop(b, i, D_FRAGMENT);
+      return false;
+    }
+    return true;
+  }
+}
+
+/** ipip4-input: strips the outer header of IPIP from a known node; the inner goes to ip4-input. */
+export class Ipip4Input extends DecapBase {
+  readonly name = 'ipip4-input';
+  readonly reasons = ['unknown-peer', 'fragmented-outer', 'short', 'decapsulated'];
+
   process(b: Batch, q: Uint16Array, n: number): void {
     const u8 = b.u8;
     for (let k = 0; k < n; k++) {
       const i = q[k];
       const off = b.off[i];
       const ip = off + ETH_HLEN;
-      if (!hasPeer(this.peers, ip4Src(u8, ip))) {
-        this.drop(b, i, D_UNKNOWN_PEER);
-        continue;
-      }
-      if (ip4IsFragment(u8, ip)) {
-        this.drop(b, i, D_FRAGMENT);
-        continue;
-      }
+      if (!this.outerOk(b, i, ip)) continue;
       const inner = ip + ip4Hlen(u8, ip);
       const end = off + b.len[i];
       if (inner + 20 > end) {
@@ -253,8 +266,6 @@ export class Ipip4Input extends GraphNode {
   }
 }
 
-const V_UNKNOWN_PEER = 0;
-const V_FRAGMENT = 1;
 const V_SHORT = 2;
 const V_FLAGS = 3;
 const V_VNI = 4;
@@ -263,7 +274,7 @@ const V_NOT_IP4 = 6;
 const V_DECAP = 7;
 
 /** vxlan4-input: checks VNI and inner destination (our VTEP MAC), strips to the inner frame. */
-export class Vxlan4Input extends GraphNode {
+export class Vxlan4Input extends DecapBase {
   readonly name = 'vxlan4-input';
   readonly reasons = [
     'unknown-peer',
@@ -275,14 +286,11 @@ export class Vxlan4Input extends GraphNode {
     'inner-not-ipv4',
     'decapsulated',
   ];
-  ip4!: GraphNode;
-  private readonly peers: Uint32Array;
   private readonly vni: number;
   private readonly vtepMac: Uint8Array;
 
   constructor(env: DataplaneEnv) {
-    super();
-    this.peers = peerSet(env.params.tunnelPeers);
+    super(env);
     this.vni = env.params.vxlanVni;
     this.vtepMac = env.params.vtepMac;
   }
@@ -293,14 +301,7 @@ export class Vxlan4Input extends GraphNode {
       const i = q[k];
       const off = b.off[i];
       const ip = off + ETH_HLEN;
-      if (!hasPeer(this.peers, ip4Src(u8, ip))) {
-        this.drop(b, i, V_UNKNOWN_PEER);
-        continue;
-      }
-      if (ip4IsFragment(u8, ip)) {
-        this.drop(b, i, V_FRAGMENT);
-        continue;
-      }
+      if (!this.outerOk(b, i, ip)) continue;
       const udp = ip + ip4Hlen(u8, ip);
       const vx = udp + UDP_HLEN;
       const innerEth = vx + VXLAN_HLEN;
