@@ -1,5 +1,7 @@
 // calitap command-line entry point. Every failure prints one line `calitap: <why>` and exits non-zero
 // (2 for bad usage or configuration, 1 otherwise); no stack traces for expected errors.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { CalitapError, UsageError } from '../common/errors.js';
 import { runReplay } from './replay.js';
@@ -47,7 +49,14 @@ export function buildProgram(): Command {
     .option('--workers <n>', 'dataplane worker threads (default: number of cores)')
     .option('--metrics <port>', 'serve Prometheus metrics on 127.0.0.1:<port>')
     .option('--no-bgp', 'do not start the BGP speaker')
+    .option(
+      '--uplink <mode>',
+      'uplink: packet (AF_PACKET) or udp (VXLAN over a kernel UDP socket, no CAP_NET_RAW)',
+      'packet',
+    )
     .action(async (o) => {
+      if (o.uplink !== 'packet' && o.uplink !== 'udp')
+        throw new UsageError(`--uplink ${o.uplink}: expected packet or udp`);
       const { runDaemon } = await import('../control/daemon.js');
       await runDaemon({
         config: o.config,
@@ -57,6 +66,7 @@ export function buildProgram(): Command {
         workers: o.workers === undefined ? undefined : positiveInt('--workers', o.workers),
         metricsPort: o.metrics === undefined ? undefined : positiveInt('--metrics', o.metrics),
         bgp: o.bgp,
+        uplink: o.uplink,
       });
       await new Promise(() => {}); // until a signal stops the daemon
     });
@@ -90,6 +100,33 @@ export function buildProgram(): Command {
     .option('--socket <path>', 'control API socket', DEFAULT_SOCKET)
     .option('--json', 'JSON output')
     .action((o) => cmdWorkload(o.socket, 'list', {}, o.json === true, out));
+  program
+    .command('bench')
+    .description(
+      'throughput benchmarks (see bench/RESULTS.md): graph replay fib pcap nat encap snat, live, bgp',
+    )
+    .argument('[names...]', 'benches to run (default: every in-memory one; live and bgp need root)')
+    .option('--quick', 'short runs')
+    .action(async (names: string[], o: { quick?: boolean }) => {
+      const separate = ['live', 'bgp'];
+      const known = ['graph', 'replay', 'fib', 'pcap', 'nat', 'encap', 'snat', ...separate];
+      const unknown = names.filter((n) => !known.includes(n));
+      if (unknown.length > 0)
+        throw new UsageError(`bench ${unknown.join(' ')}: unknown (known: ${known.join(', ')})`);
+      const inMemory = names.filter((n) => !separate.includes(n));
+      if (names.length === 0 || inMemory.length > 0) {
+        const run = await import('../../bench/run.js');
+        await run.runAll({ quick: o.quick === true, only: inMemory.length > 0 ? inMemory : undefined });
+      }
+      for (const name of names.filter((n) => separate.includes(n))) {
+        // the live and BGP benches build network namespaces and real daemons: their own process
+        const script = fileURLToPath(new URL(`../../bench/${name}.bench.js`, import.meta.url));
+        const quick = o.quick ? (name === 'bgp' ? ['--routes', '100000'] : ['--quick']) : [];
+        const r = spawnSync(process.execPath, [script, ...quick], { stdio: 'inherit' });
+        if (r.status !== 0)
+          throw new CalitapError('bench-failed', `bench ${name} exited with ${r.status ?? r.signal}`);
+      }
+    });
   program
     .command('demo')
     .description('as root: a live 3-host cluster in network namespaces; otherwise the replay demo')
