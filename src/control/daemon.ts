@@ -4,20 +4,25 @@
 // and are acknowledged before a removed port's fds are closed. A worker that dies is restarted with
 // the same fds and counters. SIGTERM/SIGINT stop everything cleanly; persistent TAPs and the state
 // file let a restarted or killed daemon pick its workloads up again.
+//
+// The uplink is one AF_PACKET socket per worker (`--uplink packet`, the default), or with
+// `--uplink udp` one UDP socket per worker bound to the node IP and the VXLAN port with SO_REUSEPORT
+// (VXLAN only; for hosts without CAP_NET_RAW; see docs/live.md and dataplane/live/udp-uplink.ts).
 import * as os from 'node:os';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
 import pino from 'pino';
 import { loadConfigFile } from './config/load.js';
-import { felixFor } from './config/compile.js';
+import { felixFor, localNode, sameSubnet } from './config/compile.js';
+import type { ClusterConfig } from './config/types.js';
 import { Programmer } from './program.js';
 import { WorkloadManager, type Attached } from './workloads.js';
 import { startApiServer, type ApiServer } from './api.js';
 import { CalitapError, ConfigError } from '../common/errors.js';
 import { formatIp4, formatPrefix4 } from '../common/addr.js';
 import * as io from '../dataplane/io/native.js';
-import type { PortsUpdate, WorkerEvent, WorkerInit } from '../dataplane/live/messages.js';
+import type { PortsUpdate, UplinkMode, WorkerEvent, WorkerInit } from '../dataplane/live/messages.js';
 import { collectStats, type StatsView } from './stats.js';
 import { BgpGlue, speakerOptions } from './bgp-glue.js';
 
@@ -31,6 +36,44 @@ export interface DaemonOptions {
   metricsPort?: number;
   /** start the BGP speaker (default true when the config has peers or a mesh) */
   bgp?: boolean;
+  /** 'packet' (default): AF_PACKET uplink; 'udp': VXLAN over kernel UDP sockets (no CAP_NET_RAW) */
+  uplink?: UplinkMode;
+}
+
+const UDP_ONLY =
+  'udp mode carries only VXLAN between nodes; natOutgoing and non-VXLAN routes need the packet uplink';
+
+/**
+ * Whether the configuration can run with `--uplink udp`: every pool (disabled ones too, their blocks
+ * are still routed) must reach other nodes through VXLAN, since without L2 access to the uplink
+ * nothing else can leave. Throws a one-line ConfigError for IPIP, for vxlanMode Never, and for
+ * vxlanMode CrossSubnet when another node shares our subnet (it would be routed directly). Returns
+ * warnings for what is allowed but cannot work: traffic leaving the pools (natOutgoing, the gateway
+ * route) is dropped and counted as `udp-uplink: not-vxlan`.
+ */
+export function checkUdpUplink(cfg: ClusterConfig, nodeName: string): string[] {
+  const me = localNode(cfg, nodeName);
+  for (const p of cfg.pools) {
+    const where = `${cfg.source}: IPPool ${p.name}`;
+    if (p.ipipMode !== 'Never')
+      throw new ConfigError(`${where}: spec.ipipMode ${p.ipipMode}: --uplink udp: ${UDP_ONLY}`);
+    if (p.vxlanMode === 'Never')
+      throw new ConfigError(`${where}: spec.vxlanMode Never: --uplink udp: ${UDP_ONLY}`);
+    if (p.vxlanMode === 'CrossSubnet') {
+      const near = [...cfg.nodes.values()].find((n) => n.name !== nodeName && sameSubnet(me, n));
+      if (near !== undefined)
+        throw new ConfigError(
+          `${where}: spec.vxlanMode CrossSubnet: node ${near.name} shares this node's subnet and would be ` +
+            `routed without VXLAN: --uplink udp: ${UDP_ONLY}`,
+        );
+    }
+  }
+  const nat = cfg.pools.filter((p) => p.natOutgoing).map((p) => p.name);
+  if (nat.length === 0) return [];
+  return [
+    `--uplink udp: natOutgoing pools (${nat.join(', ')}): traffic leaving the pools cannot be sent ` +
+      `without the packet uplink; it is dropped and counted as udp-uplink: not-vxlan`,
+  ];
 }
 
 interface WorkerSlot {
@@ -58,6 +101,7 @@ export class Daemon {
   private stopping = false;
   bgp: BgpGlue | null = null;
   readonly started = Date.now();
+  readonly uplinkMode: UplinkMode;
 
   constructor(readonly opts: DaemonOptions) {
     const cfg = loadConfigFile(opts.config);
@@ -66,6 +110,8 @@ export class Daemon {
       throw new ConfigError(
         `${cfg.source}: Uplink ${opts.node}: missing: a calitap/v1 Uplink named after the node is required`,
       );
+    this.uplinkMode = opts.uplink ?? 'packet';
+    const udpWarnings = this.uplinkMode === 'udp' ? checkUdpUplink(cfg, opts.node) : [];
     let mac: string;
     try {
       mac = io.ifMac(uplink.interfaceName);
@@ -85,14 +131,61 @@ export class Daemon {
       uplinkMac: mac,
       configEndpoints: false,
       remoteBlocksFromConfig: bgpPeers === 0,
+      uplinkL2: this.uplinkMode === 'packet',
     });
     if (bgpPeers > 0) this.bgp = new BgpGlue(this.prog, this.log);
     for (const w of this.prog.warnings) this.log.warn(w);
+    for (const w of udpWarnings) this.log.warn(w);
     for (const i of cfg.ignored) this.log.info({ kind: i.kind, name: i.name }, `ignored: ${i.reason}`);
     const n = opts.workers ?? os.availableParallelism();
     this.workloads = new WorkloadManager(this.prog, opts.node, opts.stateFile, n);
     for (const w of this.workloads.restore()) this.log.warn(w);
-    this.openUplink(n, uplink.interfaceName);
+    if (this.uplinkMode === 'udp') this.openUdpUplink(n);
+    else this.openUplink(n, uplink.interfaceName);
+  }
+
+  private addSlot(k: number, uplinkFd: number): void {
+    const wakeFd = io.eventfdCreate();
+    const { port1, port2 } = new MessageChannel();
+    this.slots.push({
+      id: k,
+      worker: null,
+      control: port1,
+      wakeFd,
+      uplinkFd,
+      names: [],
+      applied: 0,
+      restarts: 0,
+    });
+    this.peers.set(k, port2);
+  }
+
+  /**
+   * `--uplink udp`: one UDP socket per worker on nodeIp:vxlanPort with SO_REUSEPORT (the kernel
+   * spreads flows over them by hash). The sockets themselves keep the kernel from answering VXLAN with
+   * port unreachable, and IPIP is refused by checkUdpUplink: no BPF, no quiet sockets.
+   */
+  private openUdpUplink(n: number): void {
+    const p = this.prog.env.params;
+    const node = formatIp4(p.nodeIp);
+    for (let k = 0; k < n; k++) {
+      let fd: number;
+      try {
+        fd = io.udpSocket(node, p.vxlanPort, { reusePort: true, rcvbuf: 4 << 20, sndbuf: 4 << 20 });
+      } catch (e) {
+        for (const s of this.slots) {
+          io.close(s.uplinkFd);
+          io.close(s.wakeFd);
+        }
+        const busy = (e as { code?: string }).code === 'EADDRINUSE';
+        throw new CalitapError(
+          'uplink-open',
+          `--uplink udp: ${(e as Error).message}` +
+            (busy ? ` (another VXLAN listener on ${node}:${p.vxlanPort}, e.g. a kernel vxlan device?)` : ''),
+        );
+      }
+      this.addSlot(k, fd);
+    }
   }
 
   /** One packet socket per worker (fanout), filtered to what calitap handles; quiet the kernel. */
@@ -130,19 +223,7 @@ export class Daemon {
         rcvbuf: 4 << 20,
         vnetHdr: true,
       });
-      const wakeFd = io.eventfdCreate();
-      const { port1, port2 } = new MessageChannel();
-      this.slots.push({
-        id: k,
-        worker: null,
-        control: port1,
-        wakeFd,
-        uplinkFd: fd,
-        names: [],
-        applied: 0,
-        restarts: 0,
-      });
-      this.peers.set(k, port2);
+      this.addSlot(k, fd);
     }
     // Keep the host kernel quiet about tunnel traffic it does not own: without a listener it would
     // answer VXLAN with port unreachable and IPIP with protocol unreachable.
@@ -180,7 +261,8 @@ export class Daemon {
       portCounters: s.portCounters,
       batchSize: 256,
       idleMs: 100,
-      uplinkVnetHdr: true,
+      uplinkVnetHdr: this.uplinkMode === 'packet',
+      uplinkMode: this.uplinkMode,
     };
     const w = new Worker(new URL('../dataplane/live/worker.js', import.meta.url), {
       workerData: init,
@@ -274,6 +356,7 @@ export class Daemon {
       {
         node: this.opts.node,
         workers: this.slots.length,
+        uplink: this.uplinkMode,
         socket: this.opts.socket,
         workloads: this.workloads.list().length,
       },
@@ -304,6 +387,10 @@ export class Daemon {
       /* gone */
     }
     for (const fd of this.quietFds) io.close(fd);
+    for (const s of this.slots) {
+      io.close(s.uplinkFd);
+      io.close(s.wakeFd);
+    }
     // workload TAPs are persistent: closing the queues leaves them (and the workloads) in place
     for (const a of this.workloads.all()) for (const fd of a.fds) io.close(fd);
   }

@@ -13,6 +13,7 @@ import { NatTable } from '../dataplane/nat/table.js';
 import { CalitapError, ConfigError } from '../common/errors.js';
 import type { ClusterConfig, Uplink } from './config/types.js';
 import { compileRoutes, felixFor, localNode, tunnelMtu, type RouteSpec } from './config/compile.js';
+import { UDP_NEIGHBOR_MAC } from '../dataplane/live/udp-uplink.js';
 
 export interface RouteRow {
   prefix: string;
@@ -34,6 +35,13 @@ export interface ProgrammerOptions {
   portSlots?: number;
   /** route other nodes' blocks from the config's affinities (default); false when BGP brings them */
   remoteBlocksFromConfig?: boolean;
+  /**
+   * The uplink has L2 (default): next hops are resolved by ARP. false (`--uplink udp`): there is no
+   * L2 and no ARP, so every uplink next hop gets a static neighbour entry with the placeholder MAC
+   * UDP_NEIGHBOR_MAC (02:00:00:00:00:00) and ip4-rewrite goes straight on to vxlan4-encap; the
+   * outer Ethernet header it lands in is stripped before the datagram leaves.
+   */
+  uplinkL2?: boolean;
 }
 
 /** A workload port as the live daemon attaches it. */
@@ -56,6 +64,8 @@ export class Programmer {
   readonly workloadMtu: number;
   /** port slots (index = port number); null = free */
   readonly specs: (PortSpec | null)[];
+  /** see ProgrammerOptions.uplinkL2 */
+  private readonly uplinkL2: boolean;
 
   constructor(
     readonly cfg: ClusterConfig,
@@ -75,6 +85,7 @@ export class Programmer {
       );
     }
     this.uplink = uplink;
+    this.uplinkL2 = opts.uplinkL2 !== false;
     const felix = felixFor(cfg, nodeName);
     // Felix's MTU auto-detection: workloads get the smallest MTU any enabled encapsulation needs.
     const usesIpip = cfg.pools.some((p) => p.ipipMode !== 'Never');
@@ -251,7 +262,9 @@ export class Programmer {
     const inPool = this.cfg.pools.some((p) => prefixCovers(p.cidr, r.prefix));
     const hop = r.linkNextHop ?? r.nextHop;
     if (hop === undefined) throw new ConfigError(`${where}: no next hop`);
-    const neighbor = this.env.nbr.ensure(hop);
+    let neighbor = this.env.nbr.ensure(hop);
+    if (!this.uplinkL2 && !this.env.nbr.resolved(neighbor))
+      neighbor = this.env.nbr.setStatic(hop, parseMac(UDP_NEIGHBOR_MAC)!);
     const mtu =
       r.via === 'ipip' || r.via === 'vxlan'
         ? tunnelMtu(this.cfg, this.uplink.mtu, r.via, this.nodeName)

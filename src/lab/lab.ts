@@ -27,6 +27,8 @@ export interface LabOptions {
   bgp?: boolean;
   /** extra YAML appended to the generated config */
   extraYaml?: string;
+  /** the daemons' `--uplink` (default: calitap's default, packet) */
+  uplink?: 'packet' | 'udp';
 }
 
 export interface LabHost {
@@ -202,8 +204,11 @@ export class Lab {
     }
   }
 
-  /** Starts `calitap run` in host k's namespace and waits until its control socket answers. */
-  async start(k: number, timeoutMs = 20_000): Promise<void> {
+  /**
+   * Starts `calitap run` in host k's namespace and waits until its control socket answers. `uplink`
+   * overrides the lab's `--uplink` for this host (mixed clusters).
+   */
+  async start(k: number, timeoutMs = 20_000, uplink = this.o.uplink): Promise<void> {
     const h = this.hosts[k - 1];
     const args = [
       'netns',
@@ -219,6 +224,7 @@ export class Lab {
     ];
     args.push('--socket', h.socket, '--state', h.state, '--workers', String(this.o.workers ?? 1));
     if (!this.o.bgp) args.push('--no-bgp');
+    if (uplink !== undefined) args.push('--uplink', uplink);
     const log = fs.openSync(h.log, 'a');
     h.daemon = spawn('ip', args, { stdio: ['ignore', log, log] });
     fs.closeSync(log);

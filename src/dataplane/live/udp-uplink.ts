@@ -99,12 +99,11 @@ export function synthVxlanOuter(
 
 const U_NOT_VXLAN = 0;
 const U_SEND_FAILED = 1;
-const U_TRUNCATED = 2;
 
 /** Counters of the udp uplink (no packets flow through it; the sink and the worker count here). */
 export class UdpUplinkCounters extends GraphNode {
   readonly name = 'udp-uplink';
-  readonly reasons = ['not-vxlan', 'send-failed', 'truncated'];
+  readonly reasons = ['not-vxlan', 'send-failed'];
   process(): void {}
 
   notVxlan(b: Batch, i: number): void {
@@ -113,10 +112,6 @@ export class UdpUplinkCounters extends GraphNode {
 
   sendFailed(n: number): void {
     this.c[this.base + U_SEND_FAILED] += n;
-  }
-
-  truncated(n: number): void {
-    this.c[this.base + U_TRUNCATED] += n;
   }
 }
 

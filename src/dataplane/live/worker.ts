@@ -1,4 +1,5 @@
-// A dataplane worker thread: owns one queue of every workload TAP and one uplink socket, reads
+// A dataplane worker thread: owns one queue of every workload TAP and one uplink socket (AF_PACKET,
+// or with `--uplink udp` a UDP socket carrying VXLAN payloads: see udp-uplink.ts), reads
 // batches straight into its SharedArrayBuffer arena (native readBatch), runs the forwarding graph and
 // writes each port's frames back in one call (writeBatch) — on the queue it read from, since every
 // worker has its own fd per port. Blocks in epoll; the control thread wakes it through an eventfd
@@ -19,6 +20,7 @@ import { PortCounters } from '../counters.js';
 import type { DataplaneEnv, PortSink } from '../env.js';
 import * as io from '../io/native.js';
 import type { ControlMessage, PortsUpdate, WorkerEvent, WorkerInit } from './messages.js';
+import { UDP_OUTER_LEN, UdpUplinkCounters, UdpUplinkSink, synthVxlanOuter } from './udp-uplink.js';
 
 /** Transmits a round's frames for one port with one writeBatch call. */
 export class FdSink implements PortSink {
@@ -92,7 +94,7 @@ class Worker {
   private readonly portCounters: PortCounters;
   private counters: SharedArrayBuffer | undefined;
   private g!: BuiltGraph;
-  private sinks: (FdSink | null)[] = [];
+  private sinks: (FdSink | UdpUplinkSink | null)[] = [];
   /** fd → port slot */
   private readonly portOfFd = new Map<number, number>();
   private fds: number[] = [];
@@ -100,6 +102,12 @@ class Worker {
   private portInput: PortInput | null = null;
   /** read offsets for a virtio_net_hdr socket: each slot's frame start minus the header */
   private readonly vnetOffViews: Uint32Array[] = [];
+  /** udp uplink: read offsets (frame start + outer headers) and the senders' addresses and ports */
+  private readonly udp: boolean;
+  private readonly udpOffViews: Uint32Array[] = [];
+  private readonly srcAddrViews: Uint32Array[] = [];
+  private readonly srcPortViews: Uint16Array[] = [];
+  private readonly udpCounters: UdpUplinkCounters | null;
 
   constructor(init: WorkerInit) {
     this.init = init;
@@ -115,10 +123,20 @@ class Worker {
     };
     this.batch = new Batch(init.batchSize);
     const voff = this.batch.off.map((o) => o - VNET_HDR_LEN);
+    this.udp = init.uplinkMode === 'udp';
+    this.udpCounters = this.udp ? new UdpUplinkCounters() : null;
+    const uoff = this.batch.off.map((o) => o + UDP_OUTER_LEN);
+    const srcAddrs = new Uint32Array(init.batchSize);
+    const srcPorts = new Uint16Array(init.batchSize);
     for (let k = 0; k <= init.batchSize; k++) {
       this.offViews.push(this.batch.off.subarray(k));
       this.lenViews.push(this.batch.len.subarray(k));
       this.vnetOffViews.push(voff.subarray(k));
+      if (this.udp) {
+        this.udpOffViews.push(uoff.subarray(k));
+        this.srcAddrViews.push(srcAddrs.subarray(k));
+        this.srcPortViews.push(srcPorts.subarray(k));
+      }
     }
     this.portCounters = new PortCounters(MAX_PORTS, init.portCounters);
     this.counters = init.counters;
@@ -142,22 +160,23 @@ class Worker {
     });
     this.env.ports = new PortTable(u.specs);
     this.portInput = null;
-    this.sinks = u.fds.map((fd, p) =>
-      fd >= 0
-        ? new FdSink(fd, this.batch.arena, this.init.batchSize, p === PORT_UPLINK && this.init.uplinkVnetHdr)
-        : null,
-    );
+    const udpCounters = this.udpCounters;
+    this.sinks = u.fds.map((fd, p) => {
+      if (fd < 0) return null;
+      if (p === PORT_UPLINK && udpCounters !== null) {
+        const port = this.init.params.vxlanPort;
+        return new UdpUplinkSink(fd, this.batch.arena, this.init.batchSize, port, udpCounters);
+      }
+      const vnet = p === PORT_UPLINK && this.init.uplinkVnetHdr;
+      return new FdSink(fd, this.batch.arena, this.init.batchSize, vnet);
+    });
     const portInput = new PortInput();
-    this.g = buildGraph(
-      this.env,
-      this.sinks,
-      this.init.batchSize,
-      [...DATAPLANE_EXTENSIONS, (g) => void g.graph.add(portInput)],
-      {
-        counters: this.counters,
-        portCounters: this.portCounters,
-      },
-    );
+    const extra = [(g: BuiltGraph) => void g.graph.add(portInput)];
+    if (udpCounters !== null) extra.push((g) => void g.graph.add(udpCounters));
+    this.g = buildGraph(this.env, this.sinks, this.init.batchSize, [...DATAPLANE_EXTENSIONS, ...extra], {
+      counters: this.counters,
+      portCounters: this.portCounters,
+    });
     if (this.counters === undefined) {
       this.counters = this.g.graph.counters.values.buffer as SharedArrayBuffer;
       post({
@@ -211,6 +230,29 @@ class Worker {
     }
   }
 
+  /**
+   * udp uplink: datagrams [at, at + n) were read UDP_OUTER_LEN bytes into their slots; writes the outer
+   * Ethernet/IPv4/UDP header in front of each (sender → node IP:vxlanPort) so they enter the graph as
+   * VXLAN frames. Oversized datagrams are left for claim() to drop.
+   */
+  private finishUdp(b: Batch, at: number, n: number): void {
+    const u8 = b.u8;
+    const mac = this.env.ports.ourMac; // the uplink's MAC is port 0's
+    const node = this.init.params.nodeIp >>> 0;
+    const port = this.init.params.vxlanPort;
+    const addrs = this.srcAddrViews[at];
+    const ports = this.srcPortViews[at];
+    for (let k = 0; k < n; k++) {
+      const i = at + k;
+      const len = b.len[i];
+      if (len > SLOT_DATA - UDP_OUTER_LEN) {
+        b.len[i] = SLOT_DATA + 1; // claim() drops and counts it (port-input: truncated)
+        continue;
+      }
+      b.len[i] = synthVxlanOuter(u8, b.off[i], len, mac, 0, addrs[k], ports[k], node, port);
+    }
+  }
+
   private flush(): void {
     for (const s of this.sinks) if (s !== null) s.flush();
   }
@@ -242,22 +284,34 @@ class Worker {
         }
         const p = this.portOfFd.get(fd);
         if (p === undefined) continue;
-        const vnet = p === PORT_UPLINK && this.init.uplinkVnetHdr;
+        const vnet = p === PORT_UPLINK && this.init.uplinkVnetHdr && !this.udp;
+        const udp = p === PORT_UPLINK && this.udp;
         const maxRx = rxBudget(b.capacity, this.g.minMtu, 1514);
         while (b.count < maxRx) {
           let got = 0;
           const at = b.count;
           try {
-            got = vnet
+            got = udp
               ? io.readBatch(
                   fd,
                   b.arena,
-                  this.vnetOffViews[at],
+                  this.udpOffViews[at],
                   this.lenViews[at],
                   maxRx - at,
-                  SLOT_DATA + VNET_HDR_LEN,
+                  SLOT_DATA - UDP_OUTER_LEN,
+                  this.srcAddrViews[at],
+                  this.srcPortViews[at],
                 )
-              : io.readBatch(fd, b.arena, this.offViews[at], this.lenViews[at], maxRx - at, SLOT_DATA);
+              : vnet
+                ? io.readBatch(
+                    fd,
+                    b.arena,
+                    this.vnetOffViews[at],
+                    this.lenViews[at],
+                    maxRx - at,
+                    SLOT_DATA + VNET_HDR_LEN,
+                  )
+                : io.readBatch(fd, b.arena, this.offViews[at], this.lenViews[at], maxRx - at, SLOT_DATA);
           } catch {
             // the port went away (workload deleted, TAP gone): the control thread will update ports
             io.epollDel(this.ep, fd);
@@ -265,6 +319,7 @@ class Worker {
           }
           if (got === 0) break;
           if (vnet) this.finishVnet(b, at, got);
+          else if (udp) this.finishUdp(b, at, got);
           const pi = this.counters0();
           pi.c[pi.base + PI_TRUNCATED] += b.claim(got, p, sec, nsec);
         }
