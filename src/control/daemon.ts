@@ -331,6 +331,20 @@ export class Daemon {
       stats: () => this.stats(),
       neighbors: () => this.prog.env.nbr.entries().map((e) => ({ ...e, ip: formatIp4(e.ip) })),
       'workload.list': () => this.workloads.list(),
+      workers: () => this.slots.map((s) => ({ id: s.id, running: s.worker !== null, restarts: s.restarts })),
+      ...(process.env.CALITAP_TEST_HOOKS === '1'
+        ? {
+            // tests only: make a worker die the way a bug would, to prove it is restarted
+            'test.crash-worker': (p: Record<string, unknown>) => {
+              const s = this.slots[Number(p.id ?? 0)];
+              if (s?.worker === null || s === undefined)
+                throw new CalitapError('bad-request', 'no such running worker');
+              s.control.postMessage({ type: 'crash' });
+              io.eventfdWrite(s.wakeFd, 1);
+              return { id: s.id };
+            },
+          }
+        : {}),
       'workload.add': async (p) => {
         const a = this.workloads.add({
           name: String(p.name),

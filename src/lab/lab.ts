@@ -27,6 +27,10 @@ export interface LabOptions {
   bgp?: boolean;
   /** extra YAML appended to the generated config */
   extraYaml?: string;
+  /** extra `calitap run` arguments (e.g. --metrics 9091) */
+  daemonArgs?: string[];
+  /** extra environment for the daemons (e.g. CALITAP_TEST_HOOKS=1) */
+  daemonEnv?: Record<string, string>;
   /** the daemons' `--uplink` (default: calitap's default, packet) */
   uplink?: 'packet' | 'udp';
 }
@@ -223,10 +227,14 @@ export class Lab {
       h.node,
     ];
     args.push('--socket', h.socket, '--state', h.state, '--workers', String(this.o.workers ?? 1));
+    args.push(...(this.o.daemonArgs ?? []));
     if (!this.o.bgp) args.push('--no-bgp');
     if (uplink !== undefined) args.push('--uplink', uplink);
     const log = fs.openSync(h.log, 'a');
-    h.daemon = spawn('ip', args, { stdio: ['ignore', log, log] });
+    h.daemon = spawn('ip', args, {
+      stdio: ['ignore', log, log],
+      env: { ...process.env, ...this.o.daemonEnv },
+    });
     fs.closeSync(log);
     const deadline = Date.now() + timeoutMs;
     for (;;) {

@@ -49,7 +49,8 @@ export interface WorkerInit {
 
 export type UplinkMode = 'packet' | 'udp';
 
-export type ControlMessage = PortsUpdate | { type: 'stop' };
+/** `crash`: a test hook (CALITAP_TEST_HOOKS=1) that makes the worker throw, to prove restarts work */
+export type ControlMessage = PortsUpdate | { type: 'stop' } | { type: 'crash' };
 
 export type WorkerEvent =
   | {

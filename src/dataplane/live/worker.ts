@@ -196,6 +196,7 @@ class Worker {
       if (m === undefined) return;
       const msg = m.message as ControlMessage;
       if (msg.type === 'stop') this.stopping = true;
+      else if (msg.type === 'crash') throw new Error('crash requested through the control API (test hook)');
       else if (msg.type === 'ports') {
         this.applyPorts(msg);
         post({ type: 'applied', id: this.init.id, seq: msg.seq });
