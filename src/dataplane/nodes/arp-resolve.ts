@@ -157,23 +157,29 @@ export class Ip4Arp extends GraphNode {
         if (b.trace !== null) b.note(j, this.name, `released to ${formatIp4(this.nbr.ip[nb])}`);
         this.rewrite.push(j);
       }
-      this.hNext[s] = this.freeHead;
-      this.freeHead = s;
+      this.freeSlot(s);
       s = next;
     }
-    this.head[nb] = this.tail[nb] = -1;
-    this.held[nb] = 0;
-    this.pending.delete(nb);
+    this.forget(nb);
   }
 
   private discard(nb: number, reason: number): void {
     for (let s = this.head[nb]; s >= 0;) {
       const next = this.hNext[s];
       this.count(reason);
-      this.hNext[s] = this.freeHead;
-      this.freeHead = s;
+      this.freeSlot(s);
       s = next;
     }
+    this.forget(nb);
+  }
+
+  private freeSlot(s: number): void {
+    this.hNext[s] = this.freeHead;
+    this.freeHead = s;
+  }
+
+  /** Neighbour nb holds nothing and is no longer being resolved. */
+  private forget(nb: number): void {
     this.head[nb] = this.tail[nb] = -1;
     this.held[nb] = 0;
     this.pending.delete(nb);
