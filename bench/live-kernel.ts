@@ -12,6 +12,7 @@
 // destroy(). Pool 10.65.0.0/16, host k owns 10.65.0.(k-1)*64/26 (the calitap lab's layout).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { Namespaces } from '../src/lab/netns.js';
 
 export interface KernelWorkload {
   ns: string;
@@ -37,14 +38,16 @@ const sysctl = (ns: string, ...kv: string[]): string =>
 
 export class KernelLab {
   readonly hostNs: string[] = [];
-  private readonly namespaces: string[] = [];
+  private readonly namespaces: Namespaces;
   private workloads = 0;
   private readonly perHost = new Map<number, number>();
 
   private constructor(
     readonly prefix: string,
     readonly hosts: number,
-  ) {}
+  ) {
+    this.namespaces = new Namespaces(prefix);
+  }
 
   /** Builds `hosts` (1..2) host namespaces on a bridge; cleans up what it made if it fails. */
   static create(prefix: string, hosts = 2): KernelLab {
@@ -59,11 +62,7 @@ export class KernelLab {
   }
 
   private ns(name: string): string {
-    const n = `${this.prefix}${name}`;
-    ip('netns', 'add', n);
-    this.namespaces.push(n);
-    ip('-n', n, 'link', 'set', 'lo', 'up');
-    return n;
+    return this.namespaces.add(name);
   }
 
   private build(): void {
@@ -139,6 +138,6 @@ export class KernelLab {
 
   /** Removes every namespace it created (their veths go with them). Safe to call twice. */
   destroy(): void {
-    for (const n of this.namespaces.splice(0).reverse()) sh('ip', ['netns', 'del', n], true);
+    this.namespaces.destroy();
   }
 }

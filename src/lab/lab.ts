@@ -13,6 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { callApi } from '../control/api.js';
+import { Namespaces } from './netns.js';
 
 export type LabMode = 'ipip' | 'vxlan' | 'ipip-crosssubnet' | 'vxlan-crosssubnet' | 'never';
 
@@ -119,10 +120,11 @@ export class Lab {
   readonly hosts: LabHost[] = [];
   readonly dir: string;
   readonly config: string;
-  private readonly namespaces: string[] = [];
+  private readonly namespaces: Namespaces;
   private workloadCount = 0;
 
   private constructor(readonly o: LabOptions) {
+    this.namespaces = new Namespaces(o.prefix);
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `calitap-lab-${o.prefix}-`));
     this.config = path.join(this.dir, 'cluster.yaml');
     fs.writeFileSync(this.config, labConfig(o));
@@ -141,11 +143,7 @@ export class Lab {
   }
 
   private ns(name: string): string {
-    const n = `${this.o.prefix}${name}`;
-    sh('ip', ['netns', 'add', n]);
-    this.namespaces.push(n);
-    sh('ip', ['-n', n, 'link', 'set', 'lo', 'up']);
-    return n;
+    return this.namespaces.add(name);
   }
 
   private build(): void {
@@ -288,7 +286,7 @@ export class Lab {
     for (const h of this.hosts) {
       if (h.daemon && h.daemon.exitCode === null) h.daemon.kill('SIGKILL');
     }
-    for (const n of this.namespaces.reverse()) sh('ip', ['netns', 'del', n], { allowFail: true });
+    this.namespaces.destroy();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
