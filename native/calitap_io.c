@@ -996,6 +996,19 @@ static inline void put_addr(struct sockaddr_storage *ss, uint32_t *addrs, uint16
   if (ports) ports[i] = in ? ntohs(sin->sin_port) : 0;
 }
 
+// MODE_AUTO: ask the kernel (one fstat) whether fd is a character device (TAP: read/write) or a
+// socket (recvmmsg/sendmmsg). False, with a JS exception pending, when fstat fails.
+static bool resolve_mode(napi_env env, int fd, const char *fn, int64_t *mode) {
+  if (*mode != MODE_AUTO) return true;
+  int m = detect_mode(fd);
+  if (m < 0) {
+    throw_errno(env, errno, "fstat", "%s(fd %d)", fn, fd);
+    return false;
+  }
+  *mode = m;
+  return true;
+}
+
 // readBatch(fd, arena, offsets: Uint32Array, lens: Uint32Array, count, slotCapacity, mode,
 //           srcAddrs?: Uint32Array, srcPorts?: Uint16Array) -> frames read (0 on EAGAIN)
 static napi_value ReadBatch(napi_env env, napi_callback_info info) {
@@ -1028,14 +1041,7 @@ static napi_value ReadBatch(napi_env env, napi_callback_info info) {
     }
   }
   if (n == 0) return make_int(env, 0);
-  if (mode == MODE_AUTO) {
-    int m = detect_mode(fd);
-    if (m < 0) {
-      throw_errno(env, errno, "fstat", "readBatch(fd %d)", fd);
-      return NULL;
-    }
-    mode = m;
-  }
+  if (!resolve_mode(env, fd, "readBatch", &mode)) return NULL;
 
   size_t done = 0;
   if (mode == MODE_RW) {
@@ -1128,14 +1134,7 @@ static napi_value WriteBatch(napi_env env, napi_callback_info info) {
     }
   }
   if (n == 0) return make_int(env, 0);
-  if (mode == MODE_AUTO) {
-    int m = detect_mode(fd);
-    if (m < 0) {
-      throw_errno(env, errno, "fstat", "writeBatch(fd %d)", fd);
-      return NULL;
-    }
-    mode = m;
-  }
+  if (!resolve_mode(env, fd, "writeBatch", &mode)) return NULL;
 
   size_t done = 0;
   if (mode == MODE_RW) {
