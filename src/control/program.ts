@@ -14,6 +14,7 @@ import { CalitapError, ConfigError } from '../common/errors.js';
 import type { ClusterConfig, Uplink } from './config/types.js';
 import { compileRoutes, felixFor, localNode, tunnelMtu, type RouteSpec } from './config/compile.js';
 import { UDP_NEIGHBOR_MAC } from '../dataplane/live/udp-uplink.js';
+import { randomInt } from 'node:crypto';
 
 export interface RouteRow {
   prefix: string;
@@ -25,6 +26,7 @@ export interface RouteRow {
 
 export interface ProgrammerOptions {
   tbl8Groups?: number;
+  /** seed of NAT port allocation (replay: --seed, reproducible); absent: random (the live daemon) */
   natSeed?: number;
   natCapacity?: number;
   /** the uplink's real MAC (live dataplane: read from the interface) */
@@ -143,8 +145,10 @@ export class Programmer {
           portLo: felix.natPortRange?.[0],
           portHi: felix.natPortRange?.[1],
           reservedPorts: [...new Set([4789, felix.vxlanPort])],
-          seed: opts.natSeed ?? 0,
-          hashKey: 0x5eed,
+          // replay passes a seed: ports and bucket hashing are then reproducible. Live (no seed): both
+          // random, so NAT ports are unpredictable (RFC 6056) and flows cannot be aimed at one chain.
+          seed: opts.natSeed ?? randomInt(0x7fffffff),
+          hashKey: opts.natSeed === undefined ? undefined : 0x5eed,
         })
       : null;
     this.env = {

@@ -126,7 +126,7 @@ export function programmer(yaml: string, node = 'node-a'): Programmer {
   const key = `${node}\n${yaml}`;
   let p = programCache.get(key);
   if (!p) {
-    p = new Programmer(loadConfigText(yaml, 't.yaml'), node);
+    p = new Programmer(loadConfigText(yaml, 't.yaml'), node, { natSeed: 0 });
     programCache.set(key, p);
   }
   return p;

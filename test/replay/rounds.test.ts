@@ -33,7 +33,9 @@ function frameCount(pcap: Uint8Array): number {
 describe('replay rounds', () => {
   it('fragments every too-big packet, however many arrive in one round', () => {
     // uplink MTU 576: a 1500-byte datagram becomes 3 fragments (2 extra slots per packet)
-    const prog = new Programmer(loadConfigText(clusterYaml({ uplinkMtu: 576 }), 'rounds.yaml'), 'node-a');
+    const prog = new Programmer(loadConfigText(clusterYaml({ uplinkMtu: 576 }), 'rounds.yaml'), 'node-a', {
+      natSeed: 0,
+    });
     const n = 300;
     const frames = Array.from({ length: n }, (_, k) =>
       udp({ ethSrc: W1.mac, src: W1.ip, dst: '192.0.2.10', id: k, payload: new Uint8Array(1472) }),

@@ -29,7 +29,7 @@ const PY = '/usr/bin/python3';
 
 function run(inputs: ReplayInput[] = INPUTS): ReplayResult {
   // a fresh Programmer per run, as the CLI does: the NAT and neighbour tables start empty
-  const prog = new Programmer(loadConfigFile(CONFIG), 'node-a');
+  const prog = new Programmer(loadConfigFile(CONFIG), 'node-a', { natSeed: 0 });
   return replay(prog.env, { inputs, outDir: null });
 }
 
