@@ -49,6 +49,7 @@ export function buildProgram(): Command {
     .option('--workers <n>', 'dataplane worker threads (default: number of cores)')
     .option('--metrics <port>', 'serve Prometheus metrics on 127.0.0.1:<port>')
     .option('--no-bgp', 'do not start the BGP speaker')
+    .option('--tap-offload', 'workload TAPs with IFF_VNET_HDR and TSO: 64 KiB TCP super-frames (throughput)')
     .option(
       '--uplink <mode>',
       'uplink: packet (AF_PACKET) or udp (VXLAN over a kernel UDP socket, no CAP_NET_RAW)',
@@ -67,6 +68,7 @@ export function buildProgram(): Command {
         metricsPort: o.metrics === undefined ? undefined : positiveInt('--metrics', o.metrics),
         bgp: o.bgp,
         uplink: o.uplink,
+        tapOffload: o.tapOffload === true,
       });
       await new Promise(() => {}); // until a signal stops the daemon
     });

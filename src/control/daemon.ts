@@ -38,6 +38,8 @@ export interface DaemonOptions {
   bgp?: boolean;
   /** 'packet' (default): AF_PACKET uplink; 'udp': VXLAN over kernel UDP sockets (no CAP_NET_RAW) */
   uplink?: UplinkMode;
+  /** workload TAPs with IFF_VNET_HDR + TSO offloads (GSO super-frames through the dataplane) */
+  tapOffload?: boolean;
 }
 
 const UDP_ONLY =
@@ -138,7 +140,7 @@ export class Daemon {
     for (const w of udpWarnings) this.log.warn(w);
     for (const i of cfg.ignored) this.log.info({ kind: i.kind, name: i.name }, `ignored: ${i.reason}`);
     const n = opts.workers ?? os.availableParallelism();
-    this.workloads = new WorkloadManager(this.prog, opts.node, opts.stateFile, n);
+    this.workloads = new WorkloadManager(this.prog, opts.node, opts.stateFile, n, opts.tapOffload === true);
     for (const w of this.workloads.restore()) this.log.warn(w);
     if (this.uplinkMode === 'udp') this.openUdpUplink(n);
     else this.openUplink(n, uplink.interfaceName);
@@ -263,6 +265,7 @@ export class Daemon {
       idleMs: 100,
       uplinkVnetHdr: this.uplinkMode === 'packet',
       uplinkMode: this.uplinkMode,
+      tapOffload: this.opts.tapOffload === true,
     };
     const w = new Worker(new URL('../dataplane/live/worker.js', import.meta.url), {
       workerData: init,

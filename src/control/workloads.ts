@@ -69,7 +69,16 @@ export class WorkloadManager {
     private readonly node: string,
     private readonly stateFile: string,
     private readonly queues: number,
+    /** IFF_VNET_HDR + TUNSETOFFLOAD(csum, tso4): the workload may send 64 KiB TCP super-frames */
+    private readonly offload = false,
   ) {}
+
+  /** Opens one queue of a workload TAP with this daemon's flags (and offloads). */
+  private openQueue(name: string, netns?: string): number {
+    const fd = io.tapOpen(name, { multiQueue: true, persist: true, vnetHdr: this.offload, netns }).fd;
+    if (this.offload) io.tapSetOffload(fd, { csum: true, tso4: true });
+    return fd;
+  }
 
   list(): WorkloadRecord[] {
     return [...this.attached.values()].map((a) => a.record);
@@ -121,7 +130,7 @@ export class WorkloadManager {
     const fds: number[] = [];
     const ns = nsArgs(req.netns);
     try {
-      for (let q = 0; q < this.queues; q++) fds.push(io.tapOpen(tap, { multiQueue: true, persist: true }).fd);
+      for (let q = 0; q < this.queues; q++) fds.push(this.openQueue(tap));
       io.setTxQueueLen(tap, 10000);
       ip(['link', 'set', tap, 'netns', req.netns.startsWith('/') ? req.netns : req.netns]);
       ip([...ns, 'link', 'set', tap, 'name', 'eth0']);
@@ -195,7 +204,7 @@ export class WorkloadManager {
       const fds: number[] = [];
       try {
         for (let q = 0; q < this.queues; q++) {
-          fds.push(io.tapOpen('eth0', { multiQueue: true, persist: true, netns: nsPath } as io.TapFlags).fd);
+          fds.push(this.openQueue('eth0', nsPath));
         }
       } catch (e) {
         for (const fd of fds) io.close(fd);

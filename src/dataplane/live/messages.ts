@@ -40,6 +40,8 @@ export interface WorkerInit {
   idleMs: number;
   /** the uplink socket carries a virtio_net_hdr per frame (PACKET_VNET_HDR) */
   uplinkVnetHdr: boolean;
+  /** workload TAPs were opened with IFF_VNET_HDR and offloads (TSO super-frames) */
+  tapOffload: boolean;
   /**
    * 'packet' (default): the uplink fd is an AF_PACKET socket carrying Ethernet frames. 'udp': it is a
    * UDP socket on the node IP and VXLAN port carrying VXLAN payloads (see udp-uplink.ts).

@@ -6,7 +6,7 @@
 // and hands it messages on a MessagePort read synchronously (receiveMessageOnPort), so the loop never
 // yields to the event loop. All tables are the shared ones; counters are this worker's own.
 import { workerData, parentPort, receiveMessageOnPort } from 'node:worker_threads';
-import { Batch, SLOT_DATA, rxBudget } from '../packet.js';
+import { Batch, GSO_SLOT_SIZE, PKT_GSO, SLOT_SIZE, gsoSegments, piecesPerFrame } from '../packet.js';
 import { buildGraph, type BuiltGraph } from '../build.js';
 import { DATAPLANE_EXTENSIONS } from '../extensions.js';
 import { Lpm4 } from '../fib/lpm.js';
@@ -15,7 +15,17 @@ import { NeighborTable } from '../neighbor.js';
 import { NatTable } from '../nat/table.js';
 import { PortTable, MAX_PORTS, PORT_UPLINK } from '../ports.js';
 import { GraphNode } from '../graph.js';
-import { VNET_ERR_GSO, VNET_HDR_LEN, VNET_OK, vnetClear, vnetFinish } from '../wire/virtio.js';
+import {
+  VNET_ERR_GSO,
+  VNET_GSO_TCPV4,
+  VNET_HDR_LEN,
+  VNET_OK,
+  vnetClear,
+  vnetFinish,
+  vnetGsoType,
+  vnetTcp4Gso,
+  vnetWriteTcp4Gso,
+} from '../wire/virtio.js';
 import { PortCounters } from '../counters.js';
 import type { DataplaneEnv, PortSink } from '../env.js';
 import * as io from '../io/native.js';
@@ -43,7 +53,8 @@ export class FdSink implements PortSink {
 
   tx(b: Batch, i: number): void {
     if (this.vnet) {
-      vnetClear(b.u8, b.off[i] - VNET_HDR_LEN);
+      if ((b.flags[i] & PKT_GSO) !== 0) vnetWriteTcp4Gso(b.u8, b.off[i] - VNET_HDR_LEN, b.off[i], b.gso[i]);
+      else vnetClear(b.u8, b.off[i] - VNET_HDR_LEN);
       this.offs[this.n] = b.off[i] - VNET_HDR_LEN;
       this.lens[this.n] = b.len[i] + VNET_HDR_LEN;
     } else {
@@ -121,7 +132,7 @@ class Worker {
       nat: init.tables.nat === null ? null : NatTable.attach(init.tables.nat),
       params: init.params,
     };
-    this.batch = new Batch(init.batchSize);
+    this.batch = new Batch(init.batchSize, undefined, 0, init.tapOffload ? GSO_SLOT_SIZE : SLOT_SIZE);
     const voff = this.batch.off.map((o) => o - VNET_HDR_LEN);
     this.udp = init.uplinkMode === 'udp';
     this.udpCounters = this.udp ? new UdpUplinkCounters() : null;
@@ -167,7 +178,7 @@ class Worker {
         const port = this.init.params.vxlanPort;
         return new UdpUplinkSink(fd, this.batch.arena, this.init.batchSize, port, udpCounters);
       }
-      const vnet = p === PORT_UPLINK && this.init.uplinkVnetHdr;
+      const vnet = p === PORT_UPLINK ? this.init.uplinkVnetHdr : this.init.tapOffload;
       return new FdSink(fd, this.batch.arena, this.init.batchSize, vnet);
     });
     const portInput = new PortInput();
@@ -211,20 +222,35 @@ class Worker {
   }
 
   /** Strips the virtio_net_hdr of frames [at, at + n) and completes partial checksums. */
-  private finishVnet(b: Batch, at: number, n: number): void {
+  /**
+   * Strips the virtio_net_hdr of frames [at, at + n): completes partial checksums; TCPv4 GSO
+   * super-frames are kept whole (segment size in gso[]) when `gso` (a TAP with offloads), else dropped.
+   */
+  private finishVnet(b: Batch, at: number, n: number, gso: boolean): void {
     const pi = this.counters0();
+    const u8 = b.u8;
     for (let i = at; i < at + n; i++) {
       const len = b.len[i] - VNET_HDR_LEN;
-      if (len > SLOT_DATA || len < 0) {
-        b.len[i] = SLOT_DATA + 1; // claim() drops and counts it as truncated
+      b.gso[i] = 0;
+      if (len > b.slotData || len < 0) {
+        b.len[i] = b.slotData + 1; // claim() drops and counts it as truncated
         continue;
       }
-      const r = vnetFinish(b.u8, b.off[i] - VNET_HDR_LEN, b.off[i], len);
+      const hdr = b.off[i] - VNET_HDR_LEN;
+      if (gso && vnetGsoType(u8, hdr) === VNET_GSO_TCPV4) {
+        const mss = vnetTcp4Gso(u8, hdr, b.off[i], len);
+        if (mss > 0) {
+          b.gso[i] = mss;
+          b.len[i] = len;
+          continue;
+        }
+      }
+      const r = vnetFinish(u8, hdr, b.off[i], len);
       if (r !== VNET_OK) {
         // dropped by claim(), counted here under its own reason rather than as truncated
         pi.c[pi.base + (r === VNET_ERR_GSO ? PI_GSO : PI_BAD_CSUM_OFFSET)]++;
         pi.c[pi.base + PI_TRUNCATED]--;
-        b.len[i] = SLOT_DATA + 1;
+        b.len[i] = b.slotData + 1;
         continue;
       }
       b.len[i] = len;
@@ -246,8 +272,8 @@ class Worker {
     for (let k = 0; k < n; k++) {
       const i = at + k;
       const len = b.len[i];
-      if (len > SLOT_DATA - UDP_OUTER_LEN) {
-        b.len[i] = SLOT_DATA + 1; // claim() drops and counts it (port-input: truncated)
+      if (len > b.slotData - UDP_OUTER_LEN) {
+        b.len[i] = b.slotData + 1; // claim() drops and counts it (port-input: truncated)
         continue;
       }
       b.len[i] = synthVxlanOuter(u8, b.off[i], len, mac, 0, addrs[k], ports[k], node, port);
@@ -277,6 +303,7 @@ class Worker {
         this.flush();
         b.reset();
       }
+      let reserve = 0;
       for (let k = 0; k < n; k++) {
         const fd = this.ready[k];
         if (fd === wake) {
@@ -285,10 +312,18 @@ class Worker {
         }
         const p = this.portOfFd.get(fd);
         if (p === undefined) continue;
-        const vnet = p === PORT_UPLINK && this.init.uplinkVnetHdr && !this.udp;
+        const tapGso = this.init.tapOffload && p !== PORT_UPLINK;
+        const vnet = tapGso || (p === PORT_UPLINK && this.init.uplinkVnetHdr && !this.udp);
+        // with big slots the uplink takes super-frames too (veth peers, NICs doing GRO): they can only
+        // go to local workloads, whose TAPs take them whole
+        const gsoIn = this.init.tapOffload && vnet;
         const udp = p === PORT_UPLINK && this.udp;
-        const maxRx = rxBudget(b.capacity, this.g.minMtu, 1514);
-        while (b.count < maxRx) {
+        // slots a frame read now may need later: its fragments at the smallest path MTU, or every
+        // segment of a GSO super-frame (software TSO before a tunnel); reserved as frames come in
+        const perFrame = tapGso ? 1 + gsoSegments(this.g.minMtu) : piecesPerFrame(this.g.minMtu, 1514) + 1;
+        for (;;) {
+          const want = Math.floor((b.capacity - b.count - reserve) / perFrame);
+          if (want <= 0) break;
           let got = 0;
           const at = b.count;
           try {
@@ -298,8 +333,8 @@ class Worker {
                   b.arena,
                   this.udpOffViews[at],
                   this.lenViews[at],
-                  maxRx - at,
-                  SLOT_DATA - UDP_OUTER_LEN,
+                  want,
+                  b.slotData - UDP_OUTER_LEN,
                   this.srcAddrViews[at],
                   this.srcPortViews[at],
                 )
@@ -309,20 +344,21 @@ class Worker {
                     b.arena,
                     this.vnetOffViews[at],
                     this.lenViews[at],
-                    maxRx - at,
-                    SLOT_DATA + VNET_HDR_LEN,
+                    want,
+                    b.slotData + VNET_HDR_LEN,
                   )
-                : io.readBatch(fd, b.arena, this.offViews[at], this.lenViews[at], maxRx - at, SLOT_DATA);
+                : io.readBatch(fd, b.arena, this.offViews[at], this.lenViews[at], want, b.slotData);
           } catch {
             // the port went away (workload deleted, TAP gone): the control thread will update ports
             io.epollDel(this.ep, fd);
             break;
           }
           if (got === 0) break;
-          if (vnet) this.finishVnet(b, at, got);
+          if (vnet) this.finishVnet(b, at, got, gsoIn);
           else if (udp) this.finishUdp(b, at, got);
           const pi = this.counters0();
-          pi.c[pi.base + PI_TRUNCATED] += b.claim(got, p, sec, nsec);
+          pi.c[pi.base + PI_TRUNCATED] += b.claim(got, p, sec, nsec, gsoIn);
+          reserve += (b.count - at) * (perFrame - 1);
         }
       }
       if (b.count > 0) {

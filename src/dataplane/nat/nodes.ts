@@ -7,7 +7,7 @@
 // mapping). Checksums are updated incrementally (RFC 1624) except the ICMP checksum of translated
 // errors, which is recomputed over the (at most 576-byte) message.
 import { GraphNode } from '../graph.js';
-import { PKT_DECAP, PKT_DNATED, type Batch } from '../packet.js';
+import { PKT_DECAP, PKT_DNATED, PKT_GSO, type Batch } from '../packet.js';
 import type { DataplaneEnv } from '../env.js';
 import { KIND_WORKLOAD, type PortTable } from '../ports.js';
 import { formatIp4 } from '../../common/addr.js';
@@ -25,7 +25,7 @@ import {
   ip4Src,
   ip4TotalLen,
 } from '../wire/ipv4.js';
-import { l4AdjustForAddr, l4SetPort } from '../wire/l4.js';
+import { l4AdjustForAddr, l4AdjustPartialForAddr, l4SetPort } from '../wire/l4.js';
 import { TCP_CSUM, TCP_FLAGS } from '../wire/tcp.js';
 import { UDP_CSUM } from '../wire/udp.js';
 import {
@@ -169,8 +169,15 @@ export class Snat4In2Out extends GraphNode {
     } else {
       const csum = proto === IPPROTO_TCP ? TCP_CSUM : UDP_CSUM;
       const udp = proto === IPPROTO_UDP;
-      l4AdjustForAddr(u8, l4, csum, src, nip, udp);
-      l4SetPort(u8, l4, 0, nport, csum, udp);
+      if ((b.flags[i] & PKT_GSO) !== 0) {
+        // a super-frame's checksum is still partial: only its pseudo-header (addresses) changes
+        l4AdjustPartialForAddr(u8, l4, csum, src, nip);
+        u8[l4] = nport >>> 8;
+        u8[l4 + 1] = nport & 255;
+      } else {
+        l4AdjustForAddr(u8, l4, csum, src, nip, udp);
+        l4SetPort(u8, l4, 0, nport, csum, udp);
+      }
       if (proto === IPPROTO_TCP) nat.tcpUpdate(f, u8[l4 + TCP_FLAGS], true, now);
     }
     ip4SetSrc(u8, ip, nip);
@@ -257,8 +264,15 @@ export class Snat4Out2In extends GraphNode {
       const inIp = nat.insideIp(f);
       const csum = proto === IPPROTO_TCP ? TCP_CSUM : UDP_CSUM;
       const udp = proto === IPPROTO_UDP;
-      l4AdjustForAddr(u8, l4, csum, dst, inIp, udp);
-      l4SetPort(u8, l4, 2, nat.insidePort(f), csum, udp);
+      if ((b.flags[i] & PKT_GSO) !== 0) {
+        // a super-frame's checksum is still partial: only its pseudo-header (addresses) changes
+        l4AdjustPartialForAddr(u8, l4, csum, dst, inIp);
+        u8[l4 + 2] = nat.insidePort(f) >>> 8;
+        u8[l4 + 3] = nat.insidePort(f) & 255;
+      } else {
+        l4AdjustForAddr(u8, l4, csum, dst, inIp, udp);
+        l4SetPort(u8, l4, 2, nat.insidePort(f), csum, udp);
+      }
       if (proto === IPPROTO_TCP) nat.tcpUpdate(f, u8[l4 + TCP_FLAGS], false, now);
       ip4SetDst(u8, ip, inIp);
       this.done(b, i, f);

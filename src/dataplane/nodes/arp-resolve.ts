@@ -21,6 +21,7 @@ const R_TIMEOUT = 3;
 const R_RELEASED = 4;
 const R_AT_EXIT = 5;
 const R_NO_SLOT = 6;
+const R_TOO_BIG = 7;
 
 /** Packets held across all neighbours by one worker. */
 const HOLD_SLOTS = 256;
@@ -35,6 +36,7 @@ export class Ip4Arp extends GraphNode {
     'released',
     'unresolved-at-exit',
     'batch-full',
+    'too-big-to-hold',
   ];
   rewrite!: GraphNode;
   output!: GraphNode;
@@ -85,6 +87,11 @@ export class Ip4Arp extends GraphNode {
         continue;
       }
       const s = this.freeHead;
+      if (b.len[i] > SLOT_DATA) {
+        // a GSO super-frame does not fit a hold slot: TCP sends it again once the neighbour answers
+        this.drop(b, i, R_TOO_BIG);
+        continue;
+      }
       if (s < 0 || this.held[nb] >= this.p.arpHoldPerNeighbor) {
         this.drop(b, i, R_HOLD_FULL);
         continue;

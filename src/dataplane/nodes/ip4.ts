@@ -2,7 +2,7 @@
 // ip4-rewrite (TTL, MTU, link-layer rewrite). Run by the graph owner over the batch arena; the FIB,
 // adjacency and neighbour tables are shared read-only here (arp-reply updates neighbour MACs).
 import { GraphNode } from '../graph.js';
-import { PKT_DECAP, PKT_LOCAL, PKT_SNAT, type Batch } from '../packet.js';
+import { PKT_DECAP, PKT_GSO, PKT_LOCAL, PKT_SNAT, type Batch } from '../packet.js';
 import type { DataplaneEnv } from '../env.js';
 import { KIND_WORKLOAD, type PortTable } from '../ports.js';
 import type { NeighborTable } from '../neighbor.js';
@@ -38,6 +38,7 @@ import {
 import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_TIME_EXCEEDED, ICMP_TTL_EXCEEDED } from '../wire/icmp4.js';
 import type { Ip4IcmpError } from './icmp-error.js';
 import { fragmentIp4 } from './fragment.js';
+import { segmentTcp4 } from './segment.js';
 
 /** Validates IPv4 headers and sorts packets: for this node (tunnels, NAT replies) or to forward. */
 export class Ip4Input extends GraphNode {
@@ -276,6 +277,14 @@ const W_FRAG_FAILED = 2;
 const W_UNRESOLVED = 3;
 const W_FRAGMENTED = 4;
 const W_NO_ENCAP = 5;
+const W_SEGMENTED = 6;
+const W_GSO_FAILED = 7;
+
+/** Bytes of one segment of a GSO super-frame: IPv4 and TCP headers plus the segment size. */
+function gsoSegmentLen(u8: Uint8Array, ip: number, mss: number): number {
+  const l4 = ip + ip4Hlen(u8, ip);
+  return l4 - ip + (u8[l4 + 12] >>> 4) * 4 + mss;
+}
 
 /**
  * TTL and MTU handling and the link-layer rewrite. Packets whose uplink next hop is not resolved yet
@@ -292,6 +301,8 @@ export class Ip4Rewrite extends GraphNode {
     'neighbor-unresolved',
     'fragmented',
     'encap-unavailable',
+    'gso-segmented',
+    'gso-segmentation-failed',
   ];
   output!: GraphNode;
   arp!: GraphNode;
@@ -331,10 +342,16 @@ export class Ip4Rewrite extends GraphNode {
         continue;
       }
       const mtu = adj.mtu[a];
-      const tooBig = ip4TotalLen(u8, ip) > mtu;
+      const gso = (b.flags[i] & PKT_GSO) !== 0;
+      // a GSO super-frame is as big as one of its segments (headers + MSS)
+      const tooBig = gso ? gsoSegmentLen(u8, ip, b.gso[i]) > mtu : ip4TotalLen(u8, ip) > mtu;
       if (tooBig && (u8[ip + IP4_FRAG] & (IP4_DF >>> 8)) !== 0) {
         this.count(W_FRAG_NEEDED);
         this.icmp.send(b, i, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu);
+        continue;
+      }
+      if (gso && tooBig) {
+        this.drop(b, i, W_GSO_FAILED);
         continue;
       }
       if (kind !== ADJ_LOCAL && !this.nbr.resolved(nb)) {
@@ -384,6 +401,22 @@ export class Ip4Rewrite extends GraphNode {
       }
       if (next === null) {
         this.drop(b, i, W_NO_ENCAP);
+        continue;
+      }
+      if (gso) {
+        // TAPs and the uplink take the super-frame whole (their kernels segment it); a tunnel cannot
+        if (kind !== ADJ_IPIP && kind !== ADJ_VXLAN) {
+          next.push(i);
+          continue;
+        }
+        const extra = segmentTcp4(b, i, b.gso[i]);
+        if (extra < 0) {
+          this.drop(b, i, W_GSO_FAILED);
+          continue;
+        }
+        this.count(W_SEGMENTED);
+        next.push(i);
+        for (let j = b.count - extra; j < b.count; j++) next.push(j);
         continue;
       }
       if (!tooBig) {

@@ -51,3 +51,20 @@ export function l4AdjustForAddr(
   const n = csumAdjust32(c, oldIp >>> 0, newIp >>> 0);
   wr16(u8, l4off + csumOffset, isUdp && n === 0 ? 0xffff : n);
 }
+
+/**
+ * The same address change for a CHECKSUM_PARTIAL field (a GSO super-frame from a TAP with offloads:
+ * the field holds the folded pseudo-header sum, not yet complemented; the device finishes it). Only the
+ * pseudo-header changes with the address — ports are summed later by whoever completes it — so
+ * p' = p + ~old + new, which is RFC 1624 eqn 3 applied to the complement.
+ */
+export function l4AdjustPartialForAddr(
+  u8: Uint8Array,
+  l4off: number,
+  csumOffset: number,
+  oldIp: number,
+  newIp: number,
+): void {
+  const p = rd16(u8, l4off + csumOffset);
+  wr16(u8, l4off + csumOffset, ~csumAdjust32(~p & 0xffff, oldIp >>> 0, newIp >>> 0) & 0xffff);
+}

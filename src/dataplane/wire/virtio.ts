@@ -43,3 +43,45 @@ export function vnetFinish(u8: Uint8Array, hdr: number, frame: number, len: numb
 export function vnetClear(u8: Uint8Array, hdr: number): void {
   for (let k = 0; k < VNET_HDR_LEN; k++) u8[hdr + k] = 0;
 }
+
+export const VNET_GSO_TCPV4 = 1;
+export const VNET_GSO_ECN = 0x80;
+
+/** gso_type of the header at hdr without the ECN bit, and its gso_size. */
+export function vnetGsoType(u8: Uint8Array, hdr: number): number {
+  return u8[hdr + VNET_GSO_TYPE] & ~VNET_GSO_ECN;
+}
+export function vnetGsoSize(u8: Uint8Array, hdr: number): number {
+  return u8[hdr + VNET_GSO_SIZE] | (u8[hdr + VNET_GSO_SIZE + 1] << 8);
+}
+
+/**
+ * Checks a TCPv4 GSO header against the frame it describes: the checksum must be partial and point at
+ * the TCP checksum of an IPv4 frame. Returns the segment size, or 0 when it does not fit.
+ */
+export function vnetTcp4Gso(u8: Uint8Array, hdr: number, frame: number, len: number): number {
+  if ((u8[hdr + VNET_FLAGS] & VNET_F_NEEDS_CSUM) === 0 || len < 54) return 0;
+  const ihl = (u8[frame + 14] & 15) * 4;
+  const start = u8[hdr + VNET_CSUM_START] | (u8[hdr + VNET_CSUM_START + 1] << 8);
+  const off = u8[hdr + VNET_CSUM_OFFSET] | (u8[hdr + VNET_CSUM_OFFSET + 1] << 8);
+  if (start !== 14 + ihl || off !== 16 || u8[frame + 14 + 9] !== 6) return 0;
+  return vnetGsoSize(u8, hdr);
+}
+
+/** Writes the header for a TCPv4 GSO super-frame at frame (Ethernet + IPv4 + TCP), segment size mss. */
+export function vnetWriteTcp4Gso(u8: Uint8Array, hdr: number, frame: number, mss: number): void {
+  const ihl = (u8[frame + 14] & 15) * 4;
+  const thl = (u8[frame + 14 + ihl + 12] >>> 4) * 4;
+  const hdrLen = 14 + ihl + thl;
+  const start = 14 + ihl;
+  u8[hdr + VNET_FLAGS] = VNET_F_NEEDS_CSUM;
+  u8[hdr + VNET_GSO_TYPE] = VNET_GSO_TCPV4;
+  u8[hdr + VNET_HDR_LEN_FIELD] = hdrLen & 255;
+  u8[hdr + VNET_HDR_LEN_FIELD + 1] = hdrLen >>> 8;
+  u8[hdr + VNET_GSO_SIZE] = mss & 255;
+  u8[hdr + VNET_GSO_SIZE + 1] = mss >>> 8;
+  u8[hdr + VNET_CSUM_START] = start & 255;
+  u8[hdr + VNET_CSUM_START + 1] = start >>> 8;
+  u8[hdr + VNET_CSUM_OFFSET] = 16;
+  u8[hdr + VNET_CSUM_OFFSET + 1] = 0;
+}
