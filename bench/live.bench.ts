@@ -448,8 +448,16 @@ async function calitapRuns(
   seconds: number,
   reps: number,
   log: (s: string) => void,
+  offload = false,
 ): Promise<LiveResult[]> {
-  const lab = Lab.create({ prefix, mode, hosts: 2, workers: 2 });
+  const lab = Lab.create({
+    prefix,
+    mode,
+    hosts: 2,
+    workers: 2,
+    daemonArgs: offload ? ['--tap-offload'] : [],
+  });
+  const tag = offload ? ', TAP offloads' : '';
   live.add(lab);
   try {
     await lab.start(1);
@@ -462,7 +470,7 @@ async function calitapRuns(
     if (w2) {
       out.push(
         await measure(
-          { scenario: 'same-host', dataplane: 'calitap', path: 'TAP, workers 2' },
+          { scenario: 'same-host', dataplane: 'calitap', path: `TAP, workers 2${tag}` },
           { client: w1.ns, server: w2, pids: [pid(1)] },
           seconds,
           reps,
@@ -475,7 +483,7 @@ async function calitapRuns(
         {
           scenario: 'cross-host',
           dataplane: 'calitap',
-          path: mode === 'ipip' ? 'IPIP Always' : 'Never (direct routing)',
+          path: (mode === 'ipip' ? 'IPIP Always' : 'Never (direct routing)') + tag,
         },
         { client: w1.ns, server: w3, pids: [pid(1), pid(2)] },
         seconds,
@@ -522,6 +530,10 @@ export async function runLiveBench(
     results.push(...(await calitapRuns(`la${tag}`, 'ipip', true, seconds, reps, log)));
     log('live.bench: calitap, Never pool');
     results.push(...(await calitapRuns(`ln${tag}`, 'never', false, seconds, reps, log)));
+    log('live.bench: calitap --tap-offload, IPIP pool');
+    results.push(...(await calitapRuns(`lo${tag}`, 'ipip', true, seconds, reps, log, true)));
+    log('live.bench: calitap --tap-offload, Never pool');
+    results.push(...(await calitapRuns(`lp${tag}`, 'never', false, seconds, reps, log, true)));
   } finally {
     for (const x of live) x.destroy();
     live.clear();
