@@ -25,6 +25,7 @@ import * as io from '../dataplane/io/native.js';
 import type { PortsUpdate, UplinkMode, WorkerEvent, WorkerInit } from '../dataplane/live/messages.js';
 import { collectStats, type StatsView } from './stats.js';
 import { BgpGlue, speakerOptions } from './bgp-glue.js';
+import { uplinkFromKernel } from './host-uplink.js';
 
 export interface DaemonOptions {
   config: string;
@@ -107,11 +108,9 @@ export class Daemon {
 
   constructor(readonly opts: DaemonOptions) {
     const cfg = loadConfigFile(opts.config);
-    const uplink = cfg.uplinks.get(opts.node);
-    if (!uplink)
-      throw new ConfigError(
-        `${cfg.source}: Uplink ${opts.node}: missing: a calitap/v1 Uplink named after the node is required`,
-      );
+    // no Uplink resource, or no gateway in it: take them from the host's kernel
+    for (const line of uplinkFromKernel(cfg, opts.node)) this.log.info(`from the kernel: ${line}`);
+    const uplink = cfg.uplinks.get(opts.node)!;
     this.uplinkMode = opts.uplink ?? 'packet';
     const udpWarnings = this.uplinkMode === 'udp' ? checkUdpUplink(cfg, opts.node) : [];
     let mac: string;

@@ -28,6 +28,8 @@ export interface LabOptions {
   bgp?: boolean;
   /** extra YAML appended to the generated config */
   extraYaml?: string;
+  /** leave the calitap/v1 Uplink resources out: the daemons find interface and gateway in the kernel */
+  noUplinkResources?: boolean;
   /** extra `calitap run` arguments (e.g. --metrics 9091) */
   daemonArgs?: string[];
   /** extra environment for the daemons (e.g. CALITAP_TEST_HOOKS=1) */
@@ -104,10 +106,14 @@ export function labConfig(o: LabOptions): string {
     const node = `node-${k}`;
     const sub = k === 3 ? 10 : 0;
     void sub;
+    if (!o.noUplinkResources) {
+      docs.push(
+        `apiVersion: calitap/v1\nkind: Uplink\nmetadata: {name: ${node}}\nspec: {interfaceName: up0, gateway: ${k === 3 ? '10.1.0.254' : '10.0.0.254'}}`,
+      );
+    }
     docs.push(
       `apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: ${node}}\nspec: {bgp: {ipv4Address: ${hostIp(k)}/24}, ipv4VXLANTunnelAddr: 10.65.0.${(k - 1) * 64 + 1}}`,
       `apiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata: {name: ${node}-block}\nspec: {node: ${node}, cidr: ${blockOf(k)}}`,
-      `apiVersion: calitap/v1\nkind: Uplink\nmetadata: {name: ${node}}\nspec: {interfaceName: up0, gateway: ${k === 3 ? '10.1.0.254' : '10.0.0.254'}}`,
       // SNAT to an address of calitap's own (answered by calitap's ARP), not the host's: the host
       // kernel would reset TCP replies to ports it has no socket for.
       `apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: node.${node}}\nspec: {natOutgoingAddress: ${k === 3 ? '10.1.0.103' : `10.0.0.${100 + k}`}}`,

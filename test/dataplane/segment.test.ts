@@ -93,17 +93,22 @@ describe('software TCP segmentation (GSO super-frames before encapsulation)', ()
 describe('partial (pseudo-header) checksum after an address change', () => {
   it('equals the partial sum computed from scratch with the new address', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffffffff }), (src, dst, nsrc) => {
-        const u8 = new Uint8Array(20);
-        const partial = (s: number) => fold(pseudoHeaderSum(s, dst, IPPROTO_TCP, 1500));
-        u8[16] = partial(src) >>> 8;
-        u8[17] = partial(src) & 255;
-        l4AdjustPartialForAddr(u8, 0, 16, src, nsrc);
-        const want = partial(nsrc);
-        const got = (u8[16] << 8) | u8[17];
-        // one's complement has two zeros: 0x0000 and 0xffff are the same sum
-        expect(got === want || (got % 0xffff === 0 && want % 0xffff === 0)).toBe(true);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        (src, dst, nsrc) => {
+          const u8 = new Uint8Array(20);
+          const partial = (s: number) => fold(pseudoHeaderSum(s, dst, IPPROTO_TCP, 1500));
+          u8[16] = partial(src) >>> 8;
+          u8[17] = partial(src) & 255;
+          l4AdjustPartialForAddr(u8, 0, 16, src, nsrc);
+          const want = partial(nsrc);
+          const got = (u8[16] << 8) | u8[17];
+          // one's complement has two zeros: 0x0000 and 0xffff are the same sum
+          expect(got === want || (got % 0xffff === 0 && want % 0xffff === 0)).toBe(true);
+        },
+      ),
       { seed: 0x5ea, numRuns: 500 },
     );
     void onesSum;
