@@ -104,8 +104,6 @@ export function labConfig(o: LabOptions): string {
   ];
   for (let k = 1; k <= o.hosts; k++) {
     const node = `node-${k}`;
-    const sub = k === 3 ? 10 : 0;
-    void sub;
     if (!o.noUplinkResources) {
       docs.push(
         `apiVersion: calitap/v1\nkind: Uplink\nmetadata: {name: ${node}}\nspec: {interfaceName: up0, gateway: ${k === 3 ? '10.1.0.254' : '10.0.0.254'}}`,

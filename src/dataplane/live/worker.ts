@@ -110,7 +110,8 @@ class Worker {
   private readonly portOfFd = new Map<number, number>();
   private fds: number[] = [];
   private stopping = false;
-  private portInput: PortInput | null = null;
+  /** this worker's port-input counters (recreated with the graph) */
+  private portInput!: PortInput;
   /** read offsets for a virtio_net_hdr socket: each slot's frame start minus the header */
   private readonly vnetOffViews: Uint32Array[] = [];
   /** udp uplink: read offsets (frame start + outer headers) and the senders' addresses and ports */
@@ -170,7 +171,6 @@ class Worker {
       if (fd >= 0) this.portOfFd.set(fd, p);
     });
     this.env.ports = new PortTable(u.specs);
-    this.portInput = null;
     const udpCounters = this.udpCounters;
     this.sinks = u.fds.map((fd, p) => {
       if (fd < 0) return null;
@@ -181,7 +181,7 @@ class Worker {
       const vnet = p === PORT_UPLINK ? this.init.uplinkVnetHdr : this.init.tapOffload;
       return new FdSink(fd, this.batch.arena, this.init.batchSize, vnet);
     });
-    const portInput = new PortInput();
+    const portInput = (this.portInput = new PortInput());
     const extra = [(g: BuiltGraph) => void g.graph.add(portInput)];
     if (udpCounters !== null) extra.push((g) => void g.graph.add(udpCounters));
     this.g = buildGraph(this.env, this.sinks, this.init.batchSize, [...DATAPLANE_EXTENSIONS, ...extra], {
@@ -215,19 +215,13 @@ class Worker {
     }
   }
 
-  private counters0(): PortInput {
-    if (this.portInput === null)
-      this.portInput = this.g.graph.nodes().find((x) => x instanceof PortInput) as PortInput;
-    return this.portInput;
-  }
-
   /** Strips the virtio_net_hdr of frames [at, at + n) and completes partial checksums. */
   /**
    * Strips the virtio_net_hdr of frames [at, at + n): completes partial checksums; TCPv4 GSO
    * super-frames are kept whole (segment size in gso[]) when `gso` (a TAP with offloads), else dropped.
    */
   private finishVnet(b: Batch, at: number, n: number, gso: boolean): void {
-    const pi = this.counters0();
+    const pi = this.portInput;
     const u8 = b.u8;
     for (let i = at; i < at + n; i++) {
       const len = b.len[i] - VNET_HDR_LEN;
@@ -356,7 +350,7 @@ class Worker {
           if (got === 0) break;
           if (vnet) this.finishVnet(b, at, got, gsoIn);
           else if (udp) this.finishUdp(b, at, got);
-          const pi = this.counters0();
+          const pi = this.portInput;
           pi.c[pi.base + PI_TRUNCATED] += b.claim(got, p, sec, nsec, gsoIn);
           reserve += (b.count - at) * (perFrame - 1);
         }

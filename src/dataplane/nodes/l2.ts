@@ -33,8 +33,6 @@ import {
   arpTpa,
 } from '../wire/arp.js';
 
-const E_SHORT = 0;
-const E_VLAN = 1;
 const E_NOT_FOR_US = 2;
 const E_IPV6 = 3;
 const E_ETHERTYPE = 4;
@@ -42,7 +40,7 @@ const E_ETHERTYPE = 4;
 /** Classifies received frames: IPv4 to ip4-input, ARP to arp-reply, everything else dropped. */
 export class EthernetInput extends GraphNode {
   readonly name = 'ethernet-input';
-  readonly reasons = ['short', 'vlan-tagged', 'not-for-us', 'ipv6-unsupported', 'unsupported-ethertype'];
+  readonly reasons = [...ETH_ERR_NAMES.slice(1), 'not-for-us', 'ipv6-unsupported', 'unsupported-ethertype'];
   ip4!: GraphNode;
   arp!: GraphNode;
   private readonly ports: PortTable;
@@ -60,7 +58,7 @@ export class EthernetInput extends GraphNode {
       const off = b.off[i];
       const e = ethCheck(u8, off, b.len[i]);
       if (e !== ETH_OK) {
-        this.drop(b, i, e === 1 ? E_SHORT : E_VLAN);
+        this.drop(b, i, e - 1); // reasons 0.. mirror the wire module's ethCheck codes 1..
         continue;
       }
       const type = ethType(u8, off);
@@ -85,7 +83,6 @@ export class EthernetInput extends GraphNode {
     }
   }
 }
-void ETH_ERR_NAMES;
 
 const A_MALFORMED = 0;
 const A_REPLIED = 1;
