@@ -30,6 +30,12 @@ export interface DataplaneParams {
   arpHoldPerNeighbor: number;
 }
 
+/** Is ip one of the addresses calitap owns on the uplink (params.ownedIps as a Uint32Array)? */
+export function ownsAddress(owned: Uint32Array, ip: number): boolean {
+  for (let k = 0; k < owned.length; k++) if (owned[k] === ip) return true;
+  return false;
+}
+
 export const DEFAULT_PARAMS: Omit<DataplaneParams, 'nodeIp' | 'vtepMac'> = {
   ownedIps: [],
   tunnelPeers: [],

@@ -3,7 +3,7 @@
 // adjacency and neighbour tables are shared read-only here (arp-reply updates neighbour MACs).
 import { GraphNode } from '../graph.js';
 import { PKT_DECAP, PKT_GSO, PKT_LOCAL, PKT_SNAT, type Batch } from '../packet.js';
-import type { DataplaneEnv } from '../env.js';
+import { ownsAddress, type DataplaneEnv } from '../env.js';
 import { KIND_WORKLOAD, type PortTable } from '../ports.js';
 import type { NeighborTable } from '../neighbor.js';
 import { lpmLookup } from '../fib/lpm.js';
@@ -108,7 +108,7 @@ export class Ip4Input extends GraphNode {
       }
       if (kind[b.rxPort[i]] === KIND_WORKLOAD) {
         // the node's own addresses belong to the host's kernel, which calitap cannot hand packets to
-        if (dst === this.nodeIp || this.owns(dst)) {
+        if (dst === this.nodeIp || ownsAddress(this.owned, dst)) {
           this.drop(b, i, Ip4Input.R_TO_HOST);
           continue;
         }
@@ -130,23 +130,17 @@ export class Ip4Input extends GraphNode {
           }
         }
       }
-      if (this.natIn !== null && (dst === this.nodeIp || this.owns(dst))) {
+      if (this.natIn !== null && (dst === this.nodeIp || ownsAddress(this.owned, dst))) {
         this.natIn.push(i);
         continue;
       }
-      if (dst === this.nodeIp || this.owns(dst)) {
+      if (dst === this.nodeIp || ownsAddress(this.owned, dst)) {
         // the host's own traffic (BGP, SSH...): the kernel handles it, not us
         this.drop(b, i, Ip4Input.R_NOT_OURS);
         continue;
       }
       this.lookup.push(i);
     }
-  }
-
-  private owns(ip: number): boolean {
-    const o = this.owned;
-    for (let k = 0; k < o.length; k++) if (o[k] === ip) return true;
-    return false;
   }
 }
 

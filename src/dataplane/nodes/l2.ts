@@ -3,7 +3,7 @@
 // thread over the batch's arena; they write replies in place (no new slot).
 import { GraphNode } from '../graph.js';
 import type { Batch } from '../packet.js';
-import type { DataplaneEnv } from '../env.js';
+import { ownsAddress, type DataplaneEnv } from '../env.js';
 import { KIND_WORKLOAD, type PortTable } from '../ports.js';
 import type { NeighborTable } from '../neighbor.js';
 import { formatIp4, formatMac } from '../../common/addr.js';
@@ -161,19 +161,13 @@ export class ArpReply extends GraphNode {
         } else if (idx >= 0 && this.nbr.resolved(idx)) {
           this.onResolved(b, idx, i);
         }
-        if (op === ARP_OP_REQUEST && this.owns(tpa)) {
+        if (op === ARP_OP_REQUEST && ownsAddress(this.owned, tpa)) {
           this.reply(b, i, p);
           continue;
         }
         this.drop(b, i, op === ARP_OP_REPLY ? A_IGNORED : A_NOT_OURS);
       }
     }
-  }
-
-  private owns(ip: number): boolean {
-    const o = this.owned;
-    for (let k = 0; k < o.length; k++) if (o[k] === ip) return true;
-    return false;
   }
 
   private reply(b: Batch, i: number, p: number): void {
