@@ -417,3 +417,64 @@ export async function captured(
   ).catch(() => undefined);
   return pkts;
 }
+
+// Both ends of `tcpTransfer`: send stdin while receiving, half-close after sending, read to EOF,
+// then print "<bytes received> <sha256 of them>". Unlike `nc -N`, neither side stops sending when the
+// other's data ends, so both directions complete whatever their relative speed.
+const TRANSFER_PY = `
+import hashlib, socket, sys, threading
+mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+data = sys.stdin.buffer.read()
+if mode == 'server':
+    ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, port)); ls.listen(1); print('ready', flush=True)
+    c, peer = ls.accept(); print('peer', peer[0], flush=True)
+else:
+    c = socket.create_connection((host, port), timeout=10)
+def send():
+    c.sendall(data); c.shutdown(socket.SHUT_WR)
+t = threading.Thread(target=send); t.start()
+h = hashlib.sha256(); n = 0
+while True:
+    b = c.recv(65536)
+    if not b: break
+    h.update(b); n += len(b)
+t.join(); print('got', n, h.hexdigest(), flush=True)
+`;
+
+export interface TransferResult {
+  /** what the server received: byte count and sha256 */
+  serverGot: { bytes: number; sha256: string };
+  clientGot: { bytes: number; sha256: string };
+  /** the client address the server saw */
+  serverSawPeer: string;
+}
+
+function parseGot(out: string): { bytes: number; sha256: string } {
+  const m = /got (\d+) ([0-9a-f]{64})/.exec(out);
+  return m ? { bytes: Number(m[1]), sha256: m[2] } : { bytes: -1, sha256: '' };
+}
+
+/** A TCP connection that carries `up` to the server and `down` to the client at the same time. */
+export async function tcpTransfer(
+  serverNs: string,
+  clientNs: string,
+  serverIp: string,
+  port: number,
+  up: string | Buffer,
+  down: string | Buffer,
+): Promise<TransferResult> {
+  const srv = bg(serverNs, [PY, '-c', TRANSFER_PY, 'server', '0.0.0.0', String(port)], down);
+  try {
+    await waitFor('transfer server ready', () => srv.stdout.includes('ready'), 5000);
+    const cli = await run(clientNs, [PY, '-c', TRANSFER_PY, 'client', serverIp, String(port)], 30_000, up);
+    await srv.wait(10_000);
+    return {
+      serverGot: parseGot(srv.stdout),
+      clientGot: parseGot(cli.stdout),
+      serverSawPeer: /peer (\S+)/.exec(srv.stdout)?.[1] ?? '',
+    };
+  } finally {
+    await srv.stop('SIGKILL');
+  }
+}
