@@ -16,7 +16,7 @@
 // after a warm-up pass, timed with process.hrtime.bigint; the results are summed so the JIT cannot
 // drop the lookups.
 import { pathToFileURL } from 'node:url';
-import { Lpm4, lpmLookup } from '../src/dataplane/fib/lpm.js';
+import { Lpm4, lpmLookup } from '../src/dataplane/tables/lpm.js';
 
 export interface FibBenchResult {
   /** routes requested */

@@ -6,7 +6,7 @@
 // Run: `npx tsc -p tsconfig.build.json && node dist/bench/io.bench.js [--seconds 3] [--batch 64]`.
 import { execFileSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
-import * as io from '../src/dataplane/io/native.js';
+import * as io from '../src/dataplane/devices/native.js';
 
 export interface IoBenchResult {
   batch: number;

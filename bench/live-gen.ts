@@ -8,7 +8,7 @@
 // over every calitap worker. Prints one JSON line {offered, refused, seconds}.
 // Usage: node dist/bench/live-gen.js --src IP --dst IP --dst-mac MAC --seconds S [--flows N] [--pps R]
 //        node dist/bench/live-gen.js --sink 9 --seconds S   (in the receiving namespace)
-import * as io from '../src/dataplane/io/native.js';
+import * as io from '../src/dataplane/devices/native.js';
 
 const SLOT = 128;
 const BATCH = 256;

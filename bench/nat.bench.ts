@@ -3,7 +3,7 @@
 // per table. Flow keys are computed from a flow number so the benchmark touches no key arrays of its own.
 // Run after a build: `node dist/bench/nat.bench.js [--quick]`.
 import { pathToFileURL } from 'node:url';
-import { NatTable } from '../src/dataplane/nat/table.js';
+import { NatTable } from '../src/dataplane/tables/nat/table.js';
 
 export interface NatBenchRow {
   flows: number;

@@ -27,8 +27,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
-import { openCapture } from '../src/dataplane/pcap/reader.js';
-import { PcapWriter } from '../src/dataplane/pcap/writer.js';
+import { openCapture } from '../src/dataplane/devices/pcap/reader.js';
+import { PcapWriter } from '../src/dataplane/devices/pcap/writer.js';
 
 export interface PcapBenchRow {
   name: string;

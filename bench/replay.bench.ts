@@ -15,9 +15,9 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadConfigFile } from '../src/control/config/load.js';
-import { Programmer } from '../src/control/program.js';
+import { Programmer } from '../src/control/daemon/program.js';
 import { replay } from '../src/dataplane/replay.js';
-import { PcapWriter } from '../src/dataplane/pcap/writer.js';
+import { PcapWriter } from '../src/dataplane/devices/pcap/writer.js';
 import { ip4SetChecksum } from '../src/dataplane/wire/ipv4.js';
 import { BENCH_PATHS, FRAME_LEN, writeFrame } from './graph.bench.js';
 

@@ -13,7 +13,7 @@
 // The NAT table is sized for N flows (N = 1 M; 128 k with --quick). "4 k hot flows": the packets of that
 // row pick among 4096 of the N live flows only, to separate the table's cache misses from its code.
 import { pathToFileURL } from 'node:url';
-import { Programmer } from '../src/control/program.js';
+import { Programmer } from '../src/control/daemon/program.js';
 import { csumAdjust32 } from '../src/dataplane/wire/checksum.js';
 import { emitEthernet, ETHERTYPE_IPV4 } from '../src/dataplane/wire/ethernet.js';
 import { emitIp4Header, IPPROTO_TCP } from '../src/dataplane/wire/ipv4.js';

@@ -1,9 +1,9 @@
 // CLI commands that talk to a running daemon over its control socket: status, routes, stats,
 // workload add|del|list. Text output mirrors calicoctl where there is a calicoctl equivalent.
-import { callApi } from '../control/api.js';
-import type { PeerStatusRow } from '../control/bgp-host.js';
-import type { RouteRow } from '../control/program.js';
-import type { StatsView } from '../control/stats.js';
+import { callApi } from '../control/daemon/api.js';
+import type { PeerStatusRow } from '../control/daemon/bgp-host.js';
+import type { RouteRow } from '../control/daemon/program.js';
+import type { StatsView } from '../control/daemon/stats.js';
 
 function table(headers: string[], rows: string[][]): string {
   const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));

@@ -7,7 +7,7 @@ import { CalitapError, UsageError } from '../common/errors.js';
 import { runReplay } from './replay.js';
 import { runDemo } from './demo.js';
 import { cmdRoutes, cmdStats, cmdStatus, cmdWorkload } from './control.js';
-import { DEFAULT_SOCKET } from '../control/api.js';
+import { DEFAULT_SOCKET } from '../control/daemon/api.js';
 
 function out(s: string): void {
   process.stdout.write(s + '\n');
@@ -58,7 +58,7 @@ export function buildProgram(): Command {
     .action(async (o) => {
       if (o.uplink !== 'packet' && o.uplink !== 'udp')
         throw new UsageError(`--uplink ${o.uplink}: expected packet or udp`);
-      const { runDaemon } = await import('../control/daemon.js');
+      const { runDaemon } = await import('../control/daemon/daemon.js');
       await runDaemon({
         config: o.config,
         node: o.node,

@@ -1,7 +1,7 @@
 // `calitap replay`: loads the config, programs a dataplane for --node, replays the captures through
 // it and prints per-port and per-reason counters (text or one JSON object).
 import { loadConfigFile } from '../control/config/load.js';
-import { Programmer } from '../control/program.js';
+import { Programmer } from '../control/daemon/program.js';
 import { replay, type ReplayInput, type ReplayResult } from '../dataplane/replay.js';
 import { UsageError } from '../common/errors.js';
 

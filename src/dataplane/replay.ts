@@ -6,14 +6,14 @@
 // graph's timers see (ARP retries, ICMP rate limit) is the capture's. Single-threaded, deterministic.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Batch, DEFAULT_BATCH, rxBudget } from './packet.js';
-import { buildGraph, type BuiltGraph, type GraphExtension } from './build.js';
-import type { DataplaneEnv, PortSink } from './env.js';
-import { openCapture, LINKTYPE_ETHERNET, type CaptureReader } from './pcap/reader.js';
-import { PcapWriter } from './pcap/writer.js';
+import { Batch, DEFAULT_BATCH, rxBudget } from './graph/packet.js';
+import { buildGraph, type BuiltGraph, type GraphExtension } from './graph/build.js';
+import type { DataplaneEnv, PortSink } from './graph/env.js';
+import { openCapture, LINKTYPE_ETHERNET, type CaptureReader } from './devices/pcap/reader.js';
+import { PcapWriter } from './devices/pcap/writer.js';
 import { CaptureError, UsageError } from '../common/errors.js';
-import type { CounterRow } from './counters.js';
-import { DATAPLANE_EXTENSIONS } from './extensions.js';
+import type { CounterRow } from './graph/counters.js';
+import { DATAPLANE_EXTENSIONS } from './features/index.js';
 
 export interface ReplayInput {
   port: string;

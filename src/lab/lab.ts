@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { callApi } from '../control/api.js';
+import { callApi } from '../control/daemon/api.js';
 import { Namespaces } from './netns.js';
 
 export type LabMode = 'ipip' | 'vxlan' | 'ipip-crosssubnet' | 'vxlan-crosssubnet' | 'never';

@@ -3,12 +3,12 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { callApi, startApiServer } from '../../src/control/api.js';
+import { callApi, startApiServer } from '../../src/control/daemon/api.js';
 import { CalitapError } from '../../src/common/errors.js';
-import { allocateAddress, checkAddress } from '../../src/control/ipam.js';
+import { allocateAddress, checkAddress } from '../../src/control/ipam/ipam.js';
 import { loadConfigText } from '../../src/control/config/load.js';
 import { formatIp4, parseIp4 } from '../../src/common/addr.js';
-import { caliName } from '../../src/control/workloads.js';
+import { caliName } from '../../src/control/daemon/workloads.js';
 
 describe('control API (newline-delimited JSON on a unix socket)', () => {
   it('answers calls, reports handler errors with their code, survives garbage', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/control/config/load.js';
-import { exportedBlocks, learnedRoute, speakerOptions } from '../../src/control/bgp-glue.js';
+import { exportedBlocks, learnedRoute, speakerOptions } from '../../src/control/daemon/bgp-glue.js';
 import type { BestRoute } from '../../src/control/bgp/rib.js';
 import { parseIp4, parsePrefix4 } from '../../src/common/addr.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../src/control/config/load.js';
-import { Programmer } from '../../src/control/program.js';
+import { Programmer } from '../../src/control/daemon/program.js';
 import { parseIp4 } from '../../src/common/addr.js';
 
 const CONFIG = new URL('../../pcaps/sample-config.yaml', import.meta.url).pathname;

@@ -2,11 +2,11 @@
 // graph over in-memory sinks that record every transmitted frame (port, bytes, timestamp), and runs
 // batches of crafted frames through it. One harness = one graph + one batch, owned by the test.
 import { loadConfigText } from '../../src/control/config/load.js';
-import { Programmer } from '../../src/control/program.js';
-import { buildGraph, type BuiltGraph, type GraphExtension } from '../../src/dataplane/build.js';
-import type { DataplaneParams, PortSink } from '../../src/dataplane/env.js';
-import { Batch } from '../../src/dataplane/packet.js';
-import { NBR_INCOMPLETE, NBR_REACHABLE, type NeighborTable } from '../../src/dataplane/neighbor.js';
+import { Programmer } from '../../src/control/daemon/program.js';
+import { buildGraph, type BuiltGraph, type GraphExtension } from '../../src/dataplane/graph/build.js';
+import type { DataplaneParams, PortSink } from '../../src/dataplane/graph/env.js';
+import { Batch } from '../../src/dataplane/graph/packet.js';
+import { NBR_INCOMPLETE, NBR_REACHABLE, type NeighborTable } from '../../src/dataplane/tables/neighbor.js';
 
 export const UPLINK_MAC = '52:54:00:00:00:0a';
 export const GW_MAC = '52:54:00:00:00:fe';

@@ -8,7 +8,7 @@ import { arp, ip4, ipCsumRecomputed, ping, udp } from './frames.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DATAPLANE_EXTENSIONS } from '../../src/dataplane/extensions.js';
+import { DATAPLANE_EXTENSIONS } from '../../src/dataplane/features/index.js';
 
 /** Counters that end a packet's life (drops). */
 const TERMINAL = new Set([

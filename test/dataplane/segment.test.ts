@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Batch, PKT_GSO } from '../../src/dataplane/packet.js';
-import { segmentTcp4 } from '../../src/dataplane/nodes/segment.js';
+import { Batch, PKT_GSO } from '../../src/dataplane/graph/packet.js';
+import { segmentTcp4 } from '../../src/dataplane/graph/nodes/segment.js';
 import { emitEthernet, ETHERTYPE_IPV4 } from '../../src/dataplane/wire/ethernet.js';
 import { emitIp4Header, IPPROTO_TCP, ip4Check, IP4_OK } from '../../src/dataplane/wire/ipv4.js';
 import { tcpChecksumOk, TCP_ACK_FLAG, TCP_CWR, TCP_FIN, TCP_PSH } from '../../src/dataplane/wire/tcp.js';

@@ -1,9 +1,9 @@
-// Byte vectors for the IPIP and VXLAN header emitters (src/encap/ipip.ts, src/encap/vxlan.ts): each emit
+// Byte vectors for the IPIP and VXLAN header emitters (src/dataplane/wire/ipip.ts, src/dataplane/wire/vxlan.ts): each emit
 // writes into a buffer pre-filled with 0xa5 so a forgotten field or a write outside the header shows.
 // Expected IPv4 headers (checksums included) were produced by scapy:
 //   raw(IP(src=..., dst=..., proto=4, ttl=64, id=..., flags=..., tos=..., len=...)).hex()
 import { describe, expect, it } from 'vitest';
-import { IPIP_OVERHEAD, IPIP_TTL, emitIpipOuter } from '../../src/encap/ipip.js';
+import { IPIP_OVERHEAD, IPIP_TTL, emitIpipOuter } from '../../src/dataplane/wire/ipip.js';
 import {
   VXLAN_ERR_FLAGS,
   VXLAN_ERR_SHORT,
@@ -16,7 +16,7 @@ import {
   vxlanCheck,
   vxlanSourcePort,
   vxlanVni,
-} from '../../src/encap/vxlan.js';
+} from '../../src/dataplane/wire/vxlan.js';
 import { hex, ip } from './helpers.js';
 
 function filled(n: number): Uint8Array {

@@ -9,10 +9,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfigText } from '../../src/control/config/load.js';
-import { Programmer } from '../../src/control/program.js';
+import { Programmer } from '../../src/control/daemon/program.js';
 import { replay, type ReplayResult } from '../../src/dataplane/replay.js';
-import { openCaptureBytes } from '../../src/dataplane/pcap/reader.js';
-import { PcapWriter } from '../../src/dataplane/pcap/writer.js';
+import { openCaptureBytes } from '../../src/dataplane/devices/pcap/reader.js';
+import { PcapWriter } from '../../src/dataplane/devices/pcap/writer.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CAP_DIR = path.join(ROOT, 'pcaps/encap');

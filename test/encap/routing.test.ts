@@ -33,7 +33,7 @@ import {
   type Run,
   type ScapyFile,
 } from './helpers.js';
-import type { Programmer } from '../../src/control/program.js';
+import type { Programmer } from '../../src/control/daemon/program.js';
 import { replay } from '../../src/dataplane/replay.js';
 
 const VXLAN_HDRS = 14 + 20 + 8 + 8; // outer Ethernet, IPv4, UDP, VXLAN: the inner Ethernet starts here

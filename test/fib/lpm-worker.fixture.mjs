@@ -2,7 +2,7 @@
 // set of probe addresses in a loop, checking every result against the expected values of the states
 // the table may be in while the batch ran.
 //
-// It loads the real module: the test transpiles src/dataplane/fib/lpm.ts (which imports nothing) to a
+// It loads the real module: the test transpiles src/dataplane/tables/lpm.ts (which imports nothing) to a
 // temporary .mjs with the `typescript` package and passes its path in workerData, so the test needs no
 // prior build and always exercises the current source.
 //

@@ -5,7 +5,7 @@
 // compare lookups at the boundaries of the model's prefixes and at random addresses.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Lpm4 } from '../../src/dataplane/fib/lpm.js';
+import { Lpm4 } from '../../src/dataplane/tables/lpm.js';
 import { NaiveLpm, boundaryProbes, mask, prng } from './model.js';
 
 function pickLen(r: number): number {

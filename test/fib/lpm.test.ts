@@ -10,7 +10,7 @@ import {
   Lpm4FullError,
   lpmLookup,
   lpmLookupBatch,
-} from '../../src/dataplane/fib/lpm.js';
+} from '../../src/dataplane/tables/lpm.js';
 
 function ip(text: string): number {
   const v = parseIp4(text);

@@ -4,7 +4,7 @@
 // alone). Every result the worker sees must be the expected value of a state the table was in during
 // that batch, or of the state being written: no torn, stale-group or garbage values.
 //
-// The worker (lpm-worker.fixture.mjs) needs JavaScript: we transpile src/dataplane/fib/lpm.ts (it has
+// The worker (lpm-worker.fixture.mjs) needs JavaScript: we transpile src/dataplane/tables/lpm.ts (it has
 // no imports) with the `typescript` package into a temporary directory, so no build step is needed.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,14 +12,14 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Lpm4 } from '../../src/dataplane/fib/lpm.js';
+import { Lpm4 } from '../../src/dataplane/tables/lpm.js';
 import { mask, prng } from './model.js';
 
 let dir = '';
 let modulePath = '';
 
 beforeAll(() => {
-  const src = readFileSync(new URL('../../src/dataplane/fib/lpm.ts', import.meta.url), 'utf8');
+  const src = readFileSync(new URL('../../src/dataplane/tables/lpm.ts', import.meta.url), 'utf8');
   const out = ts.transpileModule(src, {
     compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext },
   });

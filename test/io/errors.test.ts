@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
-import * as io from '../../src/dataplane/io/native.js';
+import * as io from '../../src/dataplane/devices/native.js';
 import { ADDON, ipv4, isRoot, RxBatch } from './helpers.js';
 
 /** Runs f and returns what it threw. */
@@ -43,7 +43,7 @@ describe('calitap_io loads', () => {
     process.env.CALITAP_IO_ADDON = '/nonexistent/calitap_io.node';
     try {
       vi.resetModules();
-      const fresh = await import('../../src/dataplane/io/native.js');
+      const fresh = await import('../../src/dataplane/devices/native.js');
       const e = thrown(() => fresh.eventfdCreate());
       expect(e.code).toBe('io-native-missing');
       expect(e.message).toMatch(/calitap_io.*node-gyp rebuild/);

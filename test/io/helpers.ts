@@ -2,7 +2,7 @@
 // frame builders (ARP, IPv4/UDP/ICMP) and a poll-and-read loop over a SharedArrayBuffer arena.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { nativeAddonPath, poll, readBatch } from '../../src/dataplane/io/native.js';
+import { nativeAddonPath, poll, readBatch } from '../../src/dataplane/devices/native.js';
 
 export const isRoot = process.getuid?.() === 0;
 export const hasIp = existsSync('/usr/sbin/ip') || existsSync('/sbin/ip') || existsSync('/usr/bin/ip');

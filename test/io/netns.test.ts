@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as io from '../../src/dataplane/io/native.js';
+import * as io from '../../src/dataplane/devices/native.js';
 import {
   ADDON,
   ip,

@@ -4,7 +4,7 @@
 // the frames; a frame written with writeBatch (sendmmsg) gets the namespace's ARP reply back, and
 // PACKET_IGNORE_OUTGOING keeps our own transmissions out of our reads.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as io from '../../src/dataplane/io/native.js';
+import * as io from '../../src/dataplane/devices/native.js';
 import {
   hasPython,
   hasTcpdump,

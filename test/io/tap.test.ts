@@ -4,7 +4,7 @@
 // TAP, flows spread across them. Everything made here is deleted in afterAll.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as io from '../../src/dataplane/io/native.js';
+import * as io from '../../src/dataplane/devices/native.js';
 import {
   echoReplyInPlace,
   hasPython,

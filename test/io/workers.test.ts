@@ -5,7 +5,7 @@
 // inside a test namespace: it writes frames there and reads the flows the kernel hashes to it.
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
-import * as io from '../../src/dataplane/io/native.js';
+import * as io from '../../src/dataplane/devices/native.js';
 import { ADDON, hasPython, ip, linkStats, liveSkipReason, nsRun, sleep, tryIp, writeArp } from './helpers.js';
 
 // Plain CommonJS (workers do not get vitest's TypeScript transform): the raw addon, positional args.

@@ -12,15 +12,15 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, labConfig, nsExec, REPO } from '../../src/lab/lab.js';
 import { loadConfigText } from '../../src/control/config/load.js';
-import { checkUdpUplink } from '../../src/control/daemon.js';
-import { Programmer } from '../../src/control/program.js';
+import { checkUdpUplink } from '../../src/control/daemon/daemon.js';
+import { Programmer } from '../../src/control/daemon/program.js';
 import { parseIp4 } from '../../src/common/addr.js';
 import {
   UDP_OUTER_LEN,
   synthVxlanOuter,
   vxlanFrame,
   vxlanPayload,
-} from '../../src/dataplane/live/udp-uplink.js';
+} from '../../src/dataplane/devices/udp-uplink.js';
 import {
   captured,
   counters,

@@ -34,8 +34,8 @@ import {
   type ScapyFile,
 } from '../encap/helpers.js';
 import { TCP_ACK, TCP_FIN, TCP_SYN, icmpMsg, packet, tcpSeg, udpDgram } from './frames.js';
-import type { Programmer } from '../../src/control/program.js';
-import type { NatTable } from '../../src/dataplane/nat/table.js';
+import type { Programmer } from '../../src/control/daemon/program.js';
+import type { NatTable } from '../../src/dataplane/tables/nat/table.js';
 import {
   NAT_CLASS_ICMP,
   NAT_CLASS_TCP_SYN_SENT,
@@ -43,7 +43,7 @@ import {
   NAT_CLASS_TCP_TRANSITORY,
   NAT_CLASS_UDP,
   NAT_CLASS_UDP_STREAM,
-} from '../../src/dataplane/nat/table.js';
+} from '../../src/dataplane/tables/nat/table.js';
 import { ip4SetChecksum } from '../../src/dataplane/wire/ipv4.js';
 import { tcpSetChecksum } from '../../src/dataplane/wire/tcp.js';
 import { udpSetChecksum } from '../../src/dataplane/wire/udp.js';

@@ -1,7 +1,12 @@
 // Runs the same operations on the real table and the naive model and reports the first disagreement.
 // Shared by the fixed-seed differential test and the fast-check property test.
 import { expect } from 'vitest';
-import { NAT_CLASS_NAMES, NAT_MISS, NatTable, type NatTableOptions } from '../../src/dataplane/nat/table.js';
+import {
+  NAT_CLASS_NAMES,
+  NAT_MISS,
+  NatTable,
+  type NatTableOptions,
+} from '../../src/dataplane/tables/nat/table.js';
 import { NatModel, type ModelFlow } from './model.js';
 
 export type Op =

@@ -9,7 +9,7 @@ import {
   natPrngOutput,
   natPrngStep,
   type NatTimeouts,
-} from '../../src/dataplane/nat/table.js';
+} from '../../src/dataplane/tables/nat/table.js';
 
 export interface ModelFlow {
   proto: number;

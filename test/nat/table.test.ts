@@ -19,7 +19,7 @@ import {
   TCP_FIN,
   TCP_RST,
   TCP_SYN,
-} from '../../src/dataplane/nat/table.js';
+} from '../../src/dataplane/tables/nat/table.js';
 
 const POD = 0x0a410018; // 10.65.0.24
 const WEB = 0x5db8d822; // 93.184.216.34

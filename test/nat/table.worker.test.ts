@@ -9,7 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatTable, type NatTableShared } from '../../src/dataplane/nat/table.js';
+import { NatTable, type NatTableShared } from '../../src/dataplane/tables/nat/table.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const fixture = join(here, 'fixtures', 'nat-worker.mjs');
@@ -18,7 +18,7 @@ let moduleUrl = '';
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'calitap-nat-'));
-  const src = readFileSync(join(here, '../../src/dataplane/nat/table.ts'), 'utf8');
+  const src = readFileSync(join(here, '../../src/dataplane/tables/nat/table.ts'), 'utf8');
   const js = ts.transpileModule(src, {
     compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
   }).outputText;

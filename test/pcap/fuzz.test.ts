@@ -11,7 +11,7 @@ import {
   openCapture,
   openCaptureBytes,
   type CaptureReader,
-} from '../../src/dataplane/pcap/reader.js';
+} from '../../src/dataplane/devices/pcap/reader.js';
 import { fixture } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'calitap-pcap-fuzz-'));

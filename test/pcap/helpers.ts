@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CaptureReader } from '../../src/dataplane/pcap/reader.js';
+import type { CaptureReader } from '../../src/dataplane/devices/pcap/reader.js';
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 export const fixture = (name: string): string => join(FIXTURES, name);

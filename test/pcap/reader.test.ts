@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CaptureError } from '../../src/common/errors.js';
-import { MAX_FRAME_LEN, openCapture, openCaptureBytes } from '../../src/dataplane/pcap/reader.js';
+import { MAX_FRAME_LEN, openCapture, openCaptureBytes } from '../../src/dataplane/devices/pcap/reader.js';
 import {
   FRAMES,
   FRAMES_US,

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CaptureError } from '../../src/common/errors.js';
-import { openCapture, openCaptureBytes } from '../../src/dataplane/pcap/reader.js';
-import { PCAP_SNAPLEN, PcapWriter } from '../../src/dataplane/pcap/writer.js';
+import { openCapture, openCaptureBytes } from '../../src/dataplane/devices/pcap/reader.js';
+import { PCAP_SNAPLEN, PcapWriter } from '../../src/dataplane/devices/pcap/writer.js';
 import {
   FRAMES,
   FRAMES_US,

@@ -5,10 +5,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadConfigText } from '../../src/control/config/load.js';
-import { Programmer } from '../../src/control/program.js';
+import { Programmer } from '../../src/control/daemon/program.js';
 import { replay } from '../../src/dataplane/replay.js';
-import { PcapWriter } from '../../src/dataplane/pcap/writer.js';
-import { openCaptureBytes } from '../../src/dataplane/pcap/reader.js';
+import { PcapWriter } from '../../src/dataplane/devices/pcap/writer.js';
+import { openCaptureBytes } from '../../src/dataplane/devices/pcap/reader.js';
 import { clusterYaml, W1 } from '../dataplane/harness.js';
 import { udp } from '../dataplane/frames.js';
 

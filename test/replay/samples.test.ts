@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfigFile } from '../../src/control/config/load.js';
-import { Programmer } from '../../src/control/program.js';
+import { Programmer } from '../../src/control/daemon/program.js';
 import { replay, type ReplayInput, type ReplayResult } from '../../src/dataplane/replay.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

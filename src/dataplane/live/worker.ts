@@ -6,15 +6,15 @@
 // and hands it messages on a MessagePort read synchronously (receiveMessageOnPort), so the loop never
 // yields to the event loop. All tables are the shared ones; counters are this worker's own.
 import { workerData, parentPort, receiveMessageOnPort } from 'node:worker_threads';
-import { Batch, GSO_SLOT_SIZE, PKT_GSO, SLOT_SIZE, gsoSegments, piecesPerFrame } from '../packet.js';
-import { buildGraph, type BuiltGraph } from '../build.js';
-import { DATAPLANE_EXTENSIONS } from '../extensions.js';
-import { Lpm4 } from '../fib/lpm.js';
-import { AdjacencyTable } from '../adjacency.js';
-import { NeighborTable } from '../neighbor.js';
-import { NatTable } from '../nat/table.js';
-import { PortTable, MAX_PORTS, PORT_UPLINK } from '../ports.js';
-import { GraphNode } from '../graph.js';
+import { Batch, GSO_SLOT_SIZE, PKT_GSO, SLOT_SIZE, gsoSegments, piecesPerFrame } from '../graph/packet.js';
+import { buildGraph, type BuiltGraph } from '../graph/build.js';
+import { DATAPLANE_EXTENSIONS } from '../features/index.js';
+import { Lpm4 } from '../tables/lpm.js';
+import { AdjacencyTable } from '../tables/adjacency.js';
+import { NeighborTable } from '../tables/neighbor.js';
+import { NatTable } from '../tables/nat/table.js';
+import { PortTable, MAX_PORTS, PORT_UPLINK } from '../graph/ports.js';
+import { GraphNode } from '../graph/graph.js';
 import {
   VNET_ERR_GSO,
   VNET_GSO_TCPV4,
@@ -26,11 +26,11 @@ import {
   vnetTcp4Gso,
   vnetWriteTcp4Gso,
 } from '../wire/virtio.js';
-import { PortCounters } from '../counters.js';
-import type { DataplaneEnv, PortSink } from '../env.js';
-import * as io from '../io/native.js';
+import { PortCounters } from '../graph/counters.js';
+import type { DataplaneEnv, PortSink } from '../graph/env.js';
+import * as io from '../devices/native.js';
 import type { ControlMessage, PortsUpdate, WorkerEvent, WorkerInit } from './messages.js';
-import { UDP_OUTER_LEN, UdpUplinkCounters, UdpUplinkSink, synthVxlanOuter } from './udp-uplink.js';
+import { UDP_OUTER_LEN, UdpUplinkCounters, UdpUplinkSink, synthVxlanOuter } from '../devices/udp-uplink.js';
 
 /** Transmits a round's frames for one port with one writeBatch call. */
 export class FdSink implements PortSink {

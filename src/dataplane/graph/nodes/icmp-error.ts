@@ -5,12 +5,12 @@
 // the gateway.
 import { GraphNode } from '../graph.js';
 import { PKT_DNATED, PKT_LOCAL, type Batch } from '../packet.js';
-import type { NatTable } from '../nat/table.js';
-import { untranslateQuote } from '../nat/nodes.js';
+import type { NatTable } from '../../tables/nat/table.js';
+import { untranslateQuote } from '../../features/nat/nodes.js';
 import type { DataplaneEnv } from '../env.js';
 import type { PortTable } from '../ports.js';
-import { ETH_HLEN } from '../wire/ethernet.js';
-import { emitIcmpErrorInPlace, icmpErrorAllowed } from '../wire/icmp4.js';
+import { ETH_HLEN } from '../../wire/ethernet.js';
+import { emitIcmpErrorInPlace, icmpErrorAllowed } from '../../wire/icmp4.js';
 
 const R_TIME = 0;
 const R_UNREACH = 1;

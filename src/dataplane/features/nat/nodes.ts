@@ -6,12 +6,12 @@
 // Runs in the graph owner's thread; the flow table is the shared NatTable (all workers see one
 // mapping). Checksums are updated incrementally (RFC 1624) except the ICMP checksum of translated
 // errors, which is recomputed over the (at most 576-byte) message.
-import { GraphNode } from '../graph.js';
-import { PKT_DECAP, PKT_DNATED, PKT_GSO, type Batch } from '../packet.js';
-import type { DataplaneEnv } from '../env.js';
-import { KIND_WORKLOAD, type PortTable } from '../ports.js';
-import { formatIp4 } from '../../common/addr.js';
-import { ETH_HLEN } from '../wire/ethernet.js';
+import { GraphNode } from '../../graph/graph.js';
+import { PKT_DECAP, PKT_DNATED, PKT_GSO, type Batch } from '../../graph/packet.js';
+import type { DataplaneEnv } from '../../graph/env.js';
+import { KIND_WORKLOAD, type PortTable } from '../../graph/ports.js';
+import { formatIp4 } from '../../../common/addr.js';
+import { ETH_HLEN } from '../../wire/ethernet.js';
 import {
   IP4_PROTO,
   IPPROTO_ICMP,
@@ -24,10 +24,10 @@ import {
   ip4SetSrc,
   ip4Src,
   ip4TotalLen,
-} from '../wire/ipv4.js';
-import { l4AdjustForAddr, l4AdjustPartialForAddr, l4SetPort } from '../wire/l4.js';
-import { TCP_CSUM, TCP_FLAGS } from '../wire/tcp.js';
-import { UDP_CSUM } from '../wire/udp.js';
+} from '../../wire/ipv4.js';
+import { l4AdjustForAddr, l4AdjustPartialForAddr, l4SetPort } from '../../wire/l4.js';
+import { TCP_CSUM, TCP_FLAGS } from '../../wire/tcp.js';
+import { UDP_CSUM } from '../../wire/udp.js';
 import {
   ICMP_DEST_UNREACH,
   ICMP_ECHO_REPLY,
@@ -38,8 +38,8 @@ import {
   ICMP_PARAM_PROBLEM,
   ICMP_TIME_EXCEEDED,
   icmpSetChecksum,
-} from '../wire/icmp4.js';
-import { NAT_BUSY, NAT_MISS, NAT_NO_PORT, type NatTable } from './table.js';
+} from '../../wire/icmp4.js';
+import { NAT_BUSY, NAT_MISS, NAT_NO_PORT, type NatTable } from '../../tables/nat/table.js';
 
 export interface NatPool {
   addr: number;

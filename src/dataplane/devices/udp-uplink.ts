@@ -12,10 +12,10 @@
 // port (not the per-flow hash), its own UDP checksum, TTL, DF and fragmentation.
 // Who owns the buffers: the worker's batch arena; the sink only records offsets until flush().
 // Which thread runs it: the worker that owns the batch. No allocation per packet.
-import { GraphNode } from '../graph.js';
-import type { Batch } from '../packet.js';
-import type { PortSink } from '../env.js';
-import * as io from '../io/native.js';
+import { GraphNode } from '../graph/graph.js';
+import type { Batch } from '../graph/packet.js';
+import type { PortSink } from '../graph/env.js';
+import * as io from './native.js';
 
 /** Outer Ethernet (14) + IPv4 without options (20) + UDP (8) in front of a received UDP payload. */
 export const UDP_OUTER_LEN = 42;

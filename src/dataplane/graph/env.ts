@@ -1,12 +1,12 @@
 // What a graph needs to run: the shared tables, the port table, per-node parameters and the places
 // transmitted frames go. Built by the control side (control/program.ts) for replay, or handed to a
 // worker (live dataplane) as SharedArrayBuffers plus plain parameters.
-import type { Lpm4 } from './fib/lpm.js';
-import type { AdjacencyTable } from './adjacency.js';
-import type { NeighborTable } from './neighbor.js';
+import type { Lpm4 } from '../tables/lpm.js';
+import type { AdjacencyTable } from '../tables/adjacency.js';
+import type { NeighborTable } from '../tables/neighbor.js';
 import type { PortTable } from './ports.js';
 import type { Batch } from './packet.js';
-import type { NatTable } from './nat/table.js';
+import type { NatTable } from '../tables/nat/table.js';
 
 export interface DataplaneParams {
   /** this node's IP on the uplink: tunnel endpoint, ICMP error source, default SNAT address */

@@ -7,8 +7,8 @@
 // IPv4 and TCP checksums. The first segment stays in the packet's own slot; the others take fresh
 // slots of the same batch (RFC 9293 §3.1 header fields; RFC 791 for IPv4).
 import { PKT_GSO, type Batch } from '../packet.js';
-import { ETH_HLEN } from '../wire/ethernet.js';
-import { IP4_ID, IP4_TOTLEN, ip4Hlen, ip4SetChecksum, ip4TotalLen } from '../wire/ipv4.js';
+import { ETH_HLEN } from '../../wire/ethernet.js';
+import { IP4_ID, IP4_TOTLEN, ip4Hlen, ip4SetChecksum, ip4TotalLen } from '../../wire/ipv4.js';
 import {
   TCP_CSUM,
   TCP_FLAGS,
@@ -18,7 +18,7 @@ import {
   TCP_CWR,
   tcpHlen,
   tcpSetChecksum,
-} from '../wire/tcp.js';
+} from '../../wire/tcp.js';
 
 /**
  * Cuts packet i (Ethernet + IPv4 + TCP, PKT_GSO) into segments of at most `mss` payload bytes.

@@ -5,8 +5,8 @@ import { GraphNode } from '../graph.js';
 import type { Batch } from '../packet.js';
 import { ownsAddress, type DataplaneEnv } from '../env.js';
 import { KIND_WORKLOAD, type PortTable } from '../ports.js';
-import type { NeighborTable } from '../neighbor.js';
-import { formatIp4, formatMac } from '../../common/addr.js';
+import type { NeighborTable } from '../../tables/neighbor.js';
+import { formatIp4, formatMac } from '../../../common/addr.js';
 import {
   ETH_HLEN,
   ETH_SRC,
@@ -19,7 +19,7 @@ import {
   ethType,
   isBroadcast,
   macEq,
-} from '../wire/ethernet.js';
+} from '../../wire/ethernet.js';
 import {
   ARP_OP_REPLY,
   ARP_OP_REQUEST,
@@ -31,7 +31,7 @@ import {
   arpRewriteToReply,
   arpSpa,
   arpTpa,
-} from '../wire/arp.js';
+} from '../../wire/arp.js';
 
 const E_NOT_FOR_US = 2;
 const E_IPV6 = 3;

@@ -1,6 +1,6 @@
 // IPIP (IPv4-in-IPv4, RFC 2003) outer header: the format only, no I/O. The outer header is a plain
 // 20-byte IPv4 header with protocol 4 written into the headroom in front of the inner packet.
-import { IP4_MIN_HLEN, IPPROTO_IPIP, emitIp4Header } from '../dataplane/wire/ipv4.js';
+import { IP4_MIN_HLEN, IPPROTO_IPIP, emitIp4Header } from './ipv4.js';
 
 /** Bytes IPIP adds in front of the inner IPv4 packet. */
 export const IPIP_OVERHEAD = IP4_MIN_HLEN;

@@ -5,7 +5,7 @@
 // may pipeline. Malformed lines get an error response; they never affect the daemon.
 import * as net from 'node:net';
 import * as fs from 'node:fs';
-import { CalitapError } from '../common/errors.js';
+import { CalitapError } from '../../common/errors.js';
 
 export const DEFAULT_SOCKET = '/run/calitap/calitap.sock';
 

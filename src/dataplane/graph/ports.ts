@@ -4,7 +4,7 @@
 // handed to the graph whole; the graph reads only its typed arrays on the hot path. Port 0 is always
 // the uplink. A workload port's "our MAC" is Calico's ee:ee:ee:ee:ee:ee; its peer MAC is the
 // workload's own; its allowed sources are the endpoint's ipNetworks (anti-spoofing).
-import { type Prefix4, maskOf, parseMac, CALICO_HOST_MAC } from '../common/addr.js';
+import { type Prefix4, maskOf, parseMac, CALICO_HOST_MAC } from '../../common/addr.js';
 
 export const PORT_UPLINK = 0;
 export const KIND_UPLINK = 0;

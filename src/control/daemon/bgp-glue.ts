@@ -17,8 +17,8 @@ import {
   prefixContains,
   prefixCovers,
   type Prefix4,
-} from '../common/addr.js';
-import type { ClusterConfig } from './config/types.js';
+} from '../../common/addr.js';
+import type { ClusterConfig } from '../config/types.js';
 import {
   localNode,
   nodeAsNumber,
@@ -26,10 +26,10 @@ import {
   poolFor,
   routeToNode,
   type RouteSpec,
-} from './config/compile.js';
+} from '../config/compile.js';
 import type { Programmer } from './program.js';
-import { BgpSpeaker, type BgpSpeakerOptions, type PeerOptions } from './bgp/speaker.js';
-import type { BestRoute } from './bgp/rib.js';
+import { BgpSpeaker, type BgpSpeakerOptions, type PeerOptions } from '../bgp/speaker.js';
+import type { BestRoute } from '../bgp/rib.js';
 import type { BgpHost, PeerStatusRow } from './bgp-host.js';
 
 /** The speaker's options for `nodeName` from the Calico resources. */

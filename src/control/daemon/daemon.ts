@@ -13,16 +13,16 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
 import pino from 'pino';
-import { loadConfigFile } from './config/load.js';
-import { felixFor, localNode, sameSubnet } from './config/compile.js';
-import type { ClusterConfig } from './config/types.js';
+import { loadConfigFile } from '../config/load.js';
+import { felixFor, localNode, sameSubnet } from '../config/compile.js';
+import type { ClusterConfig } from '../config/types.js';
 import { Programmer } from './program.js';
 import { WorkloadManager, type Attached } from './workloads.js';
 import { startApiServer, type ApiServer } from './api.js';
-import { CalitapError, ConfigError } from '../common/errors.js';
-import { formatIp4, formatPrefix4 } from '../common/addr.js';
-import * as io from '../dataplane/io/native.js';
-import type { PortsUpdate, UplinkMode, WorkerEvent, WorkerInit } from '../dataplane/live/messages.js';
+import { CalitapError, ConfigError } from '../../common/errors.js';
+import { formatIp4, formatPrefix4 } from '../../common/addr.js';
+import * as io from '../../dataplane/devices/native.js';
+import type { PortsUpdate, UplinkMode, WorkerEvent, WorkerInit } from '../../dataplane/live/messages.js';
 import { collectStats, type StatsView } from './stats.js';
 import { BgpGlue, speakerOptions } from './bgp-glue.js';
 import { uplinkFromKernel } from './host-uplink.js';
@@ -266,7 +266,7 @@ export class Daemon {
       uplinkMode: this.uplinkMode,
       tapOffload: this.opts.tapOffload === true,
     };
-    const w = new Worker(new URL('../dataplane/live/worker.js', import.meta.url), {
+    const w = new Worker(new URL('../../dataplane/live/worker.js', import.meta.url), {
       workerData: init,
       transferList: [init.control],
     });

@@ -1,10 +1,10 @@
 // IPAM for `calitap workload add` without --ip: the lowest free address of this node's confirmed
 // affine blocks, in pools that are not disabled (Calico's IPAM hands out ordinals from 0 upward in a
 // block). Addresses of existing workloads and the node's tunnel addresses are in use. Control thread.
-import { CalitapError } from '../common/errors.js';
-import { formatIp4 } from '../common/addr.js';
-import type { ClusterConfig } from './config/types.js';
-import { poolFor } from './config/compile.js';
+import { CalitapError } from '../../common/errors.js';
+import { formatIp4 } from '../../common/addr.js';
+import type { ClusterConfig } from '../config/types.js';
+import { poolFor } from '../config/compile.js';
 
 export function allocateAddress(cfg: ClusterConfig, node: string, used: Set<number>): number {
   const me = cfg.nodes.get(node);

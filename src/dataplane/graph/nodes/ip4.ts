@@ -5,8 +5,8 @@ import { GraphNode } from '../graph.js';
 import { PKT_DECAP, PKT_GSO, PKT_LOCAL, PKT_SNAT, type Batch } from '../packet.js';
 import { ownsAddress, type DataplaneEnv } from '../env.js';
 import { KIND_WORKLOAD, type PortTable } from '../ports.js';
-import type { NeighborTable } from '../neighbor.js';
-import { lpmLookup } from '../fib/lpm.js';
+import type { NeighborTable } from '../../tables/neighbor.js';
+import { lpmLookup } from '../../tables/lpm.js';
 import {
   ADJ_BLACKHOLE,
   ADJ_F_IN_POOL,
@@ -16,9 +16,9 @@ import {
   ADJ_MISS,
   ADJ_VXLAN,
   type AdjacencyTable,
-} from '../adjacency.js';
-import { formatIp4, formatMac } from '../../common/addr.js';
-import { ETH_HLEN, ETH_SRC } from '../wire/ethernet.js';
+} from '../../tables/adjacency.js';
+import { formatIp4, formatMac } from '../../../common/addr.js';
+import { ETH_HLEN, ETH_SRC } from '../../wire/ethernet.js';
 import {
   IP4_DF,
   IP4_ERR_NAMES,
@@ -34,8 +34,13 @@ import {
   ip4Hlen,
   ip4Src,
   ip4TotalLen,
-} from '../wire/ipv4.js';
-import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_TIME_EXCEEDED, ICMP_TTL_EXCEEDED } from '../wire/icmp4.js';
+} from '../../wire/ipv4.js';
+import {
+  ICMP_DEST_UNREACH,
+  ICMP_FRAG_NEEDED,
+  ICMP_TIME_EXCEEDED,
+  ICMP_TTL_EXCEEDED,
+} from '../../wire/icmp4.js';
 import type { Ip4IcmpError } from './icmp-error.js';
 import { fragmentIp4 } from './fragment.js';
 import { segmentTcp4 } from './segment.js';

@@ -37,7 +37,7 @@
 // Errors: every CaptureError message is one line: `<file>: <where>: <why>`, where `<where>` names the
 // frame index and byte offset of the record.
 import * as fs from 'node:fs';
-import { CaptureError } from '../../common/errors.js';
+import { CaptureError } from '../../../common/errors.js';
 
 /** Largest captured length accepted for one frame (libpcap's and Wireshark's maximum snaplen). */
 export const MAX_FRAME_LEN = 262144;

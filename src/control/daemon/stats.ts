@@ -1,7 +1,7 @@
 // Sums the workers' counters (each a SharedArrayBuffer only its worker writes) into the shape
 // `calitap stats` and replay print: per-port rx/tx and per-node, per-reason counts.
-import { PortCounters } from '../dataplane/counters.js';
-import { MAX_PORTS, type PortSpec } from '../dataplane/ports.js';
+import { PortCounters } from '../../dataplane/graph/counters.js';
+import { MAX_PORTS, type PortSpec } from '../../dataplane/graph/ports.js';
 
 export interface StatsView {
   ports: { port: string; rxPackets: number; rxBytes: number; txPackets: number; txBytes: number }[];

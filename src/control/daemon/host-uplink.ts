@@ -3,9 +3,9 @@
 // (Node spec.bgp.ipv4Address), its MTU, and the kernel's default route through it. Read once at
 // daemon start with `ip -j` (iproute2's JSON), on the control thread.
 import { execFileSync } from 'node:child_process';
-import { formatIp4, parseIp4 } from '../common/addr.js';
-import { ConfigError } from '../common/errors.js';
-import type { ClusterConfig, Uplink } from './config/types.js';
+import { formatIp4, parseIp4 } from '../../common/addr.js';
+import { ConfigError } from '../../common/errors.js';
+import type { ClusterConfig, Uplink } from '../config/types.js';
 
 interface IpAddrJson {
   ifname: string;

@@ -1,7 +1,7 @@
 // The optional graph layers (encapsulation, NAT) a dataplane is built with. Kept in one place so
 // replay and the live workers build exactly the same graph.
-import type { GraphExtension } from './build.js';
-import { Ipip4Encap, Ipip4Input, Vxlan4Encap, Vxlan4Input } from '../encap/nodes.js';
+import type { GraphExtension } from '../graph/build.js';
+import { Ipip4Encap, Ipip4Input, Vxlan4Encap, Vxlan4Input } from './encap/nodes.js';
 import { PoolSet, Snat4In2Out, Snat4Out2In } from './nat/nodes.js';
 
 /** IPIP and VXLAN encapsulation and decapsulation (always present: cheap when unused). */

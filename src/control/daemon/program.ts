@@ -3,17 +3,17 @@
 // uplink next hop), and the graph parameters. Runs on the control (main) thread; the tables it
 // creates are SharedArrayBuffers that workers attach to. Routes can be added and withdrawn later
 // (BGP) through `Programmer.install` / `withdraw`.
-import { Lpm4 } from '../dataplane/fib/lpm.js';
-import { AdjacencyTable, type AdjSpec } from '../dataplane/adjacency.js';
-import { NeighborTable } from '../dataplane/neighbor.js';
-import { PortTable, type PortSpec, PORT_UPLINK } from '../dataplane/ports.js';
-import { DEFAULT_PARAMS, type DataplaneEnv, type DataplaneParams } from '../dataplane/env.js';
-import { formatIp4, formatPrefix4, maskOf, parseMac, prefixCovers, type Prefix4 } from '../common/addr.js';
-import { NatTable } from '../dataplane/nat/table.js';
-import { CalitapError, ConfigError } from '../common/errors.js';
-import type { ClusterConfig, Uplink } from './config/types.js';
-import { compileRoutes, felixFor, localNode, tunnelMtu, type RouteSpec } from './config/compile.js';
-import { UDP_NEIGHBOR_MAC } from '../dataplane/live/udp-uplink.js';
+import { Lpm4 } from '../../dataplane/tables/lpm.js';
+import { AdjacencyTable, type AdjSpec } from '../../dataplane/tables/adjacency.js';
+import { NeighborTable } from '../../dataplane/tables/neighbor.js';
+import { PortTable, type PortSpec, PORT_UPLINK } from '../../dataplane/graph/ports.js';
+import { DEFAULT_PARAMS, type DataplaneEnv, type DataplaneParams } from '../../dataplane/graph/env.js';
+import { formatIp4, formatPrefix4, maskOf, parseMac, prefixCovers, type Prefix4 } from '../../common/addr.js';
+import { NatTable } from '../../dataplane/tables/nat/table.js';
+import { CalitapError, ConfigError } from '../../common/errors.js';
+import type { ClusterConfig, Uplink } from '../config/types.js';
+import { compileRoutes, felixFor, localNode, tunnelMtu, type RouteSpec } from '../config/compile.js';
+import { UDP_NEIGHBOR_MAC } from '../../dataplane/devices/udp-uplink.js';
 import { randomInt } from 'node:crypto';
 
 export interface RouteRow {

@@ -8,10 +8,10 @@
 import { GraphNode } from '../graph.js';
 import { PKT_LOCAL, SLOT_DATA, type Batch } from '../packet.js';
 import type { DataplaneEnv } from '../env.js';
-import type { NeighborTable } from '../neighbor.js';
-import type { AdjacencyTable } from '../adjacency.js';
-import { emitArpRequest } from '../wire/arp.js';
-import { formatIp4 } from '../../common/addr.js';
+import type { NeighborTable } from '../../tables/neighbor.js';
+import type { AdjacencyTable } from '../../tables/adjacency.js';
+import { emitArpRequest } from '../../wire/arp.js';
+import { formatIp4 } from '../../../common/addr.js';
 import { PORT_UPLINK } from '../ports.js';
 
 const R_HELD = 0;

@@ -8,11 +8,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { CalitapError } from '../common/errors.js';
-import { formatIp4, normalizeMac, parseIp4 } from '../common/addr.js';
+import { CalitapError } from '../../common/errors.js';
+import { formatIp4, normalizeMac, parseIp4 } from '../../common/addr.js';
 import type { Programmer } from './program.js';
-import { allocateAddress, checkAddress } from './ipam.js';
-import * as io from '../dataplane/io/native.js';
+import { allocateAddress, checkAddress } from '../ipam/ipam.js';
+import * as io from '../../dataplane/devices/native.js';
 
 export interface WorkloadRecord {
   name: string;

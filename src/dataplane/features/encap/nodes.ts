@@ -5,14 +5,14 @@
 // the inner IPv4 packet never moves. Decapsulation moves only the frame start forward. The tunnel
 // peers allowed to send to us are the cluster's node IPs; the inner packet then goes through
 // ip4-input again (marked PKT_DECAP, so it can only be delivered to a local workload).
-import { GraphNode } from '../dataplane/graph.js';
-import { PKT_DECAP, type Batch } from '../dataplane/packet.js';
-import type { DataplaneEnv } from '../dataplane/env.js';
-import type { AdjacencyTable } from '../dataplane/adjacency.js';
-import type { NeighborTable } from '../dataplane/neighbor.js';
-import { PORT_UPLINK } from '../dataplane/ports.js';
-import { formatIp4 } from '../common/addr.js';
-import { ETH_HLEN, ETHERTYPE_IPV4, macEq } from '../dataplane/wire/ethernet.js';
+import { GraphNode } from '../../graph/graph.js';
+import { PKT_DECAP, type Batch } from '../../graph/packet.js';
+import type { DataplaneEnv } from '../../graph/env.js';
+import type { AdjacencyTable } from '../../tables/adjacency.js';
+import type { NeighborTable } from '../../tables/neighbor.js';
+import { PORT_UPLINK } from '../../graph/ports.js';
+import { formatIp4 } from '../../../common/addr.js';
+import { ETH_HLEN, ETHERTYPE_IPV4, macEq } from '../../wire/ethernet.js';
 import {
   IP4_DF,
   IP4_FRAG,
@@ -26,10 +26,17 @@ import {
   ip4IsFragment,
   ip4Src,
   ip4TotalLen,
-} from '../dataplane/wire/ipv4.js';
-import { emitUdpHeader, UDP_HLEN } from '../dataplane/wire/udp.js';
-import { IPIP_OVERHEAD, emitIpipOuter } from './ipip.js';
-import { VXLAN_HLEN, VXLAN_OK, emitVxlanHeader, vxlanCheck, vxlanSourcePort, vxlanVni } from './vxlan.js';
+} from '../../wire/ipv4.js';
+import { emitUdpHeader, UDP_HLEN } from '../../wire/udp.js';
+import { IPIP_OVERHEAD, emitIpipOuter } from '../../wire/ipip.js';
+import {
+  VXLAN_HLEN,
+  VXLAN_OK,
+  emitVxlanHeader,
+  vxlanCheck,
+  vxlanSourcePort,
+  vxlanVni,
+} from '../../wire/vxlan.js';
 
 /** Writes the outer Ethernet header at `off`: to the link next hop's MAC, from our uplink MAC. */
 function outerEthernet(b: Batch, off: number, nbr: NeighborTable, nb: number, ourMac: Uint8Array): void {

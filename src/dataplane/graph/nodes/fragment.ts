@@ -3,7 +3,7 @@
 // slot, the others take fresh slots of the same batch (the Ethernet header is copied to each). Options
 // are copied into later fragments only when their "copied" flag is set (RFC 791 §3.1).
 import type { Batch } from '../packet.js';
-import { ETH_HLEN } from '../wire/ethernet.js';
+import { ETH_HLEN } from '../../wire/ethernet.js';
 import {
   IP4_FRAG,
   IP4_MF,
@@ -12,7 +12,7 @@ import {
   ip4Hlen,
   ip4SetChecksum,
   ip4TotalLen,
-} from '../wire/ipv4.js';
+} from '../../wire/ipv4.js';
 
 /**
  * Splits packet i so that every piece is at most `mtu` bytes of IP. Returns the number of extra

@@ -8,7 +8,7 @@
 // snaplen 262144, link type 1 (Ethernet) unless told otherwise; microsecond magic 0xa1b2c3d4 by
 // default (nanoseconds are truncated), or nanosecond magic 0xa1b23c4d with `{ nanosecond: true }`.
 import * as fs from 'node:fs';
-import { CaptureError } from '../../common/errors.js';
+import { CaptureError } from '../../../common/errors.js';
 
 export const PCAP_SNAPLEN = 262144;
 const DEFAULT_BUFFER = 4 << 20;
