@@ -24,7 +24,7 @@ import { loadConfigFile } from '../src/control/config/load.js';
 import { Programmer } from '../src/control/daemon/program.js';
 import { buildGraph, type BuiltGraph } from '../src/dataplane/graph/build.js';
 import type { PortSink } from '../src/dataplane/graph/env.js';
-import { DATAPLANE_EXTENSIONS } from '../src/dataplane/features/index.js';
+import { DATAPLANE_FEATURES } from '../src/dataplane/features/index.js';
 import { Batch, SLOT_SIZE, DEFAULT_BATCH } from '../src/dataplane/graph/packet.js';
 import { emitEthernet, ETHERTYPE_IPV4 } from '../src/dataplane/wire/ethernet.js';
 import { emitIp4Header, IPPROTO_UDP } from '../src/dataplane/wire/ipv4.js';
@@ -205,7 +205,7 @@ export async function runGraphBench(
     const env = prog.env;
     const sinks = env.ports.names.map(() => new CountingSink());
     const cap = DEFAULT_BATCH;
-    const g = buildGraph(env, sinks, cap, [...DATAPLANE_EXTENSIONS]);
+    const g = buildGraph(env, sinks, cap, DATAPLANE_FEATURES);
     // one arena: the batch's 256 slots, then one more slot holding the template frame
     const arena = new SharedArrayBuffer((cap + 1) * SLOT_SIZE);
     const b = new Batch(cap, arena, 0);

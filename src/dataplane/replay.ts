@@ -7,13 +7,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Batch, DEFAULT_BATCH, rxBudget } from './graph/packet.js';
-import { buildGraph, type BuiltGraph, type GraphExtension } from './graph/build.js';
+import { buildGraph, type BuiltGraph, type GraphFeature } from './graph/build.js';
 import type { DataplaneEnv, PortSink } from './graph/env.js';
 import { openCapture, LINKTYPE_ETHERNET, type CaptureReader } from './devices/pcap/reader.js';
 import { PcapWriter } from './devices/pcap/writer.js';
 import { CaptureError, UsageError } from '../common/errors.js';
 import type { CounterRow } from './graph/counters.js';
-import { DATAPLANE_EXTENSIONS } from './features/index.js';
+import { DATAPLANE_FEATURES } from './features/index.js';
 
 export interface ReplayInput {
   port: string;
@@ -26,7 +26,8 @@ export interface ReplayOptions {
   outDir: string | null;
   trace?: (lines: string[]) => void;
   batchSize?: number;
-  extensions?: GraphExtension[];
+  /** graph features (default: all, as the live workers) */
+  features?: readonly GraphFeature[];
 }
 
 export interface PortStats {
@@ -111,7 +112,7 @@ export function replay(env: DataplaneEnv, opts: ReplayOptions): ReplayResult {
       (name) => new PcapWriter(opts.outDir === null ? null : path.join(opts.outDir, `${name}.pcap`)),
     );
     const sinks = writers.map((w) => new PcapSink(w, capacity));
-    const g = buildGraph(env, sinks, capacity, opts.extensions ?? [...DATAPLANE_EXTENSIONS]);
+    const g = buildGraph(env, sinks, capacity, opts.features ?? DATAPLANE_FEATURES);
     const b = new Batch(capacity);
     const extra: CounterRow = { node: 'replay', reason: 'frame-too-big', value: 0 };
     const frames = run(readers, b, g, sinks, opts, capacity, extra);

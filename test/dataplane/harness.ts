@@ -3,7 +3,8 @@
 // batches of crafted frames through it. One harness = one graph + one batch, owned by the test.
 import { loadConfigText } from '../../src/control/config/load.js';
 import { Programmer } from '../../src/control/daemon/program.js';
-import { buildGraph, type BuiltGraph, type GraphExtension } from '../../src/dataplane/graph/build.js';
+import { buildGraph, type BuiltGraph, type GraphFeature } from '../../src/dataplane/graph/build.js';
+import { DATAPLANE_FEATURES } from '../../src/dataplane/features/index.js';
 import type { DataplaneParams, PortSink } from '../../src/dataplane/graph/env.js';
 import { Batch } from '../../src/dataplane/graph/packet.js';
 import { NBR_INCOMPLETE, NBR_REACHABLE, type NeighborTable } from '../../src/dataplane/tables/neighbor.js';
@@ -110,8 +111,10 @@ export interface HarnessOpts {
   params?: Partial<DataplaneParams>;
   capacity?: number;
   trace?: boolean;
-  /** graph layers (encapsulation, NAT): none by default, the core graph only */
-  extensions?: GraphExtension[];
+  /** graph features (spoof check, NAT, encapsulation): all of them by default, as replay and workers */
+  features?: readonly GraphFeature[];
+  /** fuse fusable features into the edges entering their arcs (default: CALITAP_TEST_UNFUSED unset) */
+  fused?: boolean;
   /**
    * Start with every ARP-learned neighbour back to incomplete (the Programmer, and so its neighbour
    * table, is shared between harnesses of the same config: a fresh one costs a 64 MiB FIB).
@@ -162,7 +165,8 @@ export class Harness {
       env,
       env.ports.names.map((n) => new MemSink(n, this.sent)),
       capacity,
-      opts.extensions ?? [],
+      opts.features ?? DATAPLANE_FEATURES,
+      { fused: opts.fused ?? process.env.CALITAP_TEST_UNFUSED === undefined },
     );
     this.b = new Batch(capacity);
     if (opts.trace) this.b.trace = [];

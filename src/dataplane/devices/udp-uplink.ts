@@ -12,7 +12,7 @@
 // port (not the per-flow hash), its own UDP checksum, TTL, DF and fragmentation.
 // Who owns the buffers: the worker's batch arena; the sink only records offsets until flush().
 // Which thread runs it: the worker that owns the batch. No allocation per packet.
-import { GraphNode } from '../graph/graph.js';
+import { GraphNode, drop, type NodeDecl } from '../graph/graph.js';
 import type { Batch } from '../graph/packet.js';
 import type { PortSink } from '../graph/env.js';
 import * as io from './native.js';
@@ -102,9 +102,7 @@ const U_SEND_FAILED = 1;
 
 /** Counters of the udp uplink (no packets flow through it; the sink and the worker count here). */
 export class UdpUplinkCounters extends GraphNode {
-  readonly name = 'udp-uplink';
-  readonly reasons = ['not-vxlan', 'send-failed'];
-  process(): void {}
+  readonly decl: NodeDecl = { name: 'udp-uplink', reasons: [drop('not-vxlan'), drop('send-failed')] };
 
   notVxlan(b: Batch, i: number): void {
     this.drop(b, i, U_NOT_VXLAN);

@@ -8,13 +8,13 @@
 import { workerData, parentPort, receiveMessageOnPort } from 'node:worker_threads';
 import { Batch, GSO_SLOT_SIZE, PKT_GSO, SLOT_SIZE, gsoSegments, piecesPerFrame } from '../graph/packet.js';
 import { buildGraph, type BuiltGraph } from '../graph/build.js';
-import { DATAPLANE_EXTENSIONS } from '../features/index.js';
+import { DATAPLANE_FEATURES } from '../features/index.js';
 import { Lpm4 } from '../tables/lpm.js';
 import { AdjacencyTable } from '../tables/adjacency.js';
 import { NeighborTable } from '../tables/neighbor.js';
 import { NatTable } from '../tables/nat/table.js';
 import { PortTable, MAX_PORTS, PORT_UPLINK } from '../graph/ports.js';
-import { GraphNode } from '../graph/graph.js';
+import { GraphNode, drop, type NodeDecl } from '../graph/graph.js';
 import {
   VNET_ERR_GSO,
   VNET_GSO_TCPV4,
@@ -83,9 +83,10 @@ const PI_BAD_CSUM_OFFSET = 2;
 
 /** Counters for what a port read but never reached the graph (no packets flow through it). */
 class PortInput extends GraphNode {
-  readonly name = 'port-input';
-  readonly reasons = ['truncated', 'gso-unsupported', 'bad-checksum-offset'];
-  process(): void {}
+  readonly decl: NodeDecl = {
+    name: 'port-input',
+    reasons: [drop('truncated'), drop('gso-unsupported'), drop('bad-checksum-offset')],
+  };
 }
 
 function post(e: WorkerEvent): void {
@@ -104,7 +105,7 @@ class Worker {
   private readonly lenViews: Uint32Array[] = [];
   private readonly portCounters: PortCounters;
   private counters: SharedArrayBuffer | undefined;
-  private g!: BuiltGraph;
+  private g: BuiltGraph | undefined;
   private sinks: (FdSink | UdpUplinkSink | null)[] = [];
   /** fd → port slot */
   private readonly portOfFd = new Map<number, number>();
@@ -170,31 +171,37 @@ class Worker {
     u.fds.forEach((fd, p) => {
       if (fd >= 0) this.portOfFd.set(fd, p);
     });
+    // the graph is built once: a port change swaps the port table and the sinks in place
     this.env.ports = new PortTable(u.specs);
     const udpCounters = this.udpCounters;
-    this.sinks = u.fds.map((fd, p) => {
-      if (fd < 0) return null;
-      if (p === PORT_UPLINK && udpCounters !== null) {
+    const sinks = this.sinks;
+    sinks.length = Math.max(sinks.length, u.fds.length);
+    for (let p = 0; p < sinks.length; p++) {
+      const fd = p < u.fds.length ? u.fds[p] : -1;
+      const old = sinks[p];
+      if (old !== null && old !== undefined && old.fd === fd) continue;
+      if (fd < 0) sinks[p] = null;
+      else if (p === PORT_UPLINK && udpCounters !== null) {
         const port = this.init.params.vxlanPort;
-        return new UdpUplinkSink(fd, this.batch.arena, this.init.batchSize, port, udpCounters);
+        sinks[p] = new UdpUplinkSink(fd, this.batch.arena, this.init.batchSize, port, udpCounters);
+      } else {
+        const vnet = p === PORT_UPLINK ? this.init.uplinkVnetHdr : this.init.tapOffload;
+        sinks[p] = new FdSink(fd, this.batch.arena, this.init.batchSize, vnet);
       }
-      const vnet = p === PORT_UPLINK ? this.init.uplinkVnetHdr : this.init.tapOffload;
-      return new FdSink(fd, this.batch.arena, this.init.batchSize, vnet);
-    });
+    }
+    if (this.g !== undefined) return;
     const portInput = (this.portInput = new PortInput());
-    const extra = [(g: BuiltGraph) => void g.graph.add(portInput)];
-    if (udpCounters !== null) extra.push((g) => void g.graph.add(udpCounters));
-    this.g = buildGraph(this.env, this.sinks, this.init.batchSize, [...DATAPLANE_EXTENSIONS, ...extra], {
-      counters: this.counters,
-      portCounters: this.portCounters,
+    const extra = udpCounters !== null ? [portInput, udpCounters] : [portInput];
+    this.g = buildGraph(this.env, this.sinks, this.init.batchSize, [...DATAPLANE_FEATURES, () => extra], {
+      shared: { counters: this.counters, portCounters: this.portCounters },
     });
     if (this.counters === undefined) {
-      this.counters = this.g.graph.counters.values.buffer as SharedArrayBuffer;
+      this.counters = this.g!.graph.counters.values.buffer as SharedArrayBuffer;
       post({
         type: 'ready',
         id: this.init.id,
         counters: this.counters,
-        names: this.g.graph.registry.names,
+        names: this.g!.graph.registry.names,
         portCounters: this.portCounters.rxPackets.buffer as SharedArrayBuffer,
       });
     }
@@ -293,7 +300,7 @@ class Worker {
       b.nowNsec = nsec;
       if (nowMs - lastTick >= 50) {
         lastTick = nowMs;
-        this.g.graph.tick(b, now);
+        this.g!.graph.tick(b, now);
         this.flush();
         b.reset();
       }
@@ -314,7 +321,7 @@ class Worker {
         const udp = p === PORT_UPLINK && this.udp;
         // slots a frame read now may need later: its fragments at the smallest path MTU, or every
         // segment of a GSO super-frame (software TSO before a tunnel); reserved as frames come in
-        const perFrame = tapGso ? 1 + gsoSegments(this.g.minMtu) : piecesPerFrame(this.g.minMtu, 1514) + 1;
+        const perFrame = tapGso ? 1 + gsoSegments(this.g!.minMtu) : piecesPerFrame(this.g!.minMtu, 1514) + 1;
         for (;;) {
           const want = Math.floor((b.capacity - b.count - reserve) / perFrame);
           if (want <= 0) break;
@@ -356,7 +363,7 @@ class Worker {
         }
       }
       if (b.count > 0) {
-        this.g.graph.run(b);
+        this.g!.graph.run(b);
         this.flush();
       }
       this.fib.quiescent(this.readerSlot);
