@@ -20,7 +20,7 @@ import {
   synthVxlanOuter,
   vxlanFrame,
   vxlanPayload,
-} from '../../src/dataplane/devices/udp-uplink.js';
+} from '../../src/dataplane/devices/udp.js';
 import {
   captured,
   counters,

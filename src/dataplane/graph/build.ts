@@ -38,7 +38,7 @@ export interface BuiltGraph {
 }
 
 /** The core nodes every dataplane has, in declaration order (ethernet-input first: the entry). */
-function coreNodes(env: DataplaneEnv, sinks: (PortSink | null)[], capacity: number, g: Graph): GraphNode[] {
+function coreNodes(env: DataplaneEnv, sinks: (PortSink | null)[]): GraphNode[] {
   return [
     new EthernetInput(env),
     new ArpReply(env),
@@ -47,7 +47,7 @@ function coreNodes(env: DataplaneEnv, sinks: (PortSink | null)[], capacity: numb
     new Ip4Rewrite(env),
     new Ip4Arp(env),
     new Ip4IcmpError(env),
-    new InterfaceOutput(sinks, g.portCounters, env),
+    new InterfaceOutput(sinks, env),
   ];
 }
 
@@ -59,7 +59,7 @@ export function buildGraph(
   opts: BuildOptions = {},
 ): BuiltGraph {
   const graph = new Graph(capacity, env.ports.count, opts.shared?.portCounters);
-  for (const n of coreNodes(env, sinks, capacity, graph)) graph.add(n);
+  for (const n of coreNodes(env, sinks)) graph.add(n);
   for (const f of features) for (const n of f(env, capacity)) graph.add(n);
   resolve(graph, env, CORE_ARCS, opts.fused ?? true);
   graph.seal(dispatchOrder(graph), opts.shared?.counters);
