@@ -9,7 +9,7 @@
 //
 // The uplink is one AF_PACKET socket per worker (`--uplink packet`, the default), or with
 // `--uplink udp` one UDP socket per worker bound to the node IP and the VXLAN port with SO_REUSEPORT
-// (VXLAN only; for hosts without CAP_NET_RAW; see docs/live.md and dataplane/live/udp-uplink.ts).
+// (VXLAN only; for hosts without CAP_NET_RAW; see docs/live.md and dataplane/devices/udp.ts).
 import * as os from 'node:os';
 import * as fs from 'node:fs';
 import * as http from 'node:http';

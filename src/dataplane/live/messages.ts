@@ -44,7 +44,7 @@ export interface WorkerInit {
   tapOffload: boolean;
   /**
    * 'packet' (default): the uplink fd is an AF_PACKET socket carrying Ethernet frames. 'udp': it is a
-   * UDP socket on the node IP and VXLAN port carrying VXLAN payloads (see udp-uplink.ts).
+   * UDP socket on the node IP and VXLAN port carrying VXLAN payloads (see devices/udp.ts).
    */
   uplinkMode?: UplinkMode;
   /** obey the test-only `crash` message (the daemon sets it when CALITAP_TEST_HOOKS=1) */
