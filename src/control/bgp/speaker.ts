@@ -6,7 +6,7 @@
 // loses its own session. Control (main) thread only.
 import net from 'node:net';
 import { formatIp4, formatPrefix4, parseIp4, type Prefix4 } from '../../common/addr.js';
-import { CalitapError } from '../../common/errors.js';
+import { BgpSpeakerError } from '../../common/errors.js';
 import { buildUpdates, encodeEndOfRib, encodeRouteRefresh, isEndOfRib } from './codec.js';
 import {
   type BgpConnection,
@@ -113,7 +113,7 @@ const BATCH = 4000;
 function ip(text: string, what: string): number {
   const v = parseIp4(text);
   if (v === null)
-    throw new CalitapError('bgp-invalid', `BGP ${what} is not an IPv4 address: ${JSON.stringify(text)}`);
+    throw new BgpSpeakerError('bgp-invalid', `BGP ${what} is not an IPv4 address: ${JSON.stringify(text)}`);
   return v;
 }
 
@@ -135,9 +135,9 @@ export class BgpSpeaker {
     this.listenAddress = ip(options.listenAddress ?? '0.0.0.0', 'listen address');
     const hold = options.holdTime ?? 90;
     if (hold === 1 || hold === 2 || hold < 0 || hold > 65535)
-      throw new CalitapError('bgp-invalid', `BGP hold time must be 0 or 3..65535 seconds, got ${hold}`);
+      throw new BgpSpeakerError('bgp-invalid', `BGP hold time must be 0 or 3..65535 seconds, got ${hold}`);
     if (!Number.isInteger(options.localAs) || options.localAs < 1 || options.localAs > 0xffffffff)
-      throw new CalitapError('bgp-invalid', `BGP local AS is invalid: ${options.localAs}`);
+      throw new BgpSpeakerError('bgp-invalid', `BGP local AS is invalid: ${options.localAs}`);
     this.clock = options.clock ?? systemClock;
     this.log = options.logger ?? silentLogger;
     const nextHop = options.nextHop
@@ -176,7 +176,7 @@ export class BgpSpeaker {
       await new Promise<void>((resolve, reject) => {
         server.once('error', (e) =>
           reject(
-            new CalitapError(
+            new BgpSpeakerError(
               'bgp-listen',
               `BGP cannot listen on ${formatIp4(this.listenAddress)}:${this.options.listenPort ?? 179}: ${e.message}`,
             ),
@@ -289,9 +289,9 @@ export class BgpSpeaker {
   addPeer(o: PeerOptions): void {
     const address = ip(o.peerAddress, 'peer address');
     if (this.peers.has(address))
-      throw new CalitapError('bgp-invalid', `BGP peer ${o.peerAddress} configured twice`);
+      throw new BgpSpeakerError('bgp-invalid', `BGP peer ${o.peerAddress} configured twice`);
     if (o.holdTime === 1 || o.holdTime === 2)
-      throw new CalitapError('bgp-invalid', `BGP hold time for ${o.peerAddress} must not be 1 or 2`);
+      throw new BgpSpeakerError('bgp-invalid', `BGP hold time for ${o.peerAddress} must not be 1 or 2`);
     const ribPeer = this.rib.addPeer(address, o.asNumber);
     const grTime = this.options.gracefulRestartTime ?? 120;
     const log = this.log;
@@ -405,7 +405,7 @@ export class BgpSpeaker {
     const addr = parseIp4(p.slice(0, slash));
     const len = Number(p.slice(slash + 1));
     if (slash < 0 || addr === null || !Number.isInteger(len) || len < 0 || len > 32)
-      throw new CalitapError('bgp-invalid', `not an IPv4 prefix: ${JSON.stringify(p)}`);
+      throw new BgpSpeakerError('bgp-invalid', `not an IPv4 prefix: ${JSON.stringify(p)}`);
     return { addr: len === 0 ? 0 : (addr & ((0xffffffff << (32 - len)) >>> 0)) >>> 0, len };
   }
 
@@ -498,7 +498,7 @@ export class BgpSpeaker {
             if (settled) return;
             settled = true;
             s.destroy();
-            done(new Error('connection timed out'));
+            done(new BgpSpeakerError('bgp-connect', 'connection timed out'));
           },
           Math.max(1000, (this.options.connectRetry ?? 5) * 1000),
         );
@@ -514,7 +514,7 @@ export class BgpSpeaker {
           settled = true;
           clearTimeout(timer);
           s.destroy();
-          done(new Error(describeSocketError(e)));
+          done(new BgpSpeakerError('bgp-connect', describeSocketError(e), { cause: e }));
         });
         return {
           cancel: () => {
