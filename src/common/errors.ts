@@ -50,6 +50,7 @@ export const ERROR_CODES = {
   'no-netns': code('DeviceError', 'the named network namespace does not exist'),
   'ip-command': code('DeviceError', 'an iproute2 command (`ip ...`) failed or printed something unreadable'),
   'command-failed': code('DeviceError', 'another system command failed'),
+  'tools-missing': code('DeviceError', 'system tools a command needs (ping, iperf3, ...) are not installed'),
   // workloads
   'workload-exists': code('WorkloadError', 'a workload with this name (or its port) is already attached'),
   'no-workload': code('WorkloadError', 'no workload has this name'),

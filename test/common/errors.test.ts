@@ -38,6 +38,7 @@ const STABLE_CODES: [ErrorCode, string][] = [
   ['no-netns', 'DeviceError'],
   ['ip-command', 'DeviceError'],
   ['command-failed', 'DeviceError'],
+  ['tools-missing', 'DeviceError'],
   ['workload-exists', 'WorkloadError'],
   ['no-workload', 'WorkloadError'],
   ['no-daemon', 'ControlApiError'],
