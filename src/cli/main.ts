@@ -38,6 +38,7 @@ export function buildProgram(): Command {
     .option('--trace', 'print what each node decided for each frame')
     .option('--json', 'print the counters as one JSON object')
     .option('--seed <n>', 'seed for random choices (NAT ports)', '0')
+    .option('--quiet', 'no progress line on stderr (it only shows on a terminal, for runs over 2 s)')
     .action((o) => {
       runReplay(o, out);
     });
