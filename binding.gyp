@@ -14,7 +14,8 @@
               "native/netns.c",
               "native/sockets.c",
               "native/batch_io.c",
-              "native/poll.c"
+              "native/poll.c",
+              "native/offload.c"
             ],
             "defines": ["_GNU_SOURCE"],
             "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"]

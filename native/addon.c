@@ -1,6 +1,7 @@
 // calitap_io: the only native code in calitap. Module init: every concern registers its functions and
-// constants on the exports object (tap.c, sockets.c, batch_io.c, poll.c; netns.c and common.c are
-// helpers). The addon does syscalls and nothing else: all packet logic lives in TypeScript
+// constants on the exports object (tap.c, sockets.c, batch_io.c, poll.c, offload.c; netns.c and
+// common.c are helpers). The addon does system calls and bulk byte work (segmentation, checksums);
+// every decision about a packet lives in TypeScript
 // (src/dataplane/devices/native/ documents the JS API).
 //
 // What flows through it: Ethernet frames (TAP queues, AF_PACKET sockets) and datagrams (UDP, raw IP)
@@ -29,7 +30,7 @@ NAPI_MODULE_INIT() {
   if (napi_create_object(env, &c) != napi_ok) return NULL;
   static const fn_entry fns[] = {{"errnoName", ErrnoName}};
   if (!export_fns(env, exports, fns, 1) || !tap_init(env, exports, c) || !sockets_init(env, exports, c) ||
-      !batch_init(env, exports, c) || !poll_init(env, exports, c))
+      !batch_init(env, exports, c) || !poll_init(env, exports, c) || !offload_init(env, exports, c))
     return NULL;
   if (napi_set_named_property(env, exports, "constants", c) != napi_ok) return NULL;
   return exports;

@@ -109,6 +109,7 @@ bool tap_init(napi_env env, napi_value exports, napi_value constants);     // ta
 bool sockets_init(napi_env env, napi_value exports, napi_value constants); // sockets.c
 bool batch_init(napi_env env, napi_value exports, napi_value constants);   // batch_io.c
 bool poll_init(napi_env env, napi_value exports, napi_value constants);    // poll.c
+bool offload_init(napi_env env, napi_value exports, napi_value constants); // offload.c
 
 // netns.c: open("/dev/net/tun") with the calling thread in the network namespace at `netns`;
 // returns the fd, or -1 with *err / *sys set. Aborts the process if the thread cannot go back.

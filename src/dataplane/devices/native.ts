@@ -2,7 +2,8 @@
 // sockets, eventfd, poll/epoll and batched frame I/O between an fd and a packet arena. This module
 // only re-exports; each concern lives in devices/native/: load.ts (loading, per-fd I/O mode, errno
 // helpers), tap.ts (TAP and interface ioctls), sockets.ts, batch.ts (readBatch / writeBatch /
-// writeBatchStatus, the hot path), poll.ts (poll, epoll, eventfd), bpf.ts, types.ts, binding.ts.
+// writeBatchStatus, the hot path), poll.ts (poll, epoll, eventfd), offload.ts (segmentation and
+// checksums), bpf.ts, types.ts, binding.ts.
 //
 // What flows through it: Ethernet frames (TAP, AF_PACKET) and datagrams (UDP, raw IPv4) copied by the
 // kernel straight into / out of the caller's arena (a SharedArrayBuffer, or a Uint8Array over one).
@@ -22,6 +23,7 @@ export type {
   Arena,
   FanoutMode,
   IoSysError,
+  IpipOuter,
   OffloadFlags,
   PacketSocketOptions,
   RawSocketOptions,
@@ -77,3 +79,14 @@ export {
   poll,
 } from './native/poll.js';
 export { bpfFromTcpdump, parseTcpdumpDd } from './native/bpf.js';
+export {
+  CSUM_BAD,
+  CSUM_MALFORMED,
+  CSUM_NONE,
+  CSUM_OK,
+  SEG_ERR_HEADERS,
+  SEG_ERR_ROOM,
+  csumPartial,
+  l4Csum4,
+  segmentTcp4,
+} from './native/offload.js';

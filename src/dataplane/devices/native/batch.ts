@@ -13,7 +13,8 @@ import type { Arena } from './types.js';
 
 const views = new WeakMap<SharedArrayBuffer | ArrayBuffer, Uint8Array>();
 
-function arenaView(arena: Arena): Uint8Array {
+/** The Uint8Array the addon takes for an arena (cached per buffer, so no allocation per call). */
+export function arenaView(arena: Arena): Uint8Array {
   if (arena instanceof Uint8Array) return arena;
   let v = views.get(arena);
   if (v === undefined) {

@@ -3,7 +3,15 @@
 //
 // What flows through it: nothing at run time. Who owns the buffers: the caller of each function; the
 // addon touches typed arrays only during a call. Which thread runs it: any (context-aware addon).
-import type { Mode, RawSocketOptions, SockAddr, TapFlags, TapHandle, UdpSocketOptions } from './types.js';
+import type {
+  IpipOuter,
+  Mode,
+  RawSocketOptions,
+  SockAddr,
+  TapFlags,
+  TapHandle,
+  UdpSocketOptions,
+} from './types.js';
 
 export interface NativeConstants {
   MODE_AUTO: 0;
@@ -90,6 +98,26 @@ export interface NativeBinding {
     status: Int32Array,
     dstAddrs?: Uint32Array,
     dstPorts?: Uint16Array,
+  ): number;
+  segmentTcp4(
+    arena: Uint8Array,
+    srcOff: number,
+    srcLen: number,
+    mss: number,
+    outOffs: Uint32Array,
+    outLens: Uint32Array,
+    maxOut: number,
+    outerLen: number,
+    outer?: IpipOuter,
+  ): number;
+  csumPartial(arena: Uint8Array, off: number, len: number, seed?: number): number;
+  l4Csum4(
+    arena: Uint8Array,
+    ipOffs: Uint32Array,
+    lens: Uint32Array,
+    count: number,
+    results: Uint8Array,
+    write?: boolean,
   ): number;
   poll(fds: Int32Array, timeoutMs: number, events?: number): number;
   epollCreate(): number;

@@ -99,3 +99,20 @@ export interface SockAddr {
 
 /** A packet arena: the worker's SharedArrayBuffer (or a Uint8Array over it, which is fastest). */
 export type Arena = SharedArrayBuffer | ArrayBuffer | Uint8Array;
+
+/**
+ * segmentTcp4's fused IPIP encapsulation (RFC 2003): the outer IPv4 header written in front of every
+ * segment. Addresses are u32 in host order (10.0.0.1 = 0x0a000001).
+ */
+export interface IpipOuter {
+  src: number;
+  dst: number;
+  /** default 64 (IPIP_TTL) */
+  ttl?: number;
+  /** default: the inner packet's TOS (RFC 6040 normal mode copies ECN) */
+  tos?: number;
+  /** identification of the first segment's outer header; segment k gets id + k (mod 2^16). Default 0. */
+  id?: number;
+  /** 14 bytes (destination MAC, source MAC, 0x0800) copied in front of every segment; else left as is */
+  eth?: Uint8Array;
+}
