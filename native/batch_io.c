@@ -19,9 +19,20 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+// A control buffer for one UDP_SEGMENT (u16) or UDP_GRO (int) cmsg, aligned for struct cmsghdr.
+typedef union {
+  char buf[CMSG_SPACE(sizeof(int))];
+  struct cmsghdr align;
+} gso_cmsg;
 
 // Per-frame send errors that drop that frame and let the batch continue (the frame's status gets the
 // errno). Anything else (EBADF, EBADFD, EFAULT, ENOTSOCK, EDESTADDRREQ...) is a broken fd: the batch
@@ -90,8 +101,9 @@ static bool resolve_mode(napi_env env, int fd, const char *fn, int64_t *mode) {
 
 // Receives up to n frames into the slots. Returns the number read; *stop_err = the errno that ended
 // the batch (0 when the fd was drained, EOF, or n frames were read).
+// gro (UDP sockets with UDP_GRO on): gro[i] = the segment size of a coalesced datagram, 0 otherwise.
 static size_t recv_frames(int fd, uint8_t *arena, const uint32_t *offs, uint32_t *lens, size_t n, size_t cap,
-                          int64_t mode, uint32_t *addrs, uint16_t *ports, int *stop_err) {
+                          int64_t mode, uint32_t *addrs, uint16_t *ports, uint16_t *gro, int *stop_err) {
   size_t done = 0;
   *stop_err = 0;
   if (mode == MODE_RW) {
@@ -104,6 +116,7 @@ static size_t recv_frames(int fd, uint8_t *arena, const uint32_t *offs, uint32_t
       }
       if (r == 0) break; // EOF (pipes); TAP never returns 0
       // TAP returns the frame's full length even when it was cut to the slot: lens > cap = truncated.
+      if (gro) gro[done] = 0;
       lens[done++] = (uint32_t)r;
     }
     return done;
@@ -111,6 +124,7 @@ static size_t recv_frames(int fd, uint8_t *arena, const uint32_t *offs, uint32_t
   struct mmsghdr msgs[MMSG_CHUNK];
   struct iovec iov[MMSG_CHUNK];
   struct sockaddr_storage from[MMSG_CHUNK];
+  gso_cmsg ctl[MMSG_CHUNK];
   bool want_addr = addrs || ports;
   while (done < n) {
     size_t k = n - done < MMSG_CHUNK ? n - done : MMSG_CHUNK;
@@ -125,6 +139,10 @@ static size_t recv_frames(int fd, uint8_t *arena, const uint32_t *offs, uint32_t
         msgs[j].msg_hdr.msg_name = &from[j];
         msgs[j].msg_hdr.msg_namelen = sizeof from[j];
       }
+      if (gro) {
+        msgs[j].msg_hdr.msg_control = ctl[j].buf;
+        msgs[j].msg_hdr.msg_controllen = sizeof ctl[j].buf;
+      }
     }
     // MSG_TRUNC: msg_len is the real length even when the frame was cut to the slot.
     int r = recvmmsg(fd, msgs, (unsigned)k, MSG_DONTWAIT | MSG_TRUNC, NULL);
@@ -136,6 +154,17 @@ static size_t recv_frames(int fd, uint8_t *arena, const uint32_t *offs, uint32_t
     for (int j = 0; j < r; j++) {
       lens[done + j] = msgs[j].msg_len;
       if (want_addr) put_addr(&from[j], addrs, ports, done + j);
+      if (gro) {
+        uint16_t size = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[j].msg_hdr); c; c = CMSG_NXTHDR(&msgs[j].msg_hdr, c)) {
+          if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int v;
+            memcpy(&v, CMSG_DATA(c), sizeof v);
+            size = v > 0 && v <= 0xffff ? (uint16_t)v : 0;
+          }
+        }
+        gro[done + j] = size;
+      }
     }
     done += (size_t)r;
     if ((size_t)r < k) break; // drained
@@ -144,17 +173,18 @@ static size_t recv_frames(int fd, uint8_t *arena, const uint32_t *offs, uint32_t
 }
 
 // readBatch(fd, arena, offsets: Uint32Array, lens: Uint32Array, count, slotCapacity, mode,
-//           srcAddrs?: Uint32Array, srcPorts?: Uint16Array, rxError?: Int32Array)
-//   -> frames read (0 on EAGAIN). Throws a hard error (EBADF, EBADFD...) only when no frame was read;
+//           srcAddrs?: Uint32Array, srcPorts?: Uint16Array, rxError?: Int32Array, groSizes?: Uint16Array)
+//   -> frames read (0 on EAGAIN). groSizes[i] (UDP sockets with UDP_GRO): the segment size of a
+//   datagram the kernel coalesced from several (split it every groSizes[i] bytes), 0 for a plain one. Throws a hard error (EBADF, EBADFD...) only when no frame was read;
 //   rxError[0] = -errno of the error that ended the batch (soft, or hard after frames), else 0.
 static napi_value ReadBatch(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, "readBatch", &a)) return NULL;
   int fd;
   uint8_t *arena;
-  size_t arena_len, noff, nlen, naddr = 0, nport = 0, nerr = 0;
+  size_t arena_len, noff, nlen, naddr = 0, nport = 0, nerr = 0, ngro = 0;
   uint32_t *offs, *lens, *addrs;
-  uint16_t *ports;
+  uint16_t *ports, *gro;
   int32_t *rx_err;
   int64_t count, cap, mode;
   if (!arg_fd(&a, 0, &fd) || !arg_arena(&a, 1, &arena, &arena_len) ||
@@ -164,11 +194,13 @@ static napi_value ReadBatch(napi_env env, napi_callback_info info) {
       !arg_int_opt(&a, 6, "mode", MODE_AUTO, MODE_MMSG, MODE_AUTO, &mode) ||
       !arg_typed_opt(&a, 7, "srcAddrs", napi_uint32_array, "Uint32Array", (void **)&addrs, &naddr) ||
       !arg_typed_opt(&a, 8, "srcPorts", napi_uint16_array, "Uint16Array", (void **)&ports, &nport) ||
-      !arg_typed_opt(&a, 9, "rxError", napi_int32_array, "Int32Array", (void **)&rx_err, &nerr))
+      !arg_typed_opt(&a, 9, "rxError", napi_int32_array, "Int32Array", (void **)&rx_err, &nerr) ||
+      !arg_typed_opt(&a, 10, "groSizes", napi_uint16_array, "Uint16Array", (void **)&gro, &ngro))
     return NULL;
   size_t n = (size_t)count;
-  if (n > noff || n > nlen || (addrs && n > naddr) || (ports && n > nport)) {
-    throw_range(env, "readBatch(fd %d): count %zu exceeds the length of offsets/lens/srcAddrs/srcPorts", fd, n);
+  if (n > noff || n > nlen || (addrs && n > naddr) || (ports && n > nport) || (gro && n > ngro)) {
+    throw_range(env, "readBatch(fd %d): count %zu exceeds the length of offsets/lens/srcAddrs/srcPorts/groSizes",
+                fd, n);
     return NULL;
   }
   if (rx_err && nerr == 0) {
@@ -186,7 +218,7 @@ static napi_value ReadBatch(napi_env env, napi_callback_info info) {
   if (n == 0) return make_int(env, 0);
   if (!resolve_mode(env, fd, "readBatch", &mode)) return NULL;
   int err;
-  size_t done = recv_frames(fd, arena, offs, lens, n, (size_t)cap, mode, addrs, ports, &err);
+  size_t done = recv_frames(fd, arena, offs, lens, n, (size_t)cap, mode, addrs, ports, gro, &err);
   if (err != 0) {
     if (rx_err) rx_err[0] = -err;
     // a hard error after some frames recurs on the next call, which throws it
@@ -202,9 +234,11 @@ static napi_value ReadBatch(napi_env env, napi_callback_info info) {
 // given) = 0 for each frame accepted and sign * errno for each one refused (sign -1 for
 // writeBatchStatus, +1 for the older writeBatch). Returns the frames consumed (accepted or refused);
 // *accepted = how many of them the kernel took; *stop_err = the errno that stopped it (0 = all done).
+// gso (UDP sockets, MODE_MMSG only): gso[i] > 0 sends datagram i with a UDP_SEGMENT cmsg, so the
+// kernel cuts it into datagrams of gso[i] bytes (the last may be shorter).
 static size_t send_frames(int fd, uint8_t *arena, const uint32_t *offs, const uint32_t *lens, size_t n,
-                          int64_t mode, const uint32_t *addrs, const uint16_t *ports, int32_t *st, int sign,
-                          size_t *accepted, int *stop_err) {
+                          int64_t mode, const uint32_t *addrs, const uint16_t *ports, const uint16_t *gso,
+                          int32_t *st, int sign, size_t *accepted, int *stop_err) {
   size_t done = 0, ok = 0;
   *stop_err = 0;
   if (mode == MODE_RW) {
@@ -231,6 +265,7 @@ static size_t send_frames(int fd, uint8_t *arena, const uint32_t *offs, const ui
   struct mmsghdr msgs[MMSG_CHUNK];
   struct iovec iov[MMSG_CHUNK];
   struct sockaddr_in to[MMSG_CHUNK];
+  gso_cmsg ctl[MMSG_CHUNK];
   while (done < n) {
     size_t k = n - done < MMSG_CHUNK ? n - done : MMSG_CHUNK;
     for (size_t j = 0; j < k; j++) {
@@ -246,6 +281,16 @@ static size_t send_frames(int fd, uint8_t *arena, const uint32_t *offs, const ui
         to[j].sin_port = ports ? htons(ports[done + j]) : 0;
         msgs[j].msg_hdr.msg_name = &to[j];
         msgs[j].msg_hdr.msg_namelen = sizeof to[j];
+      }
+      if (gso && gso[done + j] > 0) {
+        memset(&ctl[j], 0, sizeof ctl[j]);
+        msgs[j].msg_hdr.msg_control = ctl[j].buf;
+        msgs[j].msg_hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[j].msg_hdr);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        memcpy(CMSG_DATA(c), &gso[done + j], sizeof(uint16_t));
       }
     }
     int r = sendmmsg(fd, msgs, (unsigned)k, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -275,17 +320,17 @@ typedef struct {
   int fd;
   uint8_t *arena;
   uint32_t *offs, *lens, *addrs;
-  uint16_t *ports;
+  uint16_t *ports, *gso;
   int32_t *status;
   size_t n;
   int64_t mode;
 } write_args;
 
-// Parses (fd, arena, offsets, lens, count, mode, status, dstAddrs?, dstPorts?) and checks every frame
-// lies inside the arena. status is required when status_required.
+// Parses (fd, arena, offsets, lens, count, mode, status, dstAddrs?, dstPorts?[, gsoSizes?]) and checks
+// every frame lies inside the arena. status (and gsoSizes) only for writeBatchStatus.
 static bool parse_write(args_t *a, bool status_required, write_args *w) {
   napi_env env = a->env;
-  size_t arena_len, noff, nlen, nstat = 0, naddr = 0, nport = 0;
+  size_t arena_len, noff, nlen, nstat = 0, naddr = 0, nport = 0, ngso = 0;
   int64_t count;
   if (!arg_fd(a, 0, &w->fd) || !arg_arena(a, 1, &w->arena, &arena_len) ||
       !arg_typed(a, 2, "offsets", napi_uint32_array, "Uint32Array", (void **)&w->offs, &noff) ||
@@ -298,10 +343,15 @@ static bool parse_write(args_t *a, bool status_required, write_args *w) {
       !arg_typed_opt(a, 7, "dstAddrs", napi_uint32_array, "Uint32Array", (void **)&w->addrs, &naddr) ||
       !arg_typed_opt(a, 8, "dstPorts", napi_uint16_array, "Uint16Array", (void **)&w->ports, &nport))
     return false;
+  w->gso = NULL;
+  if (status_required &&
+      !arg_typed_opt(a, 9, "gsoSizes", napi_uint16_array, "Uint16Array", (void **)&w->gso, &ngso))
+    return false;
   size_t n = w->n = (size_t)count;
-  if (n > noff || n > nlen || (w->status && n > nstat) || (w->addrs && n > naddr) || (w->ports && n > nport)) {
-    throw_range(env, "%s(fd %d): count %zu exceeds the length of offsets/lens/status/dstAddrs/dstPorts", a->fn,
-                w->fd, n);
+  if (n > noff || n > nlen || (w->status && n > nstat) || (w->addrs && n > naddr) || (w->ports && n > nport) ||
+      (w->gso && n > ngso)) {
+    throw_range(env, "%s(fd %d): count %zu exceeds the length of offsets/lens/status/dstAddrs/dstPorts/gsoSizes",
+                a->fn, w->fd, n);
     return false;
   }
   for (size_t i = 0; i < n; i++) {
@@ -326,7 +376,7 @@ static napi_value WriteBatch(napi_env env, napi_callback_info info) {
   size_t accepted;
   int err;
   size_t done =
-      send_frames(w.fd, w.arena, w.offs, w.lens, w.n, w.mode, w.addrs, w.ports, w.status, 1, &accepted, &err);
+      send_frames(w.fd, w.arena, w.offs, w.lens, w.n, w.mode, w.addrs, w.ports, NULL, w.status, 1, &accepted, &err);
   if (err != 0 && err != EAGAIN && done == 0) {
     throw_errno(env, err, w.mode == MODE_RW ? "write" : "sendmmsg", "writeBatch(fd %d)", w.fd);
     return NULL;
@@ -334,8 +384,10 @@ static napi_value WriteBatch(napi_env env, napi_callback_info info) {
   return make_int(env, (int64_t)done);
 }
 
-// writeBatchStatus(fd, arena, offsets, lens, count, mode, status: Int32Array, dstAddrs?, dstPorts?)
-//   -> frames the kernel accepted. status[i] for EVERY i < count: 0 = accepted, -errno = not: refused
+// writeBatchStatus(fd, arena, offsets, lens, count, mode, status: Int32Array, dstAddrs?, dstPorts?,
+//                  gsoSizes?: Uint16Array) -> frames the kernel accepted.
+//   gsoSizes (UDP sockets): gsoSizes[i] > 0 sends datagram i with UDP_SEGMENT, cut by the kernel into
+//   datagrams of that many bytes (at most 128 segments of one 64 KiB send; -EINVAL when it refuses). status[i] for EVERY i < count: 0 = accepted, -errno = not: refused
 //   by the kernel (-ENOBUFS, -EMSGSIZE, -EINVAL, -EIO, -ENETDOWN...), not tried because the fd was
 //   full (-EAGAIN) or broken (-EBADF, -EBADFD, -EDESTADDRREQ...: every frame from the failing one on).
 //   Never throws for a syscall error; wrong arguments throw TypeError/RangeError as everywhere.
@@ -353,10 +405,14 @@ static napi_value WriteBatchStatus(napi_env env, napi_callback_info info) {
     }
     w.mode = m;
   }
+  if (w.gso && w.mode != MODE_MMSG) { // segment sizes only mean something to a UDP socket
+    for (size_t i = 0; i < w.n; i++) w.status[i] = -EOPNOTSUPP;
+    return make_int(env, 0);
+  }
   size_t accepted;
   int err;
-  size_t done =
-      send_frames(w.fd, w.arena, w.offs, w.lens, w.n, w.mode, w.addrs, w.ports, w.status, -1, &accepted, &err);
+  size_t done = send_frames(w.fd, w.arena, w.offs, w.lens, w.n, w.mode, w.addrs, w.ports, w.gso, w.status, -1,
+                            &accepted, &err);
   for (size_t i = done; i < w.n; i++) w.status[i] = -err;
   return make_int(env, (int64_t)accepted);
 }

@@ -11,6 +11,7 @@
 #include <linux/filter.h>
 #include <linux/if_packet.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,9 @@
 
 #ifndef PACKET_IGNORE_OUTGOING
 #define PACKET_IGNORE_OUTGOING 23
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
 #endif
 #ifndef ETH_P_ALL
 #define ETH_P_ALL 0x0003
@@ -147,19 +151,21 @@ fail : {
 }
 }
 
-// udpSocket(bindAddr, port, { rcvbuf, sndbuf, reusePort }) -> fd
+// udpSocket(bindAddr, port, { rcvbuf, sndbuf, reusePort, gro }) -> fd
+// gro: UDP_GRO, the kernel may hand over several datagrams of one flow as one, with their segment
+// size in a cmsg (readBatch's groSizes); sending with UDP_SEGMENT needs no socket option.
 static napi_value UdpSocket(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, "udpSocket", &a)) return NULL;
   struct in_addr addr;
   if (!arg_ipv4(&a, 0, "bindAddr", &addr.s_addr)) return NULL;
   int64_t port, rcvbuf, sndbuf;
-  bool has_rcvbuf, has_sndbuf, reuse;
+  bool has_rcvbuf, has_sndbuf, reuse, gro;
   napi_value opts;
   if (!arg_int(&a, 1, "port", 0, 65535, &port) || !arg_opts(&a, 2, &opts) ||
       !opt_int(&a, opts, "rcvbuf", 0, INT32_MAX, 0, &rcvbuf, &has_rcvbuf) ||
       !opt_int(&a, opts, "sndbuf", 0, INT32_MAX, 0, &sndbuf, &has_sndbuf) ||
-      !opt_bool(&a, opts, "reusePort", false, &reuse))
+      !opt_bool(&a, opts, "reusePort", false, &reuse) || !opt_bool(&a, opts, "gro", false, &gro))
     return NULL;
   char shown[INET_ADDRSTRLEN];
   inet_ntop(AF_INET, &addr, shown, sizeof shown);
@@ -175,6 +181,12 @@ static napi_value UdpSocket(napi_env env, napi_callback_info info) {
     int err = errno;
     close(fd);
     throw_errno(env, err, "SO_REUSEPORT", "udpSocket(%s:%d)", shown, (int)port);
+    return NULL;
+  }
+  if (gro && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) != 0) {
+    int err = errno;
+    close(fd);
+    throw_errno(env, err, "UDP_GRO", "udpSocket(%s:%d)", shown, (int)port);
     return NULL;
   }
   struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = addr};

@@ -56,10 +56,14 @@ export {
 export { close, packetSocket, rawSocket, sockName, udpSocket } from './native/sockets.js';
 export {
   ERRNO,
+  UDP_MAX_PAYLOAD,
+  UDP_MAX_SEGMENTS,
   readBatch,
+  readBatchUdpGro,
   txErrorKind,
   writeBatch,
   writeBatchStatus,
+  writeBatchUdpGso,
   type TxErrorKind,
 } from './native/batch.js';
 export {

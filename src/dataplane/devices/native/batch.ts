@@ -143,6 +143,78 @@ export function writeBatchStatus(
   );
 }
 
+/** Most segments one UDP_SEGMENT send may carry (Linux UDP_MAX_SEGMENTS). */
+export const UDP_MAX_SEGMENTS = 128;
+/** Most payload bytes one UDP datagram (so one UDP_SEGMENT send) carries over IPv4. */
+export const UDP_MAX_PAYLOAD = 65507;
+
+/**
+ * writeBatchStatus for a UDP socket with per-datagram segmentation (UDP GSO): when `gsoSizes[i]` > 0,
+ * datagram i (up to 65507 bytes, at most UDP_MAX_SEGMENTS segments) goes out as a UDP_SEGMENT send and
+ * the kernel (or the NIC) cuts it into datagrams of gsoSizes[i] bytes, the last one shorter — e.g.
+ * VXLAN packets laid out back to back, each gsoSizes[i] long. 0 sends datagram i as is. Status and
+ * return value as writeBatchStatus (one status per send: -EINVAL when the kernel refuses the segment
+ * size or count, -EMSGSIZE when a segment exceeds the path MTU); -EOPNOTSUPP on every frame for an fd
+ * that is not a socket. Checksums stay on (SO_NO_CHECK cannot be combined with UDP_SEGMENT).
+ */
+export function writeBatchUdpGso(
+  fd: number,
+  arena: Arena,
+  offsets: Uint32Array,
+  lens: Uint32Array,
+  count: number,
+  gsoSizes: Uint16Array,
+  status: Int32Array,
+  dstAddrs?: Uint32Array,
+  dstPorts?: Uint16Array,
+): number {
+  return nb().writeBatchStatus(
+    fd,
+    arenaView(arena),
+    offsets,
+    lens,
+    count,
+    modes.get(fd) ?? 0,
+    status,
+    dstAddrs,
+    dstPorts,
+    gsoSizes,
+  );
+}
+
+/**
+ * readBatch for a UDP socket opened with `{ gro: true }`: `groSizes[i]` is the segment size of a
+ * datagram the kernel coalesced from several of one flow (split it every groSizes[i] bytes; the last
+ * piece may be shorter), 0 for a datagram that arrived as it is. Slots need room for 64 KiB datagrams
+ * (`lens[i] > slotCapacity` means it was cut). Errors as readBatch.
+ */
+export function readBatchUdpGro(
+  fd: number,
+  arena: Arena,
+  offsets: Uint32Array,
+  lens: Uint32Array,
+  count: number,
+  slotCapacity: number,
+  groSizes: Uint16Array,
+  srcAddrs?: Uint32Array,
+  srcPorts?: Uint16Array,
+  rxError?: Int32Array,
+): number {
+  return nb().readBatch(
+    fd,
+    arenaView(arena),
+    offsets,
+    lens,
+    count,
+    slotCapacity,
+    modes.get(fd) ?? 0,
+    srcAddrs,
+    srcPorts,
+    rxError,
+    groSizes,
+  );
+}
+
 /** errno numbers (Linux, asm-generic: the same on x86-64 and arm64) the transmit status uses. */
 export const ERRNO = {
   EPERM: 1,

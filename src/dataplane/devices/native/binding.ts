@@ -76,6 +76,7 @@ export interface NativeBinding {
     srcAddrs?: Uint32Array,
     srcPorts?: Uint16Array,
     rxError?: Int32Array,
+    groSizes?: Uint16Array,
   ): number;
   writeBatch(
     fd: number,
@@ -98,6 +99,7 @@ export interface NativeBinding {
     status: Int32Array,
     dstAddrs?: Uint32Array,
     dstPorts?: Uint16Array,
+    gsoSizes?: Uint16Array,
   ): number;
   segmentTcp4(
     arena: Uint8Array,

@@ -81,6 +81,11 @@ export interface UdpSocketOptions {
   sndbuf?: number;
   /** SO_REUSEPORT: one socket per worker on the same port (the kernel spreads flows) */
   reusePort?: boolean;
+  /**
+   * UDP_GRO: the kernel may hand over several datagrams of one flow as one coalesced datagram (read it
+   * with readBatchUdpGro, which reports the segment size to split it at; slots need 64 KiB).
+   */
+  gro?: boolean;
 }
 
 export interface RawSocketOptions {
