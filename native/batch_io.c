@@ -175,7 +175,8 @@ static size_t recv_frames(int fd, uint8_t *arena, const uint32_t *offs, uint32_t
 // readBatch(fd, arena, offsets: Uint32Array, lens: Uint32Array, count, slotCapacity, mode,
 //           srcAddrs?: Uint32Array, srcPorts?: Uint16Array, rxError?: Int32Array, groSizes?: Uint16Array)
 //   -> frames read (0 on EAGAIN). groSizes[i] (UDP sockets with UDP_GRO): the segment size of a
-//   datagram the kernel coalesced from several (split it every groSizes[i] bytes), 0 for a plain one. Throws a hard error (EBADF, EBADFD...) only when no frame was read;
+//   datagram the kernel coalesced from several (split it every groSizes[i] bytes), 0 for a plain one.
+//   Throws a hard error (EBADF, EBADFD...) only when no frame was read;
 //   rxError[0] = -errno of the error that ended the batch (soft, or hard after frames), else 0.
 static napi_value ReadBatch(napi_env env, napi_callback_info info) {
   args_t a;
@@ -387,9 +388,10 @@ static napi_value WriteBatch(napi_env env, napi_callback_info info) {
 // writeBatchStatus(fd, arena, offsets, lens, count, mode, status: Int32Array, dstAddrs?, dstPorts?,
 //                  gsoSizes?: Uint16Array) -> frames the kernel accepted.
 //   gsoSizes (UDP sockets): gsoSizes[i] > 0 sends datagram i with UDP_SEGMENT, cut by the kernel into
-//   datagrams of that many bytes (at most 128 segments of one 64 KiB send; -EINVAL when it refuses). status[i] for EVERY i < count: 0 = accepted, -errno = not: refused
-//   by the kernel (-ENOBUFS, -EMSGSIZE, -EINVAL, -EIO, -ENETDOWN...), not tried because the fd was
-//   full (-EAGAIN) or broken (-EBADF, -EBADFD, -EDESTADDRREQ...: every frame from the failing one on).
+//   datagrams of that many bytes (at most 128 segments of one 64 KiB send; -EINVAL when it refuses).
+//   status[i] for EVERY i < count: 0 = accepted, -errno = not: refused by the kernel (-ENOBUFS,
+//   -EMSGSIZE, -EINVAL, -EIO, -ENETDOWN...), not tried because the fd was full (-EAGAIN) or broken
+//   (-EBADF, -EBADFD, -EDESTADDRREQ...: every frame from the failing one on).
 //   Never throws for a syscall error; wrong arguments throw TypeError/RangeError as everywhere.
 static napi_value WriteBatchStatus(napi_env env, napi_callback_info info) {
   args_t a;

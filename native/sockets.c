@@ -69,7 +69,9 @@ static napi_value PacketSocket(napi_env env, napi_callback_info info) {
       if (!value_typed(env, a.fn, v, "options.bpf", napi_uint8_array, "Uint8Array", &bpf, &bpf_len)) return NULL;
       if (bpf_len == 0 || bpf_len % sizeof(struct sock_filter) != 0 ||
           bpf_len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
-        throw_range(env, "packetSocket(\"%s\"): options.bpf must hold 1..%d sock_filter structs of 8 bytes, got %zu bytes",
+        throw_range(env,
+                    "packetSocket(\"%s\"): options.bpf must hold 1..%d sock_filter structs of 8 bytes, got %zu "
+                    "bytes",
                     name, BPF_MAXINSNS, bpf_len);
         return NULL;
       }
