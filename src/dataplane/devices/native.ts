@@ -51,6 +51,7 @@ export {
   tapOpen,
   tapSetOffload,
   tapSetPersist,
+  tapSetTunnelGso,
   tapSetVnetHdrSize,
 } from './native/tap.js';
 export { close, packetSocket, rawSocket, sockName, udpSocket } from './native/sockets.js';
