@@ -1,6 +1,8 @@
 // The 24-byte virtio_net_hdr_v1_hash_tunnel writer (wire/virtio.ts vnetWriteVxlanTcp4Gso): byte
 // vector into a buffer pre-filled with 0xa5 (every field written, hash and num_buffers zero), the
-// layout constants, and refusals for frames that are not VXLAN over IPv4 around TCP/IPv4.
+// layout constants, refusals for frames that are not VXLAN over IPv4 around TCP/IPv4, and random bytes:
+// it only returns (0 or a header length inside the frame) and writes nothing but the 24 header bytes.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   VNET_F_NEEDS_CSUM,
@@ -82,5 +84,38 @@ describe('vnetWriteVxlanTcp4Gso', () => {
       all.set(f, 24);
       expect(vnetWriteVxlanTcp4Gso(all, 0, 24, f.length, 1448)).toBe(0);
     }
+  });
+
+  it('random and mutated bytes: returns 0 or a length inside the frame, touches only the header', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 200 }),
+          fc
+            .tuple(
+              fc.integer({ min: 5, max: 15 }),
+              fc.integer({ min: 5, max: 15 }),
+              fc.integer({ min: 5, max: 15 }),
+              fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }),
+            )
+            .map(([a, b, c, flips]) => {
+              const f = frame(a, b, c, 10);
+              for (const [at, v] of flips) f[at % f.length] = v;
+              return f;
+            }),
+        ),
+        fc.nat(),
+        (f, cut) => {
+          const len = cut % (f.length + 1);
+          const buf = new Uint8Array(24 + f.length).fill(0xa5);
+          buf.set(f, 24);
+          const r = vnetWriteVxlanTcp4Gso(buf, 0, 24, len, 1000);
+          expect(r === 0 || (r >= 14 + 20 + 16 + 14 + 20 + 20 && r <= len)).toBe(true);
+          expect(buf.subarray(24)).toEqual(f);
+          if (r === 0) expect(buf.subarray(0, 24).every((x) => x === 0xa5)).toBe(true);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });

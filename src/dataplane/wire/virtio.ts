@@ -132,15 +132,17 @@ export function vnetWriteVxlanTcp4Gso(
   len: number,
   mss: number,
 ): number {
-  if (len < 14 + 20 + VXLAN_OVER_UDP + 14 + 20 + 20) return 0;
-  const outerIhl = (u8[frame + 14] & 15) * 4;
-  const outerTh = 14 + outerIhl;
+  if (len < 14 + 20 + VXLAN_OVER_UDP + 14 + 20 + 20 || !isIp4(u8, frame + 12) || u8[frame + 14 + 9] !== 17) {
+    return 0;
+  }
+  const outerTh = 14 + (u8[frame + 14] & 15) * 4;
   const innerNh = outerTh + VXLAN_OVER_UDP + 14;
-  if (u8[frame + 14 + 9] !== 17 || innerNh + 20 > len || u8[frame + innerNh + 9] !== 6) return 0;
+  if (innerNh + 20 > len || !isIp4(u8, frame + innerNh - 2) || u8[frame + innerNh + 9] !== 6) return 0;
   const innerTh = innerNh + (u8[frame + innerNh] & 15) * 4;
   if (innerTh + 20 > len) return 0;
-  const hdrLen = innerTh + (u8[frame + innerTh + 12] >>> 4) * 4;
-  if (hdrLen > len) return 0;
+  const thl = (u8[frame + innerTh + 12] >>> 4) * 4;
+  const hdrLen = innerTh + thl;
+  if (thl < 20 || hdrLen > len) return 0;
   for (let k = 0; k < VNET_HDR_TNL_LEN; k++) u8[hdr + k] = 0;
   u8[hdr + VNET_FLAGS] = VNET_F_NEEDS_CSUM;
   u8[hdr + VNET_GSO_TYPE] = VNET_GSO_TCPV4 | VNET_GSO_UDP_TUNNEL_IPV4;
@@ -151,6 +153,11 @@ export function vnetWriteVxlanTcp4Gso(
   le16(u8, hdr + VNET_OUTER_TH_OFFSET, outerTh);
   le16(u8, hdr + VNET_INNER_NH_OFFSET, innerNh);
   return hdrLen;
+}
+
+/** Ethertype 0x0800 at `type`, followed by an IPv4 header (version 4, IHL ≥ 5). */
+function isIp4(u8: Uint8Array, type: number): boolean {
+  return u8[type] === 0x08 && u8[type + 1] === 0 && u8[type + 2] >>> 4 === 4 && (u8[type + 2] & 15) >= 5;
 }
 
 function le16(u8: Uint8Array, off: number, v: number): void {
