@@ -25,12 +25,7 @@ export const UDP_OUTER_LEN = 42;
 /** Source MAC of the synthesized outer header (the kernel does not tell us the sender's). */
 export const UDP_PEER_MAC = new Uint8Array([0x02, 0, 0, 0, 0, 0]);
 
-/**
- * The MAC the control plane gives every uplink next hop in udp mode (a static neighbour entry): there
- * is no L2 to resolve, the encapsulation only needs some MAC to write into an outer header that is
- * stripped again before the frame leaves. Locally administered, never on the wire.
- */
-export const UDP_NEIGHBOR_MAC = '02:00:00:00:00:00';
+export { UDP_NEIGHBOR_MAC } from './udp-mode.js';
 
 /**
  * Writes an outer Ethernet + IPv4 + UDP header at u8[off .. off + 42) in front of the `payloadLen`

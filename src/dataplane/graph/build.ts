@@ -5,7 +5,7 @@
 // ethernet-input: packets flow mostly forward in one pass). Called once per worker (live) or once per
 // replay run; the result is owned by that thread. Port changes do not rebuild it: nodes read
 // env.ports at every batch, and interface-output reads its sinks array at every packet.
-import { Graph, GraphNode, KeyedNext, Next } from './graph.js';
+import { Graph, GraphNode, KeyedNext, makeNext, type Next } from './graph.js';
 import { CORE_ARCS, orderFeatures, type ArcDecl } from './arcs.js';
 import type { PortCounters } from './counters.js';
 import type { DataplaneEnv, PortSink } from './env.js';
@@ -98,19 +98,19 @@ function resolve(graph: Graph, env: DataplaneEnv, arcs: readonly ArcDecl[], fuse
     for (let key = 0; key < arc.keys; key++) {
       const chain = ordered.filter((n) => n.decl.arc!.keys === undefined || n.decl.arc!.keys.includes(key));
       const at = (j: number): Next => {
-        if (j === chain.length) return new Next(end);
+        if (j === chain.length) return makeNext(end);
         // an arc without an end node returns to its entering node: its features always run inline
-        if ((!fused && end !== null) || !chain[j].fusable) return new Next(chain[j]);
+        if ((!fused && end !== null) || !chain[j].fusable) return makeNext(chain[j]);
         let m = j;
         while (m < chain.length && chain[m].fusable) m++;
-        return new Next(m < chain.length ? chain[m] : end, chain.slice(j, m));
+        return makeNext(m < chain.length ? chain[m] : end, chain.slice(j, m));
       };
       heads.push(at(0));
       chain.forEach((n, j) => (succ.get(n)![key] = at(j + 1)));
     }
     for (const n of ordered) {
       const byKey = succ.get(n)!;
-      for (let key = 0; key < arc.keys; key++) byKey[key] ??= new Next(null);
+      for (let key = 0; key < arc.keys; key++) byKey[key] ??= makeNext(null);
       n.arcNext = new KeyedNext(byKey, keyOf);
     }
     entries.set(arc.name, new KeyedNext(heads, keyOf));
@@ -125,7 +125,7 @@ function resolve(graph: Graph, env: DataplaneEnv, arcs: readonly ArcDecl[], fuse
         n.next.push(k.byKey[0]);
         n.keyed.push(k);
       } else {
-        n.next.push(new Next(nodeNamed(graph, name, n.name)));
+        n.next.push(makeNext(nodeNamed(graph, name, n.name)));
         n.keyed.push(undefined);
       }
     }

@@ -51,6 +51,11 @@ export interface NodeDecl {
  * A resolved edge: the node a packet is queued on, preceded by the features fused into the edge
  * (see GraphNode.pass). `node` is null only on arcs that end back in the node that entered them
  * (ip4-local): enter() then returns false when no feature claimed the packet.
+ *
+ * makeNext() picks a class by the number of fused features, so each call site to a feature's pass()
+ * sees one or two feature classes (the spoof check and masquerade share the one-feature site, and so
+ * on) and stays inlinable; one loop over an array of features would make that single site
+ * megamorphic (every feature class in the graph) and cost a stub lookup per packet and feature.
  */
 export class Next {
   constructor(
@@ -59,7 +64,48 @@ export class Next {
   ) {}
 
   /** Hands packet i on: through the fused features, then onto the node's queue. */
-  enter(b: Batch, i: number): boolean {
+  enter(_b: Batch, i: number): boolean {
+    const node = this.node;
+    if (node === null) return false;
+    node.q[node.n++] = i;
+    return true;
+  }
+}
+
+class Next1 extends Next {
+  private readonly f0: GraphNode;
+  constructor(node: GraphNode | null, inline: readonly GraphNode[]) {
+    super(node, inline);
+    this.f0 = inline[0];
+  }
+  override enter(b: Batch, i: number): boolean {
+    if (!this.f0.pass(b, i)) return true;
+    const node = this.node;
+    if (node === null) return false;
+    node.q[node.n++] = i;
+    return true;
+  }
+}
+
+class Next2 extends Next {
+  private readonly f0: GraphNode;
+  private readonly f1: GraphNode;
+  constructor(node: GraphNode | null, inline: readonly GraphNode[]) {
+    super(node, inline);
+    this.f0 = inline[0];
+    this.f1 = inline[1];
+  }
+  override enter(b: Batch, i: number): boolean {
+    if (!this.f0.pass(b, i) || !this.f1.pass(b, i)) return true;
+    const node = this.node;
+    if (node === null) return false;
+    node.q[node.n++] = i;
+    return true;
+  }
+}
+
+class NextN extends Next {
+  override enter(b: Batch, i: number): boolean {
     const f = this.inline;
     for (let k = 0; k < f.length; k++) if (!f[k].pass(b, i)) return true;
     const node = this.node;
@@ -67,6 +113,14 @@ export class Next {
     node.q[node.n++] = i;
     return true;
   }
+}
+
+/** The edge to `node` through the fused features `inline` (in order). */
+export function makeNext(node: GraphNode | null, inline: readonly GraphNode[] = []): Next {
+  if (inline.length === 0) return new Next(node);
+  if (inline.length === 1) return new Next1(node, inline);
+  if (inline.length === 2) return new Next2(node, inline);
+  return new NextN(node, inline);
 }
 
 /** Computes a packet's key on a keyed arc (null: the arc is not keyed). */
