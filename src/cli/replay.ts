@@ -5,7 +5,7 @@ import { loadConfigFile } from '../control/config/load.js';
 import { Programmer } from '../control/daemon/program.js';
 import { replay, type ReplayInput, type ReplayOptions, type ReplayResult } from '../dataplane/replay.js';
 import { UsageError } from '../common/errors.js';
-import { progressPrinter, type ProgressCallback, type ProgressOptions } from './progress.js';
+import { progressPrinter, type ProgressOptions } from './progress.js';
 
 export interface ReplayCliOptions {
   config: string;
@@ -45,9 +45,8 @@ export function runReplay(
   const tracing = o.trace === true && o.json !== true;
   // the per-frame trace is its own progress: no progress line in between
   const progress = progressPrinter({ ...progressIo, quiet: o.quiet === true || tracing });
-  // `onProgress` is the dataplane's hook (framesDone, bytesDone, totalBytes): typed here as an addition
-  // to ReplayOptions so this compiles whether or not src/dataplane/replay.ts has it yet
-  const opts: ReplayOptions & { onProgress?: ProgressCallback } = {
+  // replay calls onProgress(framesDone, bytesDone, totalBytes) at most every 250 ms and at the end
+  const opts: ReplayOptions = {
     inputs,
     outDir: o.out,
     trace: tracing ? (lines) => print(lines.join('\n')) : undefined,

@@ -113,7 +113,8 @@ export type DeviceOp = 'read' | 'write';
 
 /**
  * Linux errno numbers the devices use (asm-generic: the same on x86-64 and arm64). Node's
- * os.constants.errno lacks EBADFD and EHOSTDOWN.
+ * os.constants.errno lacks EBADFD and EHOSTDOWN. The table and the refusal set below repeat the
+ * addon's (native/batch.ts) on purpose: this module is on replay's path, which never loads the addon.
  */
 export const ERRNO = {
   EPERM: 1,
@@ -148,7 +149,7 @@ export function errnoName(errno: number): string {
   return ERRNO_NAMES[e] ?? `errno ${e}`;
 }
 
-/** errnos that drop one frame and let the batch go on (native/calitap_io.c is_drop_errno). */
+/** errnos that drop one frame and let the batch go on (the addon's is_drop_errno, batch_io.c). */
 const REFUSAL = new Uint8Array(256);
 for (const name of [
   'ENOBUFS',

@@ -24,14 +24,7 @@ import {
   vnetWriteTcp4Gso,
 } from '../wire/virtio.js';
 import * as io from './native.js';
-import {
-  EAGAIN,
-  QueuedDevice,
-  errnoOf,
-  type DeviceCaps,
-  type DeviceContext,
-  type PortInput,
-} from './device.js';
+import { QueuedDevice, errnoOf, type DeviceCaps, type DeviceContext, type PortInput } from './device.js';
 
 /**
  * Views of a batch's per-slot arrays starting at every position k (readBatch fills "from slot k on"
@@ -77,35 +70,6 @@ export function batchViews(b: Batch): BatchViews {
   let v = viewsOf.get(b);
   if (v === undefined) viewsOf.set(b, (v = new BatchViews(b)));
   return v;
-}
-
-/**
- * writeBatch with a status for every frame (0 sent, -errno: see DeviceContext.account). The addon
- * reports refusals in `status` and stops at EAGAIN (the frames after are marked -EAGAIN: queue
- * full); a broken fd throws, which marks every frame with its errno.
- * TODO(native): one call to io.writeBatchStatus once the addon has it (same contract).
- */
-export function sendBatch(
-  fd: number,
-  arena: Uint8Array,
-  offs: Uint32Array,
-  lens: Uint32Array,
-  n: number,
-  status: Int32Array,
-  dstAddrs?: Uint32Array,
-  dstPorts?: Uint16Array,
-): void {
-  let done: number;
-  try {
-    done = io.writeBatch(fd, arena, offs, lens, n, status, dstAddrs, dstPorts);
-  } catch (e) {
-    const errno = errnoOf(e);
-    for (let k = 0; k < n; k++) status[k] = -errno;
-    return;
-  }
-  // the addon writes refusals as positive errnos
-  for (let k = 0; k < done; k++) if (status[k] > 0) status[k] = -status[k];
-  for (let k = done; k < n; k++) status[k] = -EAGAIN;
 }
 
 /**
@@ -203,6 +167,6 @@ export abstract class FdDevice extends QueuedDevice {
   }
 
   protected send(n: number): void {
-    sendBatch(this.fd, this.u8, this.offs, this.lens, n, this.status);
+    io.writeBatchStatus(this.fd, this.u8, this.offs, this.lens, n, this.status);
   }
 }

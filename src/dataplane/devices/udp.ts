@@ -16,7 +16,7 @@
 import { GraphNode, drop, type NodeDecl } from '../graph/graph.js';
 import type { Batch } from '../graph/packet.js';
 import { QueuedDevice, errnoOf, type DeviceCaps, type DeviceContext } from './device.js';
-import { batchViews, sendBatch } from './fd.js';
+import { batchViews } from './fd.js';
 import * as io from './native.js';
 
 /** Outer Ethernet (14) + IPv4 without options (20) + UDP (8) in front of a received UDP payload. */
@@ -227,6 +227,6 @@ export class UdpDevice extends QueuedDevice {
   }
 
   protected send(n: number): void {
-    sendBatch(this.fd, this.u8, this.offs, this.lens, n, this.status, this.addrs, this.dports);
+    io.writeBatchStatus(this.fd, this.u8, this.offs, this.lens, n, this.status, this.addrs, this.dports);
   }
 }
