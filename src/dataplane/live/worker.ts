@@ -9,10 +9,7 @@ import { workerData, parentPort, receiveMessageOnPort } from 'node:worker_thread
 import { Batch, GSO_SLOT_SIZE, PKT_GSO, SLOT_SIZE, gsoSegments, piecesPerFrame } from '../graph/packet.js';
 import { buildGraph, type BuiltGraph } from '../graph/build.js';
 import { DATAPLANE_EXTENSIONS } from '../features/index.js';
-import { Lpm4 } from '../tables/lpm.js';
-import { AdjacencyTable } from '../tables/adjacency.js';
-import { NeighborTable } from '../tables/neighbor.js';
-import { NatTable } from '../tables/nat/table.js';
+import { TableSet } from '../tables/set.js';
 import { PortTable, MAX_PORTS, PORT_UPLINK } from '../graph/ports.js';
 import { GraphNode } from '../graph/graph.js';
 import {
@@ -95,8 +92,7 @@ function post(e: WorkerEvent): void {
 class Worker {
   private readonly init: WorkerInit;
   private readonly env: DataplaneEnv;
-  private readonly fib: Lpm4;
-  private readonly readerSlot: number;
+  private readonly tables: TableSet;
   private readonly batch: Batch;
   private readonly ep: number;
   private readonly ready = new Int32Array(64);
@@ -123,14 +119,14 @@ class Worker {
 
   constructor(init: WorkerInit) {
     this.init = init;
-    this.fib = Lpm4.attach(init.tables.fib);
-    this.readerSlot = this.fib.registerReader();
+    // attach every shared table and register as a reader in this worker's slot (a restart reuses it)
+    const t = (this.tables = TableSet.attach(init.tables, init.id));
     this.env = {
       ports: new PortTable(init.ports.specs),
-      fib: this.fib,
-      adj: AdjacencyTable.attach(init.tables.adj),
-      nbr: NeighborTable.attach(init.tables.nbr),
-      nat: init.tables.nat === null ? null : NatTable.attach(init.tables.nat),
+      fib: t.fib,
+      adj: t.adj,
+      nbr: t.nbr,
+      nat: t.nat,
       params: init.params,
     };
     this.batch = new Batch(init.batchSize, undefined, 0, init.tapOffload ? GSO_SLOT_SIZE : SLOT_SIZE);
@@ -359,9 +355,9 @@ class Worker {
         this.g.graph.run(b);
         this.flush();
       }
-      this.fib.quiescent(this.readerSlot);
+      this.tables.quiescent(); // no table index is held across rounds
     }
-    this.fib.unregisterReader(this.readerSlot);
+    this.tables.detach();
     io.close(this.ep);
   }
 }
