@@ -4,20 +4,21 @@
 // Who owns the memory: ONE SharedArrayBuffer created by the control thread (table.ts `NatTable.create`)
 // and attached by every worker, so all threads see the same flows. Nothing here allocates per packet.
 // Layout (Int32 words unless noted; see `natLayout`):
-//   header    64 words: sweep lock | size, high-water mark, PRNG, free-ring head | free-ring tail,
-//             sweep cursor, retire-ring head/tail | counters | timeouts per class (ticks)
+//   header    64 words: sweep lock | size, high-water mark, PRNG, ring head | ring boundary and
+//             tail, sweep cursor | counters | timeouts per class (ticks)
 //   natIps    natIpCount words
 //   ports     Uint16 list of allocatable ports (ports.ts)
-//   entries   capacity x 8 words (32 bytes):
+//   entries   slots x 8 words (32 bytes); slots = capacity + capacity/8 + 64, the spare ones hold
+//             flows removed but not yet reclaimable (QSBR grace periods) so they do not cut capacity:
 //             0 VER    0 = never used, odd = free or being created, even = live (or dead, not yet unlinked)
 //             1 STATE  bits 0..7 flow flags (NAT_ST_*), bits 8..11 timeout class (NAT_CLASS_*; 15 = dead)
 //             2 SRC inside ip   3 DST remote ip   4 NAT translated ip
 //             5 PORTS  inside port << 16 | remote port     6 PNAT proto << 16 | nat port
 //             7 LAST   last-seen time (caller's clock, u32 ticks)
-//   nextIn, nextOut   capacity words each: chain links of the two indexes (-1 = end)
+//   nextIn, nextOut   slots words each: chain links of the two indexes (-1 = end)
 //   bucketsIn, bucketsOut   one head word per bucket (-1 = empty); buckets = the power of two >= capacity
-//   freeRing  2^ringBits words: reclaimed entries ready for reuse (table.ts)
-//   retireRing  2^ringBits x 2 words: unlinked entries and their QSBR tags (table.ts)
+//   ring, tags   slots words each: unlinked entries (and their QSBR tags) in retirement order; the
+//                front part, up to the boundary, is reclaimed and ready for reuse (table.ts)
 // Two chained hash indexes over the same entries: in2out keyed by (proto, src ip, src port, dst ip, dst
 // port) and out2in keyed by (proto, remote ip, remote port, nat ip, nat port). The hash is keyed
 // (`hashKey`, random by default) so pods cannot aim flows at one chain.
@@ -49,9 +50,11 @@ export interface NatTableShared {
   readonly sab: SharedArrayBuffer;
   /** the table set's reader registry (qsbr.ts) */
   readonly readers: ReaderRegistryShared;
+  /** flows (the limit createOut enforces) */
   readonly capacity: number;
+  /** entries (capacity + room for flows awaiting reclamation) */
+  readonly slots: number;
   readonly bucketBits: number;
-  readonly ringBits: number;
   readonly natIpCount: number;
   readonly portCount: number;
   readonly maxPortProbes: number;
@@ -64,11 +67,10 @@ export const H_LOCK = 0;
 export const H_SIZE = 16;
 export const H_HWM = 17;
 export const H_PRNG = 18;
-export const H_FREE_HEAD = 19;
-export const H_FREE_TAIL = 32;
-export const H_CURSOR = 33;
-export const H_RETIRE_HEAD = 34;
-export const H_RETIRE_TAIL = 35;
+export const H_RING_HEAD = 19;
+export const H_RING_BOUNDARY = 32;
+export const H_RING_TAIL = 33;
+export const H_CURSOR = 34;
 export const H_FULL = 40;
 export const H_NOPORT = 41;
 export const H_CREATED = 42;
@@ -102,8 +104,8 @@ export interface NatLayout {
   nextOutWord: number;
   bucketsInWord: number;
   bucketsOutWord: number;
-  freeRingWord: number;
-  retireRingWord: number;
+  ringWord: number;
+  tagsWord: number;
   bytes: number;
 }
 
@@ -115,13 +117,13 @@ export function natLayout(s: Omit<NatTableShared, 'sab' | 'readers'>): NatLayout
   const natIpsWord = HEADER_WORDS;
   const portsWord = align16(natIpsWord + s.natIpCount);
   const entriesWord = align16(portsWord + ((s.portCount + 1) >>> 1));
-  const nextInWord = entriesWord + (s.capacity << ENTRY_SHIFT);
-  const nextOutWord = align16(nextInWord + s.capacity);
-  const bucketsInWord = align16(nextOutWord + s.capacity);
+  const nextInWord = entriesWord + (s.slots << ENTRY_SHIFT);
+  const nextOutWord = align16(nextInWord + s.slots);
+  const bucketsInWord = align16(nextOutWord + s.slots);
   const bucketsOutWord = bucketsInWord + (1 << s.bucketBits);
-  const freeRingWord = align16(bucketsOutWord + (1 << s.bucketBits));
-  const retireRingWord = align16(freeRingWord + (1 << s.ringBits));
-  const end = retireRingWord + (2 << s.ringBits);
+  const ringWord = align16(bucketsOutWord + (1 << s.bucketBits));
+  const tagsWord = align16(ringWord + s.slots);
+  const end = tagsWord + s.slots;
   return {
     natIpsWord,
     portsByte: portsWord * 4,
@@ -130,8 +132,8 @@ export function natLayout(s: Omit<NatTableShared, 'sab' | 'readers'>): NatLayout
     nextOutWord,
     bucketsInWord,
     bucketsOutWord,
-    freeRingWord,
-    retireRingWord,
+    ringWord,
+    tagsWord,
     bytes: end * 4,
   };
 }
@@ -150,6 +152,8 @@ export function hash4(key: number, proto: number, ipA: number, ipB: number, port
 export class FlowIndex {
   readonly shared: NatTableShared;
   readonly capacity: number;
+  /** entries (see the layout) */
+  readonly slots: number;
   protected readonly readers: ReaderRegistry;
   protected readonly hdr: Int32Array;
   protected readonly tmo: Int32Array;
@@ -160,9 +164,8 @@ export class FlowIndex {
   protected readonly nextOut: Int32Array;
   protected readonly bkIn: Int32Array;
   protected readonly bkOut: Int32Array;
-  protected readonly freeRing: Int32Array;
-  protected readonly retireRing: Int32Array;
-  protected readonly ringMask: number;
+  protected readonly ring: Int32Array;
+  protected readonly tags: Int32Array;
   protected readonly shift: number;
   protected readonly key: number;
   protected readonly nIps: number;
@@ -178,18 +181,18 @@ export class FlowIndex {
     if (sab.byteLength < L.bytes) throw new RangeError('nat table: shared buffer too small for its layout');
     this.readers = ReaderRegistry.attach(shared.readers);
     this.capacity = shared.capacity;
+    this.slots = shared.slots;
     this.hdr = new Int32Array(sab, 0, HEADER_WORDS);
     this.tmo = new Int32Array(sab, H_TIMEOUTS * 4, 16);
     this.ips = new Int32Array(sab, L.natIpsWord * 4, shared.natIpCount);
     this.ports = new Uint16Array(sab, L.portsByte, shared.portCount);
-    this.ent = new Int32Array(sab, L.entriesWord * 4, shared.capacity << ENTRY_SHIFT);
-    this.nextIn = new Int32Array(sab, L.nextInWord * 4, shared.capacity);
-    this.nextOut = new Int32Array(sab, L.nextOutWord * 4, shared.capacity);
+    this.ent = new Int32Array(sab, L.entriesWord * 4, shared.slots << ENTRY_SHIFT);
+    this.nextIn = new Int32Array(sab, L.nextInWord * 4, shared.slots);
+    this.nextOut = new Int32Array(sab, L.nextOutWord * 4, shared.slots);
     this.bkIn = new Int32Array(sab, L.bucketsInWord * 4, 1 << shared.bucketBits);
     this.bkOut = new Int32Array(sab, L.bucketsOutWord * 4, 1 << shared.bucketBits);
-    this.freeRing = new Int32Array(sab, L.freeRingWord * 4, 1 << shared.ringBits);
-    this.retireRing = new Int32Array(sab, L.retireRingWord * 4, 2 << shared.ringBits);
-    this.ringMask = (1 << shared.ringBits) - 1;
+    this.ring = new Int32Array(sab, L.ringWord * 4, shared.slots);
+    this.tags = new Int32Array(sab, L.tagsWord * 4, shared.slots);
     this.shift = 32 - shared.bucketBits;
     this.key = shared.hashKey | 0;
     this.nIps = shared.natIpCount;

@@ -7,7 +7,9 @@
 // one SharedArrayBuffer created by the control thread (`NatTable.create`) and attached by every worker
 // (`NatTable.attach`); layout in flows.ts. Nothing here allocates per packet.
 //
-// This file: the facade (options, create/attach, counters) and the writers. No thread ever waits:
+// The parts: conntrack.ts (result codes, flags, timeouts, TCP tracking), ports.ts (port allocation
+// rules), flows.ts (layout, hash indexes, lock-free lookups), sweep.ts (removal and reclamation), and
+// this file: the facade (options, create/attach, counters) and creation. No thread ever waits:
 //  - Creation is lock-free. A creator first walks the in2out chain (an existing flow wins), then for
 //    each candidate port (ports.ts) walks the out2in chain of (proto, remote, nat ip, port); when the
 //    key is free it publishes the new entry there with ONE compare-and-swap of that bucket's head: the
@@ -16,21 +18,16 @@
 //    the in2out chain the same way; if another thread created the same flow meanwhile, the later one
 //    abandons its entry (marked dead, counted `clash`) and returns the earlier one. Every retry loop is
 //    bounded (CAS_TRIES): a contention storm returns NAT_BUSY (counted), never a wait.
-//  - Entries come from a fresh-slot counter (Atomics.add) and then from a ring of reclaimed entries
-//    (one compare-and-swap of its head); the size limit is one Atomics.add on the flow count.
-//  - Removal is logical first: an expired flow found by anyone (a creator probing, the sweep) or one
-//    `remove()`d is marked dead with one compare-and-swap of its STATE, which also counts it. Unlinking
-//    from both chains is the sweeper's job, serialised by a try-lock that nobody waits for: whoever
-//    holds it (a worker's periodic `expire`, a creator that just killed a flow, the control thread)
-//    unlinks, retires the entry with a QSBR tag (qsbr.ts) into the retire ring, and moves entries every
-//    registered reader has passed since into the free ring. A thread that cannot take the lock leaves
-//    the work to the next sweep. A lock holder that died (its reader slot was released or re-registered)
-//    is recognised by its token and the lock is taken over (counted `stolen`).
+//  - Entries come from the ring of reclaimed entries (one compare-and-swap of its head), else from a
+//    fresh-slot counter (Atomics.add); the size limit is one Atomics.add on the flow count. There are
+//    more entries than `capacity` (flows.ts), so flows awaiting reclamation do not cut capacity; when
+//    every entry awaits it (a reader stalled under heavy churn), creation fails with NAT_FULL, counted.
+//  - Expired flows a creator meets while probing are removed on the way (sweep.ts).
 // With one thread and no registered reader (replay), every removal is unlinked and reusable at once, so
 // results (and with a seed, the ports chosen) are deterministic. A worker that dies in the middle of a
-// creation or a sweep can leak an entry (never corrupt a chain).
+// creation or a sweep can leak an entry (never corrupt a chain or hand an entry out twice).
 import { randomInt } from 'node:crypto';
-import { QSBR_MAX_READERS, ReaderRegistry } from '../qsbr.js';
+import { ReaderRegistry } from '../qsbr.js';
 import {
   NAT_BUSY,
   NAT_CLASS_DEAD,
@@ -42,6 +39,7 @@ import {
   type NatTimeouts,
 } from './conntrack.js';
 import { NAT_PRNG_GAMMA, allowedPorts, natIpIndex, natPrngOutput } from './ports.js';
+import { FlowSweeper } from './sweep.js';
 import {
   ENTRY_SHIFT,
   E_DST,
@@ -52,22 +50,17 @@ import {
   E_SRC,
   E_STATE,
   E_VER,
-  FlowIndex,
   HEADER_WORDS,
   H_BUSY,
   H_CLASH,
   H_CREATED,
-  H_CURSOR,
   H_EXPIRED,
-  H_FREE_HEAD,
-  H_FREE_TAIL,
   H_FULL,
   H_HWM,
-  H_LOCK,
   H_NOPORT,
   H_PRNG,
-  H_RETIRE_HEAD,
-  H_RETIRE_TAIL,
+  H_RING_BOUNDARY,
+  H_RING_HEAD,
   H_SIZE,
   H_STOLEN,
   H_TIMEOUTS,
@@ -125,9 +118,6 @@ export interface NatCounters {
 const MAX_CAPACITY = 1 << 26;
 /** Attempts of one compare-and-swap step before createOut reports NAT_BUSY. */
 const CAS_TRIES = 64;
-/** Lock tokens: (incarnation << 9) | (reader slot + 1); UNBOUND for threads without a reader slot. */
-const TOKEN_UNBOUND = 0x1ff;
-const INCARNATION_MASK = 0x3fffff;
 
 function checkInt(name: string, v: number, lo: number, hi: number): number {
   if (!Number.isInteger(v) || v < lo || v > hi) {
@@ -136,9 +126,7 @@ function checkInt(name: string, v: number, lo: number, hi: number): number {
   return v;
 }
 
-export class NatTable extends FlowIndex {
-  /** this thread's sweep-lock token (bindReader) */
-  private token = TOKEN_UNBOUND;
+export class NatTable extends FlowSweeper {
   /** an entry this thread claimed and did not publish (reused by its next creation) */
   private spare = -1;
 
@@ -165,8 +153,8 @@ export class NatTable extends FlowIndex {
     const hashKey = opts.hashKey ?? randomInt(0, 0x7fffffff);
     const dims = {
       capacity,
+      slots: capacity + Math.ceil(capacity / 8) + 64,
       bucketBits,
-      ringBits: bucketBits,
       natIpCount: natIps.length,
       portCount: allowed.length,
       maxPortProbes,
@@ -196,14 +184,6 @@ export class NatTable extends FlowIndex {
     const t = new NatTable(shared);
     if (slot !== undefined) t.bindReader(slot);
     return t;
-  }
-
-  /** Tells the table which registered reader slot this thread uses (identifies it as a lock holder). */
-  bindReader(slot: number): void {
-    if (!Number.isInteger(slot) || slot < 0 || slot >= QSBR_MAX_READERS) {
-      throw new RangeError(`nat table: reader slot ${slot} out of range`);
-    }
-    this.token = ((this.readers.incarnation(slot) & INCARNATION_MASK) << 9) | (slot + 1);
   }
 
   /** Counters shared by all threads (a snapshot). */
@@ -337,7 +317,7 @@ export class NatTable extends FlowIndex {
     this.reap(y);
   }
 
-  /** An unused entry: this thread's spare, a fresh slot, or a reclaimed one; -1 none, -2 contention. */
+  /** An unused entry: this thread's spare, a reclaimed one, or a fresh slot; -1 none, -2 contention. */
   private alloc(): number {
     if (this.spare >= 0) {
       const i = this.spare;
@@ -345,19 +325,19 @@ export class NatTable extends FlowIndex {
       return i;
     }
     const h = this.hdr;
-    if (Atomics.load(h, H_HWM) < this.capacity) {
-      const i = Atomics.add(h, H_HWM, 1);
-      if (i < this.capacity) return i;
-    }
     for (let pass = 0; pass < 2; pass++) {
-      for (let t = 0; t < CAS_TRIES; t++) {
-        const head = Atomics.load(h, H_FREE_HEAD);
-        if (head === Atomics.load(h, H_FREE_TAIL)) break;
-        const i = this.freeRing[head & this.ringMask];
-        if (Atomics.compareExchange(h, H_FREE_HEAD, head, (head + 1) | 0) === head) return i;
-        if (t === CAS_TRIES - 1) return -2;
+      for (let t = 0; ; t++) {
+        const head = Atomics.load(h, H_RING_HEAD);
+        if (head === Atomics.load(h, H_RING_BOUNDARY)) break;
+        const i = this.ring[head % this.slots];
+        if (Atomics.compareExchange(h, H_RING_HEAD, head, this.ringNext(head)) === head) return i;
+        if (t === CAS_TRIES) return -2;
       }
-      // nothing reclaimed yet: try to move retired entries over (only if no sweep is running)
+      if (pass === 0 && Atomics.load(h, H_HWM) < this.slots) {
+        const i = Atomics.add(h, H_HWM, 1);
+        if (i < this.slots) return i;
+      }
+      // nothing reclaimed yet: try to advance the ring's boundary (only if no sweep is running)
       if (pass === 0 && !this.reclaimNow()) return -1;
     }
     return -1;
@@ -425,170 +405,5 @@ export class NatTable extends FlowIndex {
       i = this.nextOut[i];
     }
     return false;
-  }
-
-  /** Marks the entry at word offset o dead; true (and counted) for the thread that did it. */
-  private kill(o: number, expired: boolean): boolean {
-    const ent = this.ent;
-    for (;;) {
-      const s = Atomics.load(ent, o + E_STATE);
-      if (((s >>> 8) & 15) === NAT_CLASS_DEAD) return false;
-      if (Atomics.compareExchange(ent, o + E_STATE, s, (NAT_CLASS_DEAD << 8) | (s & 0xff)) === s) break;
-    }
-    Atomics.sub(this.hdr, H_SIZE, 1);
-    if (expired) Atomics.add(this.hdr, H_EXPIRED, 1);
-    return true;
-  }
-
-  // ---- removal and the sweep (try-lock; nobody waits) ----
-
-  /**
-   * Reclaims expired flows, scanning at most `budget` slots (default: the whole table) from where the
-   * previous sweep stopped. Returns how many flows it found expired. Returns 0 at once when another
-   * thread is sweeping. Call it periodically from any thread (workers' timer ticks, the control thread).
-   */
-  expire(now: number, budget: number = this.capacity): number {
-    if (!this.tryLock()) return 0;
-    const h = this.hdr;
-    const ent = this.ent;
-    let freed = 0;
-    try {
-      const hwm = Math.min(Atomics.load(h, H_HWM), this.capacity);
-      let c = h[H_CURSOR];
-      const n = Math.min(budget, hwm);
-      for (let k = 0; k < n; k++, c++) {
-        if (c >= hwm) c = 0;
-        const o = c << ENTRY_SHIFT;
-        const v = Atomics.load(ent, o + E_VER);
-        if (v === 0 || (v & 1) !== 0) continue;
-        if (((Atomics.load(ent, o + E_STATE) >>> 8) & 15) !== NAT_CLASS_DEAD) {
-          if (!this.isExpired(c, now)) continue;
-          if (this.kill(o, true)) freed++;
-        }
-        this.unlinkDead(c);
-      }
-      h[H_CURSOR] = c;
-      this.reclaimLocked();
-    } finally {
-      this.unlock();
-    }
-    return freed;
-  }
-
-  /** Deletes flow i now (e.g. the graph saw an ICMP error for it). Returns false if it was not live. */
-  remove(i: number): boolean {
-    if (!(i >= 0 && i < this.capacity)) return false;
-    const o = i << ENTRY_SHIFT;
-    const v = Atomics.load(this.ent, o + E_VER);
-    if (v === 0 || (v & 1) !== 0 || !this.kill(o, false)) return false;
-    this.reap(i);
-    return true;
-  }
-
-  /** Unlinks dead entry i now if no sweep is running (else the next sweep will). */
-  private reap(i: number): void {
-    if (!this.tryLock()) return;
-    try {
-      this.unlinkDead(i);
-      this.reclaimLocked();
-    } finally {
-      this.unlock();
-    }
-  }
-
-  /** Moves retired entries the readers have passed to the free ring, if no sweep is running. */
-  private reclaimNow(): boolean {
-    if (!this.tryLock()) return false;
-    try {
-      return this.reclaimLocked() > 0;
-    } finally {
-      this.unlock();
-    }
-  }
-
-  /** Lock held: unlinks dead, live-marked entry i from both chains and retires it. */
-  private unlinkDead(i: number): void {
-    const ent = this.ent;
-    const o = i << ENTRY_SHIFT;
-    const v = Atomics.load(ent, o + E_VER);
-    if ((v & 1) !== 0) return; // already unlinked
-    const proto = ent[o + E_PNAT] >>> 16;
-    const natPort = ent[o + E_PNAT] & 0xffff;
-    const ports = ent[o + E_PORTS];
-    const bi = hash4(this.key, proto, ent[o + E_SRC], ent[o + E_DST], ports) >>> this.shift;
-    const bo =
-      hash4(this.key, proto, ent[o + E_NAT], ent[o + E_DST], (natPort << 16) | (ports & 0xffff)) >>>
-      this.shift;
-    unlink(this.bkIn, this.nextIn, bi, i);
-    unlink(this.bkOut, this.nextOut, bo, i);
-    Atomics.store(ent, o + E_VER, v + 1); // odd: not in any chain
-    const h = this.hdr;
-    const tail = h[H_RETIRE_TAIL];
-    const k = (tail & this.ringMask) << 1;
-    this.retireRing[k] = i;
-    this.retireRing[k + 1] = this.readers.retire();
-    Atomics.store(h, H_RETIRE_TAIL, (tail + 1) | 0);
-  }
-
-  /** Lock held: retired entries every reader has passed since go to the free ring. */
-  private reclaimLocked(): number {
-    const h = this.hdr;
-    let head = h[H_RETIRE_HEAD];
-    const tail = h[H_RETIRE_TAIL];
-    if (head === tail) return 0;
-    const snap = this.readers.snapshot();
-    let n = 0;
-    while (head !== tail) {
-      const k = (head & this.ringMask) << 1;
-      if (!ReaderRegistry.passedAt(snap, this.retireRing[k + 1])) break; // FIFO: the rest are younger
-      const i = this.retireRing[k];
-      head = (head + 1) | 0;
-      Atomics.store(h, H_RETIRE_HEAD, head); // first: a holder dying here leaks i, never frees it twice
-      const ft = h[H_FREE_TAIL];
-      this.freeRing[ft & this.ringMask] = i;
-      Atomics.store(h, H_FREE_TAIL, (ft + 1) | 0);
-      n++;
-    }
-    return n;
-  }
-
-  private tryLock(): boolean {
-    const h = this.hdr;
-    const cur = Atomics.compareExchange(h, H_LOCK, 0, this.token);
-    if (cur === 0) return true;
-    const s = (cur & 0x1ff) - 1;
-    if (s >= QSBR_MAX_READERS || (this.readers.incarnation(s) & INCARNATION_MASK) === cur >>> 9) return false;
-    // the holder's reader slot was released or re-registered since it took the lock: it died holding it
-    if (Atomics.compareExchange(h, H_LOCK, cur, this.token) !== cur) return false;
-    Atomics.add(h, H_STOLEN, 1);
-    return true;
-  }
-
-  private unlock(): void {
-    Atomics.store(this.hdr, H_LOCK, 0);
-  }
-}
-
-/**
- * Lock held: removes entry i from the chain of bucket b. Creators only ever change a bucket head (by
- * compare-and-swap) and the links of entries not yet published, so the head is swapped and any other
- * link is stored.
- */
-function unlink(bk: Int32Array, next: Int32Array, b: number, i: number): void {
-  for (;;) {
-    const head = Atomics.load(bk, b);
-    if (head === i) {
-      if (Atomics.compareExchange(bk, b, i, next[i]) === i) return;
-      continue; // a creator prepended meanwhile: i is no longer the head
-    }
-    for (let j = head, steps = 0; j >= 0 && steps < MAX_WALK; steps++) {
-      const n = next[j];
-      if (n === i) {
-        Atomics.store(next, j, next[i]);
-        return;
-      }
-      j = n;
-    }
-    return; // not in this chain (an abandoned creation never reached in2out)
   }
 }
