@@ -81,7 +81,8 @@ export class AdjacencyTable {
   private readonly keyOf: (string | undefined)[] = [];
   private readonly free: number[] = [];
   private readonly retired: RetireQueue | null;
-  private top = 1;
+  /** [0]: entries [1, top) have been handed out at least once (shared, for minMtu in workers) */
+  private readonly hdr: Int32Array;
 
   private constructor(shared: AdjacencyShared, readers: ReaderRegistry | null) {
     const c = shared.capacity;
@@ -93,6 +94,7 @@ export class AdjacencyTable {
       o += Math.ceil(bytes / 8) * 8;
       return at;
     };
+    this.hdr = new Int32Array(shared.sab, take(8), 2);
     this.nextHop = new Uint32Array(shared.sab, take(c * 4), c);
     this.neighbor = new Int32Array(shared.sab, take(c * 4), c);
     this.refs = new Uint32Array(shared.sab, take(c * 4), c);
@@ -106,7 +108,7 @@ export class AdjacencyTable {
   }
 
   static bytesFor(capacity: number): number {
-    return capacity * (4 + 4 + 4 + 4 + 2 + 2 + 1 + 1 + 6) + 72;
+    return capacity * (4 + 4 + 4 + 4 + 2 + 2 + 1 + 1 + 6) + 80;
   }
 
   /** Control thread. `readers`: the table set's registry (default: a private one, no readers). */
@@ -117,10 +119,12 @@ export class AdjacencyTable {
     if (!Number.isInteger(capacity) || capacity < 2 || capacity > 1 << 24) {
       throw new RangeError(`adjacency table: capacity ${capacity} is not an integer in 2..16777216`);
     }
-    return new AdjacencyTable(
+    const t = new AdjacencyTable(
       { capacity, sab: new SharedArrayBuffer(AdjacencyTable.bytesFor(capacity)) },
       readers,
     );
+    t.hdr[0] = 1;
+    return t;
   }
 
   /** Worker: a read-only view (acquire/release must not be called on it). */
@@ -190,7 +194,8 @@ export class AdjacencyTable {
   /** The smallest path MTU of any live adjacency (0 when there is none). */
   minMtu(): number {
     let m = 0;
-    for (let i = 1; i < this.top; i++) {
+    const top = Atomics.load(this.hdr, 0);
+    for (let i = 1; i < top; i++) {
       if (this.kind[i] === ADJ_MISS || this.kind[i] === ADJ_BLACKHOLE || this.refs[i] === 0) continue;
       if (m === 0 || this.mtu[i] < m) m = this.mtu[i];
     }
@@ -205,8 +210,10 @@ export class AdjacencyTable {
     if (this.free.length === 0) this.reclaim();
     const f = this.free.pop();
     if (f !== undefined) return f;
-    if (this.top < this.capacity) return this.top++;
-    return -1;
+    const top = this.hdr[0];
+    if (top >= this.capacity) return -1;
+    Atomics.store(this.hdr, 0, top + 1);
+    return top;
   }
 
   private recycle(i: number): void {
