@@ -145,7 +145,16 @@ describe('nat table shared between worker threads', () => {
     const progress = new Int32Array(new SharedArrayBuffer(16));
     const pb = progress.buffer as SharedArrayBuffer;
     const all = [
-      run(t.shared, pb, { role: 'read', id: 0, n: stable, natPortsBuf: natPorts, stop, natIp: NAT }),
+      run(t.shared, pb, {
+        role: 'read',
+        id: 0,
+        n: stable,
+        natPortsBuf: natPorts,
+        stop,
+        natIp: NAT,
+        churnBases: [100000, 200000],
+        churnN: churn,
+      }),
       run(t.shared, pb, { role: 'churn', id: 1, base: 100000, n: churn, stop }),
       run(t.shared, pb, { role: 'churn', id: 2, base: 200000, n: churn, stop }),
     ];
