@@ -280,6 +280,8 @@ export class NeighborTable {
   }
 
   private recycle(i: number): void {
+    const s = Atomics.load(this.seq, i);
+    if ((s & 1) !== 0) Atomics.store(this.seq, i, s + 1); // a writer died mid-write: nobody holds it now
     Atomics.store(this.state, i, NBR_FREE);
     this.ip[i] = 0;
     this.next[i] = -1;
