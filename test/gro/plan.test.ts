@@ -248,6 +248,18 @@ describe('Tcp4Gro plan', () => {
     expect(check(stream([d(), { t: 'odd', flow: 0, what: 5 }, d()], 10)).groups).toBe(3);
   });
 
+  it('leaves a frame that already has a virtio header (a GSO super-frame) alone and ends the flow there', () => {
+    const d = (): Op => ({ t: 'data', flow: 0, size: 1448, psh: false });
+    const segs = stream([d(), d(), d(), d(), d()], 10);
+    const { u8, hdr, lens } = queue(segs);
+    u8[hdr[2]] = 1; // NEEDS_CSUM: as FdDevice.tx writes it for a PKT_GSO frame
+    u8[hdr[2] + 1] = 1;
+    const gro = new Tcp4Gro(8, tsVerify);
+    expect(gro.plan(u8, hdr, lens, 5)).toBe(3);
+    expect([...gro.groupPieces.subarray(0, 3)]).toEqual([2, 1, 2]);
+    expect([...gro.members.subarray(0, 5)]).toEqual([0, 1, 2, 3, 4]);
+  });
+
   it('keeps interleaved flows apart and each in order', () => {
     const ops: Op[] = [];
     for (let i = 0; i < 30; i++) ops.push({ t: 'data', flow: i % 3, size: 1448, psh: false });

@@ -132,6 +132,8 @@ export class Tcp4Gro {
     private readonly counter: GroCounter = NO_COUNTER,
   ) {
     const n = capacity;
+    // frame indices live in Int16Array/Uint16Array lists
+    if (n < 1 || n > 0x7fff) throw new RangeError(`gro: capacity ${n} outside 1..32767`);
     this.pieceOff = new Uint32Array(n);
     this.pieceLen = new Uint32Array(n);
     this.groupPieces = new Uint8Array(n);
