@@ -173,7 +173,8 @@ export class Tcp4Gro {
   plan(u8: Uint8Array, hdr: Uint32Array, lens: Uint32Array, n: number): number {
     if (n > this.capacity) throw new RangeError(`gro: ${n} frames exceed the planner's ${this.capacity}`);
     const m = this.classify(u8, hdr, lens, n);
-    if (m > 0) {
+    // a lone candidate cannot be merged: nothing to verify (it goes out as it came)
+    if (m > 1) {
       this.verify(u8, this.vIp, this.vLen, m, this.vRes);
       for (let j = 0; j < m; j++) {
         if (this.vRes[j] !== 0) {
