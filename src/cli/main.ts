@@ -8,6 +8,7 @@ import { runReplay } from './replay.js';
 import { runDemo } from './demo.js';
 import { cmdRoutes, cmdStats, cmdStatus, cmdWorkload } from './control.js';
 import { DEFAULT_SOCKET } from '../control/daemon/api.js';
+import { registerResourceCommands } from './resources.js';
 
 function out(s: string): void {
   process.stdout.write(s + '\n');
@@ -129,6 +130,7 @@ export function buildProgram(): Command {
           throw new CalitapError('bench-failed', `bench ${name} exited with ${r.status ?? r.signal}`);
       }
     });
+  registerResourceCommands(program, out);
   program
     .command('demo')
     .description('as root: a live 3-host cluster in network namespaces; otherwise the replay demo')

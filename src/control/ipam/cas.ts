@@ -255,6 +255,31 @@ export class CasIpam {
 
   /** Assigns `num` (default 1) addresses for a handle; throws `ipam-pool-full` when none is left. */
   async assign(req: AssignRequest): Promise<number[]> {
+    return this.serial(() => this.assignNow(req));
+  }
+
+  /**
+   * One IPAM operation at a time per client (Calico's CNI plugin holds a host-wide IPAM lock for the
+   * same reason): concurrent requests of one node would only make each other's CAS fail.
+   */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /** A short random pause after a lost race, so racing nodes do not collide again in lockstep. */
+  private backoff(attempt: number): Promise<void> {
+    const ms = Math.random() * Math.min(50, 2 * 2 ** Math.min(attempt, 5));
+    return new Promise((r) => setTimeout(r, ms));
+  }
+
+  private async assignNow(req: AssignRequest): Promise<number[]> {
     const want = req.num ?? 1;
     const got: number[] = [];
     const cfg = await this.config();
@@ -262,6 +287,7 @@ export class CasIpam {
     if (pools.length === 0)
       throw new CalitapError('ipam-no-pool', `IPAM: node ${req.host}: no enabled IPv4 IPPool to assign from`);
     for (let attempt = 0; attempt < this.maxRetries && got.length < want; attempt++) {
+      if (attempt > 0) await this.backoff(attempt);
       let conflict = false;
       // 1. this node's blocks
       for (const cidr of await this.affineBlocks(req.host, pools)) {
@@ -319,6 +345,10 @@ export class CasIpam {
 
   /** Assigns exactly `ip` (calitap workload add --ip): `ip-in-use` when taken. */
   async assignIp(ip: number, req: AssignRequest): Promise<void> {
+    return this.serial(() => this.assignIpNow(ip, req));
+  }
+
+  private async assignIpNow(ip: number, req: AssignRequest): Promise<void> {
     const pool = req.pools.find((p) => prefixContains(p.cidr, ip));
     if (!pool) throw new CalitapError('ip-outside-pools', `IPAM: ${formatIp4(ip)} is outside every IP pool`);
     const cidr = { addr: (ip - (ip % 2 ** (32 - pool.blockSize))) >>> 0, len: pool.blockSize };
@@ -342,6 +372,10 @@ export class CasIpam {
 
   /** Releases every address of a handle and deletes the handle. Returns the addresses freed. */
   async releaseHandle(handle: string): Promise<number[]> {
+    return this.serial(() => this.releaseHandleNow(handle));
+  }
+
+  private async releaseHandleNow(handle: string): Promise<number[]> {
     const kv = await this.ds.get(handleKey(handle));
     if (kv === undefined) return [];
     const h = decodeHandle(kv.key, kv.value);
@@ -375,6 +409,10 @@ export class CasIpam {
    * its blocks once empty (a block still holding others' addresses loses its affinity instead).
    */
   async releaseHost(host: string): Promise<{ addresses: number; blocks: number }> {
+    return this.serial(() => this.releaseHostNow(host));
+  }
+
+  private async releaseHostNow(host: string): Promise<{ addresses: number; blocks: number }> {
     let addresses = 0;
     const { kvs } = await this.ds.list(BLOCKS_PREFIX);
     const handles = new Set<string>();
@@ -391,7 +429,7 @@ export class CasIpam {
         if (at.secondary?.get('node') === host && at.handle !== null) handles.add(at.handle);
       }
     }
-    for (const h of handles) addresses += (await this.releaseHandle(h)).length;
+    for (const h of handles) addresses += (await this.releaseHandleNow(h)).length;
     let blocks = 0;
     const affs = await this.ds.list(hostAffinityPrefix(host));
     for (const kv of affs.kvs) {
