@@ -17,7 +17,7 @@ import { loadConfigFile } from '../config/load.js';
 import { felixFor, localNode, sameSubnet } from '../config/compile.js';
 import type { ClusterConfig } from '../config/types.js';
 import { Programmer } from './program.js';
-import { WorkloadManager, type Attached } from './workloads.js';
+import { WorkloadManager, type Attached, type WorkloadRecord } from './workloads.js';
 import { startApiServer, type ApiServer } from './api.js';
 import { CalitapError, ConfigError } from '../../common/errors.js';
 import { formatIp4, formatPrefix4 } from '../../common/addr.js';
@@ -41,6 +41,21 @@ export interface DaemonOptions {
   uplink?: UplinkMode;
   /** workload TAPs with IFF_VNET_HDR + TSO offloads (GSO super-frames through the dataplane) */
   tapOffload?: boolean;
+  /** datastore mode (live-config.ts): the cluster as listed, hooks for workloads and status */
+  datastore?: DaemonDatastore;
+}
+
+/** What the datastore mode plugs into the daemon (see live-config.ts). */
+export interface DaemonDatastore {
+  cluster: ClusterConfig;
+  /** run BGP for the node-to-node mesh even before any peer is known */
+  bgpMesh: boolean;
+  status(): unknown;
+  /** allocates the address (IPAM) before the TAP is made; returns it */
+  beforeAdd(p: Record<string, unknown>): Promise<string>;
+  /** the TAP is up: write the WorkloadEndpoint; a failed add calls release */
+  afterAdd(record: WorkloadRecord, p: Record<string, unknown>): Promise<void>;
+  release(name: string, ip?: string): Promise<void>;
 }
 
 const UDP_ONLY =
@@ -90,6 +105,8 @@ interface WorkerSlot {
   names: { node: string; reason: string }[];
   applied: number;
   restarts: number;
+  /** stopped on purpose by restartWorkers() */
+  planned?: boolean;
 }
 
 export class Daemon {
@@ -107,7 +124,7 @@ export class Daemon {
   readonly uplinkMode: UplinkMode;
 
   constructor(readonly opts: DaemonOptions) {
-    const cfg = loadConfigFile(opts.config);
+    const cfg = opts.datastore?.cluster ?? loadConfigFile(opts.config);
     // no Uplink resource, or no gateway in it: take them from the host's kernel
     for (const line of uplinkFromKernel(cfg, opts.node)) this.log.info(`from the kernel: ${line}`);
     const uplink = cfg.uplinks.get(opts.node)!;
@@ -127,7 +144,8 @@ export class Daemon {
         'Uplink spec.mac differs from the interface; using the interface MAC',
       );
     }
-    const bgpPeers = opts.bgp === false ? 0 : speakerOptions(cfg, opts.node).peers.length;
+    const mesh = opts.datastore?.bgpMesh === true && cfg.bgp.nodeToNodeMeshEnabled ? 1 : 0;
+    const bgpPeers = opts.bgp === false ? 0 : Math.max(mesh, speakerOptions(cfg, opts.node).peers.length);
     this.prog = new Programmer(cfg, opts.node, {
       uplinkMac: mac,
       configEndpoints: false,
@@ -228,9 +246,11 @@ export class Daemon {
     }
     // Keep the host kernel quiet about tunnel traffic it does not own: without a listener it would
     // answer VXLAN with port unreachable and IPIP with protocol unreachable.
-    if (cfg.pools.some((x) => x.vxlanMode !== 'Never'))
+    // a datastore may switch a pool's mode live: keep the kernel quiet for both tunnels from the start
+    const live = this.opts.datastore !== undefined;
+    if (live || cfg.pools.some((x) => x.vxlanMode !== 'Never'))
       this.quietFds.push(io.udpSocket('0.0.0.0', p.vxlanPort, { rcvbuf: 1024 }));
-    if (cfg.pools.some((x) => x.ipipMode !== 'Never'))
+    if (live || cfg.pools.some((x) => x.ipipMode !== 'Never'))
       this.quietFds.push(io.rawSocket(4, { rcvbuf: 1024, dropAll: true }));
   }
 
@@ -242,6 +262,17 @@ export class Daemon {
     fds[0] = this.slots[k].uplinkFd;
     for (const a of this.workloads.all()) fds[a.port] = a.fds[k] ?? -1;
     return { type: 'ports', seq: this.seq, specs, fds };
+  }
+
+  /** Restarts every worker on the same fds (they re-read DataplaneParams), e.g. new tunnel peers. */
+  restartWorkers(why: string): void {
+    this.log.info({ why }, 'restarting dataplane workers for new parameters');
+    for (const s of this.slots) {
+      if (s.worker === null) continue;
+      s.planned = true;
+      s.control.postMessage({ type: 'stop' });
+      io.eventfdWrite(s.wakeFd, 1);
+    }
   }
 
   private spawn(k: number): void {
@@ -283,8 +314,11 @@ export class Daemon {
     w.on('exit', (code) => {
       s.worker = null;
       if (this.stopping) return;
-      s.restarts++;
-      this.log.error({ worker: k, code, restarts: s.restarts }, 'worker exited; restarting it');
+      if (s.planned) s.planned = false;
+      else {
+        s.restarts++;
+        this.log.error({ worker: k, code, restarts: s.restarts }, 'worker exited; restarting it');
+      }
       // its control port went with it: make a new channel
       const { port1, port2 } = new MessageChannel();
       s.control = port1;
@@ -328,6 +362,7 @@ export class Daemon {
         node: this.opts.node,
         peers: this.bgp?.status() ?? [],
         uptime: (Date.now() - this.started) / 1000,
+        ...(this.opts.datastore ? { datastore: this.opts.datastore.status() } : {}),
       }),
       routes: () => this.prog.table(),
       stats: () => this.stats(),
@@ -348,12 +383,21 @@ export class Daemon {
           }
         : {}),
       'workload.add': async (p) => {
-        const a = this.workloads.add({
-          name: String(p.name),
-          netns: String(p.netns),
-          ip: p.ip as string | undefined,
-          mac: p.mac as string | undefined,
-        });
+        const ds = this.opts.datastore;
+        const ip = ds ? await ds.beforeAdd(p) : (p.ip as string | undefined);
+        let a: Attached;
+        try {
+          a = this.workloads.add({
+            name: String(p.name),
+            netns: String(p.netns),
+            ip,
+            mac: p.mac as string | undefined,
+          });
+        } catch (e) {
+          await ds?.release(String(p.name), ip);
+          throw e;
+        }
+        await ds?.afterAdd(a.record, p);
         await this.publishPorts();
         this.log.info(a.record, 'workload added');
         return a.record;
@@ -362,6 +406,7 @@ export class Daemon {
         const a: Attached = this.workloads.detach(String(p.name));
         await this.publishPorts();
         this.workloads.destroy(a);
+        await this.opts.datastore?.release(a.record.name, a.record.ip);
         this.log.info(a.record, 'workload deleted');
         return a.record;
       },
