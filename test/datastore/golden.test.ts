@@ -45,7 +45,7 @@ import {
 } from '../../src/control/ipam/block.js';
 
 const fx = (name: string): string =>
-  readFileSync(new URL(`fixtures/${name}`, import.meta.url), 'utf8').trim();
+  readFileSync(new URL(`fixtures/${name.replace(/\.json$/, '.golden')}`, import.meta.url), 'utf8').trim();
 const UID = '11111111-2222-4333-8444-555555555555';
 const CLOCK = { now: () => new Date('2026-01-02T03:04:05.678Z'), uid: () => UID };
 const p4 = (s: string) => {

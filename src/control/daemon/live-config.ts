@@ -38,11 +38,16 @@ function labelsOf(v: unknown): Record<string, string> {
 
 /** Workload addresses from the CAS IPAM and WorkloadEndpoints in the datastore. */
 export class DatastoreWorkloads {
+  /** one client: its operations are serialized like Calico's CNI host-wide IPAM lock */
+  private readonly ipam: CasIpam;
+
   constructor(
     private readonly ds: Datastore,
     private readonly node: string,
     private readonly cfg: () => ClusterConfig,
-  ) {}
+  ) {
+    this.ipam = new CasIpam(ds);
+  }
 
   private handle(ns: string, name: string): string {
     return `calitap.${this.node}.${ns}.${name}`;
@@ -65,7 +70,7 @@ export class DatastoreWorkloads {
       attrs: { namespace: ns, node: this.node, pod: name },
       pools: this.cfg().pools,
     };
-    const ipam = new CasIpam(this.ds);
+    const ipam = this.ipam;
     if (p.ip !== undefined && p.ip !== null) {
       const ip = parseIp4(String(p.ip));
       if (ip === null)
@@ -100,7 +105,7 @@ export class DatastoreWorkloads {
       await rc.delete('WorkloadEndpoint', w.metadata.name, w.metadata.namespace).catch(() => undefined);
     }
     if (namespaces.size === 0) namespaces.add('default');
-    const ipam = new CasIpam(this.ds);
+    const ipam = this.ipam;
     for (const ns of namespaces) await ipam.releaseHandle(this.handle(ns, name));
   }
 }
