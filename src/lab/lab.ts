@@ -299,7 +299,7 @@ export class Lab {
     );
     fs.closeSync(log);
     const deadline = Date.now() + timeoutMs;
-    while (!this.etcdctl(['endpoint', 'health'], true).includes('is healthy')) {
+    while (!this.etcdctl(['endpoint', 'status'], true).includes(LAB_ETCD_URL)) {
       if (this.etcdProc.exitCode !== null || Date.now() > deadline)
         throw new Error(
           `etcd did not start:\n${fs.readFileSync(path.join(this.dir, 'etcd.log'), 'utf8').slice(-2000)}`,

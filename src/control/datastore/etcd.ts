@@ -201,7 +201,9 @@ export class EtcdDatastore implements Datastore {
           end(new DatastoreError('ds-unavailable', `etcd ${this.name}: watch: ${err.message}`)),
         );
         w.on('error', (err) => {
-          const compacted = /compact/i.test(err.message);
+          // etcd cancels a watch whose start revision was compacted (3.4 sends compact_revision and an
+          // empty cancel_reason); we never cancel one still open, so a cancel means compaction
+          const compacted = /compact|Watcher canceled: *$/i.test(err.message);
           end(
             new DatastoreError(
               compacted ? 'ds-compacted' : 'ds-unavailable',
