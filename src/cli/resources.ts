@@ -31,7 +31,7 @@ export function addDatastoreOptions(c: Command): Command {
 }
 
 async function withDatastore<T>(f: DatastoreFlags, fn: (ds: Datastore) => Promise<T>): Promise<T> {
-  const ds = openDatastore(chooseDatastore(f));
+  const ds = await openDatastore(chooseDatastore(f));
   try {
     return await fn(ds);
   } finally {

@@ -164,7 +164,7 @@ async function runFileDaemon(opts: LiveOptions): Promise<Daemon> {
 
 async function runDatastoreDaemon(opts: LiveOptions): Promise<Daemon> {
   const log = pino({ name: 'calitap', level: process.env.CALITAP_LOG ?? 'info' }, pino.destination(2));
-  const ds = openDatastore(opts.choice);
+  const ds = await openDatastore(opts.choice);
   const joined = await joinCluster(ds, { node: opts.node, ip: opts.ip, env: process.env, log });
   const cluster = joined.cfg;
   // this node's endpoints are re-attached from the state file by the WorkloadManager

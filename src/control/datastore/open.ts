@@ -2,7 +2,6 @@
 // DATASTORE_TYPE=etcdv3 and ETCD_ENDPOINTS=http://host:2379[,...] in the environment; `--config FILE`
 // (or DATASTORE_TYPE=file) is the file datastore. Flags win over the environment. Control thread.
 import { UsageError } from '../../common/errors.js';
-import { EtcdDatastore } from './etcd.js';
 import { FileDatastore } from './file.js';
 import type { Datastore } from './types.js';
 
@@ -47,7 +46,11 @@ export function chooseDatastore(f: DatastoreFlags, env: NodeJS.ProcessEnv = proc
   throw new UsageError(`--datastore ${type}: expected etcdv3 or file (--config FILE)`);
 }
 
-export function openDatastore(c: DatastoreChoice): Datastore {
-  if (c.type === 'etcdv3') return new EtcdDatastore({ endpoints: c.endpoints! });
+/** Opens the datastore; the etcd client (gRPC) is loaded only when etcd is used. */
+export async function openDatastore(c: DatastoreChoice): Promise<Datastore> {
+  if (c.type === 'etcdv3') {
+    const { EtcdDatastore } = await import('./etcd.js');
+    return new EtcdDatastore({ endpoints: c.endpoints! });
+  }
   return FileDatastore.open(c.file!);
 }
