@@ -267,11 +267,17 @@ export class Lab {
   }
 
   /** Creates a workload namespace on host k and attaches it; returns its namespace and address. */
-  async addWorkload(k: number, ip?: string): Promise<{ ns: string; ip: string; name: string }> {
+  async addWorkload(
+    k: number,
+    ip?: string,
+    timeoutMs?: number,
+  ): Promise<{ ns: string; ip: string; name: string }> {
     const h = this.hosts[k - 1];
     const name = `w${++this.workloadCount}`;
     const ns = this.ns(`h${k}${name}`);
-    const res = (await callApi(h.socket, 'workload.add', { name, netns: ns, ip })) as { ip: string };
+    const res = (await callApi(h.socket, 'workload.add', { name, netns: ns, ip }, timeoutMs)) as {
+      ip: string;
+    };
     return { ns, ip: res.ip, name };
   }
 

@@ -163,6 +163,30 @@ describe.skipIf(!isRoot() || !fs.existsSync('/usr/bin/etcd'))(
       expect((await ping(w[0].ns, w[1].ip, { count: 3 })).received).toBe(3);
     });
 
+    // (a workload add costs 0.3-1.3 s of `ip` commands and TAP set-up on this shared machine,
+    // serialized in one daemon: 25 each keeps the test short; 50 each through the IPAM alone is in
+    // etcd.test.ts)
+    it('two daemons attaching 25 workloads each at the same moment get distinct addresses, blocks unshared', async () => {
+      const added = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => lab.addWorkload(1 + (i % 2), undefined, 120_000)),
+      );
+      const ips = added.map((x) => x.ip);
+      expect(new Set(ips).size).toBe(50);
+      const blocks = JSON.parse(lab.cli(['get', 'workloadendpoints', '-A', '-o', 'json'])) as {
+        items: { spec: { node: string; ipNetworks: string[] } }[];
+      };
+      // every /26 holds the addresses of one node only
+      const owner = new Map<string, string>();
+      for (const e of blocks.items) {
+        const [a, b, c, d] = e.spec.ipNetworks[0].split('/')[0].split('.').map(Number);
+        const block = `${a}.${b}.${c}.${d & 0xc0}`;
+        expect(owner.get(block) ?? e.spec.node).toBe(e.spec.node);
+        owner.set(block, e.spec.node);
+      }
+      expect(blocks.items.length).toBe(53);
+      expect((await ping(w[1].ns, added[0].ip, { count: 2 })).received).toBe(2);
+    });
+
     it('node delete releases the node: addresses, affinities, endpoints, and its routes elsewhere', async () => {
       await lab.stop(3);
       const out = lab.cli(['node', 'delete', 'node-3']);

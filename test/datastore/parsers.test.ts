@@ -47,7 +47,11 @@ const blockish = fc.record(
         maxLength: 3,
       },
     ),
-    sequenceNumber: fc.oneof(fc.bigInt({ min: -5n, max: 2n ** 64n }), fc.string(), fc.double({ noDefaultInfinity: true, noNaN: true })),
+    sequenceNumber: fc.oneof(
+      fc.bigInt({ min: -5n, max: 2n ** 64n }),
+      fc.string(),
+      fc.double({ noDefaultInfinity: true, noNaN: true }),
+    ),
   },
   { requiredKeys: [] },
 );

@@ -20,6 +20,17 @@ import { BLOCKS_PREFIX, parseBlockKey, parseResourceKey, UPLINKS_PREFIX } from '
 import { decodeResource, type V3Object } from './resources.js';
 import type { KV, WatchEvent } from './types.js';
 
+const ROUTED_KINDS = new Set([
+  'IPPool',
+  'Node',
+  'BlockAffinity',
+  'WorkloadEndpoint',
+  'FelixConfiguration',
+  'BGPConfiguration',
+  'BGPPeer',
+  'Uplink',
+]);
+
 /** What one stored value contributes. */
 export type Piece =
   | { t: 'config'; cfg: ClusterConfig; kind: string; name: string }
@@ -93,6 +104,8 @@ export function pieceOf(kv: KV): Piece {
   }
   if (parseResourceKey(kv.key) === undefined && !kv.key.startsWith(UPLINKS_PREFIX)) return { t: 'none' };
   const obj: V3Object = decodeResource(kv);
+  // kinds routing does not use (ClusterInformation, policies, profiles): stored, not parsed
+  if (!ROUTED_KINDS.has(obj.kind)) return { t: 'none' };
   const plain = toPlain(obj) as Record<string, unknown>;
   const cfg = parseResource(plain, kv.key);
   return { t: 'config', cfg, kind: obj.kind, name: obj.metadata.name };
