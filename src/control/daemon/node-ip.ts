@@ -53,16 +53,18 @@ const fmt = (a: HostAddr) => `${formatIp4(a.ip)}/${a.len}`;
 export function detectNodeIp(
   ipSetting: string | undefined,
   method: string | undefined,
-  addrs: HostAddr[] = hostAddrs(),
+  addrsIn?: HostAddr[],
   routeSrc: (dest: string) => string | undefined = kernelRouteSrc,
 ): string {
   if (ipSetting !== undefined && ipSetting !== '' && ipSetting !== 'autodetect') {
     const p = parsePrefix4(ipSetting.includes('/') ? ipSetting : `${ipSetting}/32`, false);
     if (p === null) throw new ConfigError(`--ip ${ipSetting}: not an IPv4 address (or address/len)`);
     if (ipSetting.includes('/')) return `${formatIp4(p.host)}/${p.len}`;
+    const addrs = addrsIn ?? hostAddrs();
     const own = addrs.find((a) => a.ip === p.host);
     return own ? fmt(own) : `${formatIp4(p.host)}/32`;
   }
+  const addrs = addrsIn ?? hostAddrs();
   const m = (method ?? 'first-found').trim();
   const where = `IP_AUTODETECTION_METHOD ${m}`;
   let pick: HostAddr | undefined;
