@@ -15,7 +15,7 @@ import { workloadEndpoint } from '../datastore/defaults.js';
 import { FileDatastore, type ReloadResult } from '../datastore/file.js';
 import { openDatastore, type DatastoreChoice } from '../datastore/open.js';
 import { ResourceClient } from '../datastore/resources.js';
-import type { Datastore } from '../datastore/types.js';
+import { isDsError, type Datastore } from '../datastore/types.js';
 import { CasIpam } from '../ipam/cas.js';
 import { Daemon, type DaemonOptions } from './daemon.js';
 import { DatastoreSync, ensureTunnelAddresses, joinCluster } from './datastore-sync.js';
@@ -165,7 +165,18 @@ async function runFileDaemon(opts: LiveOptions): Promise<Daemon> {
 async function runDatastoreDaemon(opts: LiveOptions): Promise<Daemon> {
   const log = pino({ name: 'calitap', level: process.env.CALITAP_LOG ?? 'info' }, pino.destination(2));
   const ds = await openDatastore(opts.choice);
-  const joined = await joinCluster(ds, { node: opts.node, ip: opts.ip, env: process.env, log });
+  // like calico-node: wait for the datastore rather than give up (configuration errors still stop)
+  let joined;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      joined = await joinCluster(ds, { node: opts.node, ip: opts.ip, env: process.env, log });
+      break;
+    } catch (e) {
+      if (!isDsError(e, 'ds-unavailable')) throw e;
+      if (attempt % 10 === 0) log.warn({ err: e.message }, 'datastore unreachable; retrying every second');
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
   const cluster = joined.cfg;
   // this node's endpoints are re-attached from the state file by the WorkloadManager
   cluster.endpoints = cluster.endpoints.filter((e) => e.node !== opts.node);
