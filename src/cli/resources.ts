@@ -238,7 +238,7 @@ export async function cmdGet(
       return { items: [one], bad: [] as string[], revision: '' };
     }
     const l = await rc.list(kind, ns);
-    return { ...l, revision: '' };
+    return { ...l, revision: String(l.revision) };
   });
   for (const b of bad) process.stderr.write(`calitap: skipped bad value: ${b}\n`);
   if (out === 'yaml' || out === 'json') {

@@ -4,8 +4,7 @@
 // cached, so a change re-parses one key. A value that does not parse or validate is reported once
 // (key and reason) and left out; everything else keeps being applied. Blocks become the affinities
 // routes are computed from (Felix routes by the block's `affinity`). Control thread only.
-import { parsePrefix4, formatPrefix4, prefixesOverlap, type Prefix4 } from '../../common/addr.js';
-import { ConfigError } from '../../common/errors.js';
+import { parsePrefix4, formatPrefix4, prefixesOverlap } from '../../common/addr.js';
 import { loadConfigText } from '../config/load.js';
 import {
   BGP_DEFAULTS,
@@ -265,9 +264,3 @@ export function configFromKvs(kvs: KV[], source: string, onBad?: (b: BadValue) =
   m.reset(kvs);
   return m.build();
 }
-
-export function isConfigError(e: unknown): e is ConfigError {
-  return e instanceof ConfigError;
-}
-
-export type { Prefix4 };

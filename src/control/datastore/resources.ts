@@ -205,9 +205,12 @@ export class ResourceClient {
   }
 
   /** Every object of a kind (all namespaces unless one is given); bad values are skipped and returned. */
-  async list(kind: string, namespace?: string): Promise<{ items: V3Object[]; bad: string[] }> {
+  async list(
+    kind: string,
+    namespace?: string,
+  ): Promise<{ items: V3Object[]; bad: string[]; revision: number }> {
     const prefix = kind === 'Uplink' ? UPLINKS_PREFIX : resourcePrefix(kind, namespace);
-    const { kvs } = await this.ds.list(prefix);
+    const { kvs, revision } = await this.ds.list(prefix);
     const items: V3Object[] = [];
     const bad: string[] = [];
     for (const kv of kvs) {
@@ -218,7 +221,7 @@ export class ResourceClient {
         bad.push((e as Error).message);
       }
     }
-    return { items, bad };
+    return { items, bad, revision };
   }
 
   /** Creates; `already-exists` when it does. */
