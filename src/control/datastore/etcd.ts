@@ -64,7 +64,9 @@ export class EtcdDatastore implements Datastore {
 
   private fail(what: string, e: unknown): never {
     if (e instanceof DatastoreError) throw e;
-    const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    const msg = (e instanceof Error ? e.message.split('\n')[0] : String(e))
+      .replace(/\s*Resolution note:.*$/, '')
+      .trim();
     throw new DatastoreError('ds-unavailable', `etcd ${this.name}: ${what}: ${msg}`);
   }
 
