@@ -7,7 +7,16 @@
         [
           "OS=='linux'",
           {
-            "sources": ["native/calitap_io.c"],
+            "sources": [
+              "native/addon.c",
+              "native/common.c",
+              "native/tap.c",
+              "native/netns.c",
+              "native/sockets.c",
+              "native/batch_io.c",
+              "native/poll.c",
+              "native/offload.c"
+            ],
             "defines": ["_GNU_SOURCE"],
             "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"]
           },

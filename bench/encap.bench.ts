@@ -21,7 +21,7 @@ import type { ClusterConfig } from '../src/control/config/types.js';
 import { Programmer } from '../src/control/daemon/program.js';
 import { buildGraph, type BuiltGraph } from '../src/dataplane/graph/build.js';
 import type { PortSink } from '../src/dataplane/graph/env.js';
-import { DATAPLANE_EXTENSIONS } from '../src/dataplane/features/index.js';
+import { DATAPLANE_FEATURES } from '../src/dataplane/features/index.js';
 import { Batch, DEFAULT_BATCH, SLOT_SIZE } from '../src/dataplane/graph/packet.js';
 import { emitEthernet, ETHERTYPE_IPV4 } from '../src/dataplane/wire/ethernet.js';
 import { emitIp4Header, IPPROTO_IPIP, IPPROTO_UDP } from '../src/dataplane/wire/ipv4.js';
@@ -62,7 +62,7 @@ export function harness(prog: Programmer): Harness {
   const env = prog.env;
   const sinks = env.ports.names.map(() => new CountingSink());
   const cap = DEFAULT_BATCH;
-  const g = buildGraph(env, sinks, cap, [...DATAPLANE_EXTENSIONS]);
+  const g = buildGraph(env, sinks, cap, DATAPLANE_FEATURES);
   const arena = new SharedArrayBuffer(cap * SLOT_SIZE + TPL_BYTES);
   const b = new Batch(cap, arena, 0);
   return { prog, g, b, sinks, w32: new Uint32Array(arena), tplOff: cap * SLOT_SIZE, off0: b.off.slice() };

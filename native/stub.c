@@ -1,6 +1,6 @@
 // calitap_io on a platform other than Linux: TAP, AF_PACKET and the batched I/O are Linux-only.
 // The module loads (so `npm install` succeeds for replay/development) and reports that it is a stub;
-// src/dataplane/io/native.ts turns this into a clear error when a live port is opened.
+// src/dataplane/devices/native/load.ts turns this into a clear error when a live port is opened.
 #include <node_api.h>
 
 NAPI_MODULE_INIT() {

@@ -64,13 +64,14 @@ export async function cmdStats(socket: string, json: boolean, print: (s: string)
   }
   print(
     table(
-      ['PORT', 'RX', 'RX-BYTES', 'TX', 'TX-BYTES'],
+      ['PORT', 'RX', 'RX-BYTES', 'TX', 'TX-BYTES', 'TX-DROPPED'],
       st.ports.map((p) => [
         p.port,
         String(p.rxPackets),
         String(p.rxBytes),
         String(p.txPackets),
         String(p.txBytes),
+        String(p.txDropped ?? 0),
       ]),
     ),
   );

@@ -1,15 +1,77 @@
 // The live demo (root): a three-host cluster in network namespaces, calitap daemons on each host,
 // workloads attached like Calico's CNI plugin does, then status, routes, pings and a short iperf3
-// across hosts. Everything is torn down at the end, on error and on Ctrl-C.
+// across hosts. Everything is torn down at the end, on error and on Ctrl-C. The tools it runs are
+// checked (and installed) before anything is printed (demo-tools.ts); every command's output is
+// collected first and printed under its `$ command` header only when there is some, else one line
+// saying why there is none. Main thread.
 import { spawn, spawnSync } from 'node:child_process';
-import { Lab, nsExec, type LabMode } from '../lab/lab.js';
+import { Lab, REPO, type LabMode, type LabOptions } from '../lab/lab.js';
 import { cmdRoutes, cmdStatus } from './control.js';
+import { ensureDemoTools } from './demo-tools.js';
 
 export const LAB_MODES: LabMode[] = ['ipip', 'vxlan', 'ipip-crosssubnet', 'vxlan-crosssubnet', 'never'];
 
-export async function runLiveDemo(mode: LabMode, print: (s: string) => void): Promise<void> {
+/** How long the demo waits for BGP to bring every other host's block into node-1's FIB. */
+const ROUTES_WAIT_MS = 8000;
+const ROUTES_POLL_MS = 200;
+/** Routes node-1 has once the mesh converged: its own block and workloads plus the other hosts' blocks. */
+const MIN_CONVERGED_ROUTES = 3;
+/** How long iperf3's server may take to listen. */
+const IPERF_LISTEN_MS = 5000;
+const IPERF_SECONDS = 2;
+
+/** What a command printed and how it ended. */
+export interface CommandResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Prints `$ <header>` and `body` (the part of the output worth showing), or, when the body is
+ * empty, the header followed by one line saying the command printed nothing and why (its exit
+ * status and the first line of its stderr). A header is never printed alone.
+ */
+export function showCommand(
+  print: (s: string) => void,
+  header: string,
+  r: CommandResult,
+  body: string,
+): void {
+  const text = body.trim();
+  if (text !== '') {
+    print(`${header}\n${text}`);
+    return;
+  }
+  const err = r.stderr.trim().split('\n')[0] ?? '';
+  const how = r.status === null ? 'killed' : `exit status ${r.status}`;
+  print(`${header}\n(no output: ${how}${err !== '' ? `: ${err}` : ''})`);
+}
+
+/** Runs a command inside a namespace and collects its output (never throws for a failing command). */
+export function nsRun(ns: string, args: string[], timeoutMs?: number): CommandResult {
+  const r = spawnSync('ip', ['netns', 'exec', ns, ...args], { encoding: 'utf8', timeout: timeoutMs });
+  return {
+    status: r.status,
+    stdout: r.stdout ?? '',
+    stderr: r.stderr ?? (r.error ? r.error.message : ''),
+  };
+}
+
+export interface LiveDemoDeps {
+  /** checks (and installs) the tools the demo runs; throws one line when some are missing */
+  ensureTools?: () => void;
+  createLab?: (o: LabOptions) => Lab;
+}
+
+export async function runLiveDemo(
+  mode: LabMode,
+  print: (s: string) => void,
+  deps: LiveDemoDeps = {},
+): Promise<void> {
+  (deps.ensureTools ?? (() => void ensureDemoTools({ root: REPO })))();
   print(`calitap live demo: 3 hosts, IP pool 10.65.0.0/16 in mode ${mode}, natOutgoing on\n`);
-  const lab = Lab.create({ prefix: 'demo', mode, hosts: 3, workers: 1, bgp: true });
+  const lab = (deps.createLab ?? Lab.create)({ prefix: 'demo', mode, hosts: 3, workers: 1, bgp: true });
   let done = false;
   const cleanup = (): void => {
     if (done) return;
@@ -41,37 +103,48 @@ export async function runLiveDemo(mode: LabMode, print: (s: string) => void): Pr
     );
     print('$ calitap status    # on node-1');
     await cmdStatus(lab.hosts[0].socket, false, print);
-    await waitForRoutes(lab, 8000);
+    await waitForRoutes(lab, ROUTES_WAIT_MS);
     print('\n$ calitap routes    # on node-1');
     await cmdRoutes(lab.hosts[0].socket, false, print);
+    const ping = (target: string): CommandResult =>
+      nsRun(w1.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '1', target]);
     for (const [what, target] of [
       ['same host', w2],
       ['same subnet', w3],
       ['across the router', w4],
     ] as const) {
-      print(`\n$ ping ${target.ip}    # ${w1.name} -> ${target.name}, ${what}`);
-      print(
-        lastLines(
-          nsExec(w1.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '1', target.ip], { allowFail: true }),
-          2,
-        ),
+      const r = ping(target.ip);
+      showCommand(
+        print,
+        `\n$ ping ${target.ip}    # ${w1.name} -> ${target.name}, ${what}`,
+        r,
+        lastLines(r.stdout, 2),
       );
     }
-    print(`\n$ ip netns exec ${w1.ns} ip neigh    # the workload's gateway is calitap`);
-    print(nsExec(w1.ns, ['ip', 'neigh']).trim());
-    print(`\n$ ping 203.0.113.10    # to the outside world through natOutgoing`);
-    print(
-      lastLines(
-        nsExec(w1.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '1', '203.0.113.10'], { allowFail: true }),
-        2,
-      ),
+    const neigh = nsRun(w1.ns, ['ip', 'neigh']);
+    showCommand(
+      print,
+      `\n$ ip netns exec ${w1.ns} ip neigh    # the workload's gateway is calitap`,
+      neigh,
+      neigh.stdout,
     );
-    if (spawnSync('iperf3', ['--version']).status === 0) {
-      print(`\n$ iperf3 -c ${w4.ip} -t 2    # TCP ${w1.name} -> ${w4.name} across hosts`);
-      print(await iperf(w4.ns, w1.ns, w4.ip));
-    } else {
-      print('\n(iperf3 not installed: skipping the throughput run)');
-    }
+    const out = ping('203.0.113.10');
+    showCommand(
+      print,
+      `\n$ ping 203.0.113.10    # to the outside world through natOutgoing`,
+      out,
+      lastLines(out.stdout, 2),
+    );
+    const perf = await iperf(w4.ns, w1.ns, w4.ip);
+    showCommand(
+      print,
+      `\n$ iperf3 -c ${w4.ip} -t ${IPERF_SECONDS}    # TCP ${w1.name} -> ${w4.name} across hosts`,
+      perf,
+      perf.stdout
+        .split('\n')
+        .filter((l) => /sender|receiver/.test(l))
+        .join('\n'),
+    );
     print('\ntearing the cluster down');
   } finally {
     process.off('SIGINT', onSignal);
@@ -87,8 +160,8 @@ async function waitForRoutes(lab: Lab, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     const routes = (await lab.api(1, 'routes')) as { via: string }[];
-    if (routes.filter((r) => r.via !== 'blackhole').length >= 3) return;
-    await new Promise((r) => setTimeout(r, 200));
+    if (routes.filter((r) => r.via !== 'blackhole').length >= MIN_CONVERGED_ROUTES) return;
+    await new Promise((r) => setTimeout(r, ROUTES_POLL_MS));
   }
 }
 
@@ -96,15 +169,36 @@ function lastLines(s: string, n: number): string {
   return s.trim().split('\n').slice(-n).join('\n');
 }
 
-async function iperf(serverNs: string, clientNs: string, ip: string): Promise<string> {
-  const server = spawn('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-1'], { stdio: 'ignore' });
+/** An iperf3 server in one namespace (one test, then it exits), the client in the other. */
+async function iperf(serverNs: string, clientNs: string, ip: string): Promise<CommandResult> {
+  // --forceflush: iperf3 block-buffers a piped stdout, which would hold back "Server listening"
+  const server = spawn('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-1', '--forceflush'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   try {
-    await new Promise((r) => setTimeout(r, 300));
-    const out = nsExec(clientNs, ['iperf3', '-c', ip, '-t', '2', '-f', 'm'], { allowFail: true });
-    return out
-      .split('\n')
-      .filter((l) => /sender|receiver/.test(l))
-      .join('\n');
+    // start the client once the server says it listens (not after a guessed delay)
+    const listening = await new Promise<boolean>((resolve) => {
+      let seen = '';
+      const timer = setTimeout(() => resolve(false), IPERF_LISTEN_MS);
+      server.stdout.setEncoding('utf8');
+      server.stdout.on('data', (d: string) => {
+        seen += d;
+        if (/listening/i.test(seen)) {
+          clearTimeout(timer);
+          resolve(true);
+        }
+      });
+      server.once('exit', () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
+    });
+    if (!listening) return { status: server.exitCode, stdout: '', stderr: 'iperf3 server did not start' };
+    return nsRun(
+      clientNs,
+      ['iperf3', '-c', ip, '-t', String(IPERF_SECONDS), '-f', 'm'],
+      (IPERF_SECONDS + 20) * 1000,
+    );
   } finally {
     server.kill('SIGKILL');
   }

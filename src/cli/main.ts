@@ -1,11 +1,12 @@
 // calitap command-line entry point. Every failure prints one line `calitap: <why>` and exits non-zero
-// (2 for bad usage or configuration, 1 otherwise); no stack traces for expected errors.
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { Command, CommanderError } from 'commander';
-import { CalitapError, UsageError } from '../common/errors.js';
+// (2 for bad usage or configuration, 1 otherwise; see report.ts); only bugs print a stack.
+import { Command } from 'commander';
+import { UsageError } from '../common/errors.js';
+import { reportError } from './report.js';
+import { packageVersion } from './version.js';
 import { runReplay } from './replay.js';
 import { runDemo } from './demo.js';
+import { runBench } from './bench.js';
 import { cmdRoutes, cmdStats, cmdStatus, cmdWorkload } from './control.js';
 import { DEFAULT_SOCKET } from '../control/daemon/api.js';
 import { registerResourceCommands } from './resources.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   program
     .name('calitap')
     .description("Userspace router for Project Calico's data path over TAP devices")
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
     .exitOverride()
     .showHelpAfterError(false)
     // parse errors are printed by main() as one `calitap: ...` line, like every other error
@@ -38,6 +40,7 @@ export function buildProgram(): Command {
     .option('--trace', 'print what each node decided for each frame')
     .option('--json', 'print the counters as one JSON object')
     .option('--seed <n>', 'seed for random choices (NAT ports)', '0')
+    .option('--quiet', 'no progress line on stderr (it only shows on a terminal, for runs over 2 s)')
     .action((o) => {
       runReplay(o, out);
     });
@@ -125,26 +128,7 @@ export function buildProgram(): Command {
     )
     .argument('[names...]', 'benches to run (default: every in-memory one; live and bgp need root)')
     .option('--quick', 'short runs')
-    .action(async (names: string[], o: { quick?: boolean }) => {
-      const separate = ['live', 'bgp'];
-      const known = ['graph', 'replay', 'fib', 'pcap', 'nat', 'encap', 'snat', ...separate];
-      const unknown = names.filter((n) => !known.includes(n));
-      if (unknown.length > 0)
-        throw new UsageError(`bench ${unknown.join(' ')}: unknown (known: ${known.join(', ')})`);
-      const inMemory = names.filter((n) => !separate.includes(n));
-      if (names.length === 0 || inMemory.length > 0) {
-        const run = await import('../../bench/run.js');
-        await run.runAll({ quick: o.quick === true, only: inMemory.length > 0 ? inMemory : undefined });
-      }
-      for (const name of names.filter((n) => separate.includes(n))) {
-        // the live and BGP benches build network namespaces and real daemons: their own process
-        const script = fileURLToPath(new URL(`../../bench/${name}.bench.js`, import.meta.url));
-        const quick = o.quick ? (name === 'bgp' ? ['--routes', '100000'] : ['--quick']) : [];
-        const r = spawnSync(process.execPath, [script, ...quick], { stdio: 'inherit' });
-        if (r.status !== 0)
-          throw new CalitapError('bench-failed', `bench ${name} exited with ${r.status ?? r.signal}`);
-      }
-    });
+    .action((names: string[], o: { quick?: boolean }) => runBench(names, { quick: o.quick === true }));
   registerResourceCommands(program, out);
   program
     .command('demo')
@@ -162,20 +146,9 @@ function positiveInt(flag: string, v: string): number {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
   try {
-    await program.parseAsync(argv);
+    await buildProgram().parseAsync(argv);
   } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.exitCode !== 0) process.stderr.write(`calitap: ${e.message.replace(/^error: /, '')}\n`);
-      process.exitCode = e.exitCode === 0 ? 0 : 2;
-      return;
-    }
-    if (e instanceof CalitapError) {
-      process.stderr.write(`calitap: ${e.message}\n`);
-      process.exitCode = e.code === 'usage' || e.code === 'config-invalid' ? 2 : 1;
-      return;
-    }
-    throw e;
+    process.exitCode = reportError(e, (s) => process.stderr.write(s));
   }
 }

@@ -1,9 +1,11 @@
 // `calitap replay`: loads the config, programs a dataplane for --node, replays the captures through
-// it and prints per-port and per-reason counters (text or one JSON object).
+// it and prints per-port and per-reason counters (text or one JSON object). Long runs show progress
+// on stderr when it is a terminal (progress.ts; off with --quiet or --trace). Main thread.
 import { loadConfigFile } from '../control/config/load.js';
 import { Programmer } from '../control/daemon/program.js';
-import { replay, type ReplayInput, type ReplayResult } from '../dataplane/replay.js';
+import { replay, type ReplayInput, type ReplayOptions, type ReplayResult } from '../dataplane/replay.js';
 import { UsageError } from '../common/errors.js';
+import { progressPrinter, type ProgressOptions } from './progress.js';
 
 export interface ReplayCliOptions {
   config: string;
@@ -13,7 +15,12 @@ export interface ReplayCliOptions {
   trace?: boolean;
   json?: boolean;
   seed?: string;
+  /** no progress line */
+  quiet?: boolean;
 }
+
+/** Where progress goes (stderr) and its clock; tests inject a fake terminal. */
+export type ReplayProgressIo = Pick<ProgressOptions, 'stream' | 'now' | 'delayMs' | 'intervalMs'>;
 
 export function parseInputs(specs: string[]): ReplayInput[] {
   return specs.map((s) => {
@@ -23,7 +30,11 @@ export function parseInputs(specs: string[]): ReplayInput[] {
   });
 }
 
-export function runReplay(o: ReplayCliOptions, print: (s: string) => void): ReplayResult {
+export function runReplay(
+  o: ReplayCliOptions,
+  print: (s: string) => void,
+  progressIo: ReplayProgressIo = { stream: process.stderr },
+): ReplayResult {
   const inputs = parseInputs(o.in);
   if (inputs.length === 0) throw new UsageError('replay: at least one --in PORT=FILE is needed');
   const seed = o.seed === undefined ? 0 : Number(o.seed);
@@ -31,11 +42,22 @@ export function runReplay(o: ReplayCliOptions, print: (s: string) => void): Repl
     throw new UsageError(`--seed ${o.seed}: expected a non-negative integer`);
   const cfg = loadConfigFile(o.config);
   const prog = new Programmer(cfg, o.node, { natSeed: seed });
-  const res = replay(prog.env, {
+  const tracing = o.trace === true && o.json !== true;
+  // the per-frame trace is its own progress: no progress line in between
+  const progress = progressPrinter({ ...progressIo, quiet: o.quiet === true || tracing });
+  // replay calls onProgress(framesDone, bytesDone, totalBytes) at most every 250 ms and at the end
+  const opts: ReplayOptions = {
     inputs,
     outDir: o.out,
-    trace: o.trace && !o.json ? (lines) => print(lines.join('\n')) : undefined,
-  });
+    trace: tracing ? (lines) => print(lines.join('\n')) : undefined,
+    onProgress: progress.onProgress,
+  };
+  let res: ReplayResult;
+  try {
+    res = replay(prog.env, opts);
+  } finally {
+    progress.done();
+  }
   if (o.json) {
     print(
       JSON.stringify({

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { stringify as yamlStringify } from 'yaml';
 import { formatPrefix4, parsePrefix4, prefixContains } from '../common/addr.js';
-import { CalitapError, UsageError } from '../common/errors.js';
+import { ConfigError, DatastoreError, UsageError } from '../common/errors.js';
 import { readDocuments, toV3 } from '../control/datastore/documents.js';
 import { toPlain } from '../control/datastore/json.js';
 import { kindFromArg, kindInfo, AFFINITY_PREFIX, parseAffinityKey } from '../control/datastore/layout.js';
@@ -19,7 +19,7 @@ import { chooseDatastore, openDatastore, type DatastoreFlags } from '../control/
 import { ResourceClient, type V3Object } from '../control/datastore/resources.js';
 import type { Datastore } from '../control/datastore/types.js';
 import { CasIpam } from '../control/ipam/cas.js';
-import { inUse } from '../control/ipam/block.js';
+import { inUse } from '../control/datastore/ipam-records.js';
 
 type Print = (s: string) => void;
 
@@ -43,8 +43,7 @@ function readInput(file: string): string {
   try {
     return file === '-' ? fs.readFileSync(0, 'utf8') : fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new CalitapError(
-      'bad-file',
+    throw new ConfigError(
       `${file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
     );
   }
@@ -53,7 +52,7 @@ function readInput(file: string): string {
 /** Reads and validates every document first: nothing is written when one is invalid. */
 function loadObjects(file: string): V3Object[] {
   const docs = readDocuments(readInput(file), file);
-  if (docs.length === 0) throw new CalitapError('bad-file', `${file}: no resources in the file`);
+  if (docs.length === 0) throw new ConfigError(`${file}: no resources in the file`);
   return docs.map((d) => toV3(d, file));
 }
 
@@ -231,8 +230,8 @@ export async function cmdGet(
     if (name !== undefined) {
       const one = await rc.get(kind, name, ns ?? 'default');
       if (one === undefined)
-        throw new CalitapError(
-          'not-found',
+        throw new DatastoreError(
+          'datastore-not-found',
           `${kind} ${namespaced ? `${ns ?? 'default'}/` : ''}${name}: does not exist`,
         );
       return { items: [one], bad: [] as string[], revision: '' };
@@ -301,7 +300,7 @@ export async function cmdNodeDelete(name: string, o: DatastoreFlags, print: Prin
   const r = await withDatastore(o, async (ds) => {
     const rc = new ResourceClient(ds);
     const node = await rc.get('Node', name);
-    if (node === undefined) throw new CalitapError('not-found', `Node ${name}: does not exist`);
+    if (node === undefined) throw new DatastoreError('datastore-not-found', `Node ${name}: does not exist`);
     const released = await new CasIpam(ds).releaseHost(name);
     let weps = 0;
     for (const w of (await rc.list('WorkloadEndpoint')).items) {

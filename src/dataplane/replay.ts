@@ -6,14 +6,17 @@
 // graph's timers see (ARP retries, ICMP rate limit) is the capture's. Single-threaded, deterministic.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Batch, DEFAULT_BATCH, rxBudget } from './graph/packet.js';
-import { buildGraph, type BuiltGraph, type GraphExtension } from './graph/build.js';
-import type { DataplaneEnv, PortSink } from './graph/env.js';
-import { openCapture, LINKTYPE_ETHERNET, type CaptureReader } from './devices/pcap/reader.js';
+import { Batch, DEFAULT_BATCH } from './graph/packet.js';
+import { buildGraph, type BuiltGraph, type GraphFeature } from './graph/build.js';
+import type { DataplaneEnv } from './graph/env.js';
+import { PortCounters, type CounterRow } from './graph/counters.js';
+import { openCapture } from './devices/pcap/reader.js';
 import { PcapWriter } from './devices/pcap/writer.js';
-import { CaptureError, UsageError } from '../common/errors.js';
-import type { CounterRow } from './graph/counters.js';
-import { DATAPLANE_EXTENSIONS } from './features/index.js';
+import { PcapDevice, ReplayCounters } from './devices/pcap.js';
+import { DeviceContext } from './devices/device.js';
+import { Driver } from './devices/driver.js';
+import { UsageError } from '../common/errors.js';
+import { DATAPLANE_FEATURES } from './features/index.js';
 
 export interface ReplayInput {
   port: string;
@@ -26,7 +29,16 @@ export interface ReplayOptions {
   outDir: string | null;
   trace?: (lines: string[]) => void;
   batchSize?: number;
-  extensions?: GraphExtension[];
+  /** graph features (default: all, as the live workers) */
+  features?: readonly GraphFeature[];
+  /**
+   * Progress for a printer: frames and input bytes consumed so far and the inputs' total size (0
+   * when unknown, e.g. a pipe). Called at most every 250 ms of `clock` time while the replay runs,
+   * and once when it is done.
+   */
+  onProgress?(framesDone: number, bytesDone: number, totalBytes: number): void;
+  /** wall clock in milliseconds for onProgress (default: performance.now) */
+  clock?: () => number;
 }
 
 export interface PortStats {
@@ -45,56 +57,17 @@ export interface ReplayResult {
   outputs: Map<string, Uint8Array>;
 }
 
-/** Collects a round's packets for one port and writes them in (timestamp, cause) order. */
-class PcapSink implements PortSink {
-  private readonly idx: Uint16Array;
-  private n = 0;
-  private batch: Batch | null = null;
-
-  constructor(
-    readonly writer: PcapWriter,
-    capacity: number,
-  ) {
-    this.idx = new Uint16Array(capacity);
-  }
-
-  tx(b: Batch, i: number): void {
-    this.batch = b;
-    this.idx[this.n++] = i;
-  }
-
-  flush(): void {
-    const b = this.batch;
-    if (b === null || this.n === 0) return;
-    const idx = this.idx;
-    // insertion sort: the queue is nearly sorted already; order = when the causing frame was captured
-    for (let k = 1; k < this.n; k++) {
-      const v = idx[k];
-      let j = k - 1;
-      while (j >= 0 && later(b, idx[j], v)) {
-        idx[j + 1] = idx[j];
-        j--;
-      }
-      idx[j + 1] = v;
-    }
-    for (let k = 0; k < this.n; k++) {
-      const i = idx[k];
-      this.writer.write(b.u8, b.off[i], b.len[i], b.tsSec[i], b.tsNsec[i]);
-    }
-    this.n = 0;
-  }
-}
-
-function later(b: Batch, x: number, y: number): boolean {
-  if (b.tsSec[x] !== b.tsSec[y]) return b.tsSec[x] > b.tsSec[y];
-  if (b.tsNsec[x] !== b.tsNsec[y]) return b.tsNsec[x] > b.tsNsec[y];
-  if (b.cause[x] !== b.cause[y]) return b.cause[x] > b.cause[y];
-  return x > y;
-}
+/** Milliseconds between two onProgress calls. */
+const PROGRESS_MS = 250;
 
 export function replay(env: DataplaneEnv, opts: ReplayOptions): ReplayResult {
   const ports = env.ports;
-  const readers: { r: CaptureReader; port: number; live: boolean }[] = [];
+  const capacity = opts.batchSize ?? DEFAULT_BATCH;
+  const pc = new PortCounters(ports.count);
+  const ctx = new DeviceContext(pc);
+  const rc = new ReplayCounters();
+  const inputs: PcapDevice[] = [];
+  const sizes: number[] = [];
   try {
     for (const inp of opts.inputs) {
       const p = ports.index(inp.port);
@@ -103,24 +76,32 @@ export function replay(env: DataplaneEnv, opts: ReplayOptions): ReplayResult {
           `--in ${inp.port}=${inp.path}: unknown port ${inp.port} (ports: ${ports.names.join(', ')})`,
         );
       }
-      readers.push({ r: openCapture(inp.path), port: p, live: true });
+      const r = openCapture(inp.path);
+      const d = new PcapDevice(inp.port, ctx, capacity, null, r, rc);
+      d.port = p;
+      inputs.push(d);
+      sizes.push(fileSize(inp.path));
+      d.start();
     }
     if (opts.outDir !== null) fs.mkdirSync(opts.outDir, { recursive: true });
-    const capacity = opts.batchSize ?? DEFAULT_BATCH;
     const writers = ports.names.map(
       (name) => new PcapWriter(opts.outDir === null ? null : path.join(opts.outDir, `${name}.pcap`)),
     );
-    const sinks = writers.map((w) => new PcapSink(w, capacity));
-    const g = buildGraph(env, sinks, capacity, opts.extensions ?? [...DATAPLANE_EXTENSIONS]);
-    const b = new Batch(capacity);
-    const extra: CounterRow = { node: 'replay', reason: 'frame-too-big', value: 0 };
-    const frames = run(readers, b, g, sinks, opts, capacity, extra);
+    const sinks = writers.map((w, p) => {
+      const d = new PcapDevice(ports.names[p], ctx, capacity, w, null, rc);
+      d.port = p;
+      return d;
+    });
+    const features = [...(opts.features ?? DATAPLANE_FEATURES), () => [...ctx.nodes(), rc]];
+    const g = buildGraph(env, sinks, capacity, features, { shared: { portCounters: pc } });
+    const driver = new Driver(g.graph, new Batch(capacity), sinks, ctx, g.minMtu);
+    const frames = run(inputs, sizes, driver, g, opts);
     const outputs = new Map<string, Uint8Array>();
     writers.forEach((w, p) => {
       if (opts.outDir === null) outputs.set(ports.names[p], w.toBuffer());
       else w.close();
     });
-    const pc = g.graph.portCounters;
+    const rows = g.graph.counters.rows();
     return {
       frames,
       ports: ports.names.map((port, p) => ({
@@ -130,99 +111,98 @@ export function replay(env: DataplaneEnv, opts: ReplayOptions): ReplayResult {
         txPackets: pc.txPackets[p],
         txBytes: pc.txBytes[p],
       })),
-      counters: extra.value > 0 ? [extra, ...g.graph.counters.rows()] : g.graph.counters.rows(),
+      // replay's own counters first, then the graph's in registration order
+      counters: [...rows.filter((r) => r.node === rc.name), ...rows.filter((r) => r.node !== rc.name)],
       outputs,
     };
   } finally {
-    for (const x of readers) x.r.close();
+    for (const d of inputs) d.close();
+  }
+}
+
+/** Size of a capture file (0 when it is not a regular file: unknown). */
+function fileSize(p: string): number {
+  try {
+    const st = fs.statSync(p);
+    return st.isFile() ? st.size : 0;
+  } catch {
+    return 0;
   }
 }
 
 function run(
-  readers: { r: CaptureReader; port: number; live: boolean }[],
-  b: Batch,
+  inputs: PcapDevice[],
+  sizes: number[],
+  driver: Driver,
   g: BuiltGraph,
-  sinks: PcapSink[],
   opts: ReplayOptions,
-  capacity: number,
-  extra: CounterRow,
 ): number {
-  // Leave room in every batch for packets the graph generates (fragments, ARP requests, releases),
-  // so what happens to a frame never depends on where it falls in a round.
-  const maxRx = rxBudget(capacity, g.minMtu);
-  for (const x of readers) x.live = advance(x.r);
+  const b = driver.b;
   let frames = 0;
   const trace = opts.trace;
+  if (trace) {
+    for (const d of inputs)
+      d.onTooBig = (len) =>
+        trace([`frame ${frames + 1} rx ${g.output.portName(d.port)}: drop: frame-too-big (${len} bytes)`]);
+  }
+  const onProgress = opts.onProgress;
+  const clock = opts.clock ?? (() => performance.now());
+  const total = sizes.reduce((a, s) => a + s, 0);
+  const done = (): number =>
+    inputs.reduce((a, d, k) => a + (d.pending ? Math.min(d.reader!.recordOffset, sizes[k]) : sizes[k]), 0);
+  let lastProgress = onProgress ? clock() : 0;
   for (;;) {
-    // pick the earliest frame; ties go to the reader named first
-    let best = pick(readers);
-    if (best < 0) break;
+    // pick the earliest frame; ties go to the input named first
+    let best = pick(inputs);
+    if (best === null) break;
     // timers first, at the time of the round's first frame
-    const r0 = readers[best].r;
-    b.reset();
+    const sec0 = best.tsSec;
+    const nsec0 = best.tsNsec;
+    driver.begin(sec0, nsec0);
     if (trace) b.trace = [];
-    b.nowSec = r0.tsSec;
-    b.nowNsec = r0.tsNsec;
-    g.graph.tick(b, r0.tsSec + r0.tsNsec / 1e9);
-    flushAll(sinks);
+    driver.timers(sec0 + nsec0 / 1e9);
     if (trace) emitTrace(b, g, trace, 0, 'timer');
-    b.reset();
+    driver.begin(sec0, nsec0);
     if (trace) b.trace = [];
     const first = frames;
     // a round spans at most ROUND_NS of capture time, so timers (ICMP rate limit, ARP retries, NAT
-    // timeouts) see time pass as they would live
-    const endSec = r0.tsSec + Math.floor((r0.tsNsec + ROUND_NS) / 1e9);
-    const endNsec = (r0.tsNsec + ROUND_NS) % 1e9;
-    while (b.count < maxRx && best >= 0) {
-      const rb = readers[best].r;
-      if (b.count > 0 && (rb.tsSec > endSec || (rb.tsSec === endSec && rb.tsNsec >= endNsec))) break;
-      const x = readers[best];
-      const r = x.r;
-      frames++;
-      if (b.push(r.buf, r.dataOffset, r.capLen, x.port, r.tsSec, r.tsNsec) < 0) {
-        // larger than a packet slot: cannot be carried (counted like any other drop)
-        extra.value++;
-        if (trace)
-          trace([`frame ${frames} rx ${g.output.portName(x.port)}: drop: frame-too-big (${r.capLen} bytes)`]);
-      }
-      x.live = advance(r);
-      best = pick(readers);
+    // timeouts) see time pass as they would live; and takes only as many frames as the driver's
+    // budget allows (room for every fragment or packet the graph may generate from them)
+    const endSec = sec0 + Math.floor((nsec0 + ROUND_NS) / 1e9);
+    const endNsec = (nsec0 + ROUND_NS) % 1e9;
+    while (best !== null) {
+      if (b.count > 0 && (best.tsSec > endSec || (best.tsSec === endSec && best.tsNsec >= endNsec))) break;
+      const got = driver.receive(best, 1);
+      if (got === 0) break;
+      frames += got;
+      best = pick(inputs);
     }
-    g.graph.run(b);
-    flushAll(sinks);
+    driver.process();
     if (trace) emitTrace(b, g, trace, first, 'frame');
+    if (onProgress) {
+      const t = clock();
+      if (t - lastProgress >= PROGRESS_MS) {
+        lastProgress = t;
+        onProgress(frames, done(), total);
+      }
+    }
   }
-  b.reset();
-  g.graph.finish(b);
-  flushAll(sinks);
+  driver.finish();
+  onProgress?.(frames, total, total);
   return frames;
 }
 
 /** Capture time one round may span (1 ms). */
 const ROUND_NS = 1_000_000;
 
-function pick(readers: { r: CaptureReader; live: boolean }[]): number {
-  let best = -1;
-  for (let k = 0; k < readers.length; k++) {
-    if (readers[k].live && (best < 0 || earlier(readers[k].r, readers[best].r))) best = k;
+/** The input whose pending frame is the earliest (ties: the first), or null when all are done. */
+function pick(inputs: PcapDevice[]): PcapDevice | null {
+  let best: PcapDevice | null = null;
+  for (let k = 0; k < inputs.length; k++) {
+    const d = inputs[k];
+    if (d.pending && (best === null || d.earlier(best))) best = d;
   }
   return best;
-}
-
-function flushAll(sinks: PcapSink[]): void {
-  for (const s of sinks) s.flush();
-}
-
-function earlier(a: CaptureReader, b: CaptureReader): boolean {
-  return a.tsSec < b.tsSec || (a.tsSec === b.tsSec && a.tsNsec < b.tsNsec);
-}
-
-function advance(r: CaptureReader): boolean {
-  if (!r.next()) return false;
-  if (r.linkType !== LINKTYPE_ETHERNET) {
-    throw new CaptureError(`${r.path}: frame ${r.index + 1}: link type ${r.linkType} is not Ethernet (1)`);
-  }
-  return true;
 }
 
 /** Prints what happened to each frame of the round (generated packets under their cause). */

@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { callApi } from '../control/daemon/api.js';
 import { Namespaces } from './netns.js';
+import { DaemonError, DeviceError } from '../common/errors.js';
 
 export type LabMode = 'ipip' | 'vxlan' | 'ipip-crosssubnet' | 'vxlan-crosssubnet' | 'never';
 
@@ -61,6 +62,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 /** repo root (this file is src/lab/lab.ts or dist/src/lab/lab.js) */
 export const REPO = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../../..' : '../..');
 const CLI = path.join(REPO, 'bin', 'calitap.js');
+/** How much of a daemon's log a start failure carries in its `details`. */
+const LOG_TAIL_CHARS = 2000;
 
 export function sh(cmd: string, args: string[], opts: { allowFail?: boolean; input?: string } = {}): string {
   try {
@@ -68,7 +71,14 @@ export function sh(cmd: string, args: string[], opts: { allowFail?: boolean; inp
   } catch (e) {
     if (opts.allowFail) return '';
     const err = e as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')}: ${(err.stderr ?? err.message).trim()}`);
+    const why = (err.stderr || err.message).trim().split('\n')[0];
+    throw new DeviceError(
+      cmd === 'ip' ? 'ip-command' : 'command-failed',
+      `${cmd} ${args.join(' ')}: ${why}`,
+      {
+        cause: e,
+      },
+    );
   }
 }
 
@@ -244,9 +254,13 @@ export class Lab {
         return;
       } catch {
         if (h.daemon.exitCode !== null || Date.now() > deadline) {
-          throw new Error(
-            `calitap on ${h.node} did not start:\n${fs.readFileSync(h.log, 'utf8').slice(-2000)}`,
-          );
+          const log = fs.readFileSync(h.log, 'utf8');
+          const last = log.trim().split('\n').pop() ?? '';
+          const how =
+            h.daemon.exitCode !== null ? `exited with ${h.daemon.exitCode}` : `no answer in ${timeoutMs} ms`;
+          throw new DaemonError('daemon-start', `calitap on ${h.node} did not start (${how}): ${last}`, {
+            details: log.slice(-LOG_TAIL_CHARS),
+          });
         }
         await new Promise((r) => setTimeout(r, 100));
       }

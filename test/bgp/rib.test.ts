@@ -301,30 +301,39 @@ describe('bgp rib: export', () => {
 });
 
 describe('bgp rib: scale', () => {
-  it('holds 1 M routes from one peer in well under 1 GiB, sharing attribute sets', () => {
+  // What keeps 1 M routes small is structural, so that is what this checks: one entry per prefix and
+  // one interned attribute set per distinct attribute combination, shared by every route that carries
+  // it (heap size and time are the benchmark's business: npm run bench:bgp, bench/RESULTS.md).
+  it('holds 1 M routes from one peer, sharing one attribute set per distinct combination', () => {
     let changes = 0;
     const rib = new Rib({ localAs: 64512, routerId: ME, nextHop: ME }, () => changes++);
     const p = rib.addPeer(P1, 64512);
     rib.peerUp(p, P1);
-    const before = process.memoryUsage().heapUsed;
-    const t0 = performance.now();
     const batch = 500;
+    const nextHops = 64;
+    const paths = 7;
+    const route = (j: number) => ({ addr: (0x0b000000 + j * 16) >>> 0, len: 28 });
     for (let i = 0; i < 1_000_000; i += batch) {
       const nlri = [];
-      for (let j = i; j < i + batch; j++) nlri.push({ addr: (0x0b000000 + j * 16) >>> 0, len: 28 });
+      for (let j = i; j < i + batch; j++) nlri.push(route(j));
       rib.applyUpdate(p, {
         type: 'update',
         withdrawn: [],
         nlri,
-        attrs: attrs({ nextHop: 0x0a000000 + (i % 64) + 1, asPath: [{ type: 2, asns: [65000 + (i % 7)] }] }),
+        attrs: attrs({
+          nextHop: 0x0a000000 + (i % nextHops) + 1,
+          asPath: [{ type: 2, asns: [65000 + (i % paths)] }],
+        }),
       });
     }
-    const ms = performance.now() - t0;
-    const used = process.memoryUsage().heapUsed - before;
     expect(rib.size).toBe(1_000_000);
     expect(changes).toBe(1_000_000);
-    expect(rib.attrSetCount).toBeLessThanOrEqual(64 * 7 + 1);
-    console.log(`rib: 1M routes in ${ms.toFixed(0)} ms, heap +${(used / 2 ** 20).toFixed(0)} MiB`);
-    expect(used).toBeLessThan(512 * 2 ** 20);
+    expect(rib.attrSetCount).toBeLessThanOrEqual(nextHops * paths + 1);
+    // routes of two UPDATEs with equal attributes (batches 0 and nextHops*paths apart) share one object
+    const first = rib.lookup(route(0))!;
+    const again = rib.lookup(route(nextHops * paths * batch + 1))!;
+    expect(again.attrs).toEqual(first.attrs);
+    expect(again.attrs).toBe(first.attrs);
+    expect(rib.lookup(route(batch))!.attrs).not.toBe(first.attrs);
   });
 });

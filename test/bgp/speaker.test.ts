@@ -3,7 +3,6 @@
 // scripted peer.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { formatIp4, formatPrefix4, parseIp4 } from '../../src/common/addr.js';
-import { encodeKeepalive } from '../../src/control/bgp/codec.js';
 import type { BestRoute } from '../../src/control/bgp/rib.js';
 import { BgpSpeaker, type BgpSpeakerOptions } from '../../src/control/bgp/speaker.js';
 import { BASE_ATTRS4, msg, update } from './helpers.js';
@@ -169,8 +168,10 @@ describe('bgp speaker: negative tests from a scripted peer', () => {
     await waitUntil(() => s.lookup('10.65.0.64/26'), 5000, 'route learned');
     r.send(update('', '4001020000' + '40020602010000fde9' + '4003040a000001', '1a0a410040')); // ORIGIN length 2
     await waitUntil(() => s.lookup('10.65.0.64/26') === null, 5000, 'route withdrawn');
-    r.send(encodeKeepalive());
-    await new Promise((res) => setTimeout(res, 100));
+    // The speaker handles a session's messages in order and sends a NOTIFICATION only when it closes
+    // the session: once it has learned a route sent after the malformed one, it cannot have sent one.
+    r.send(update('', BASE_ATTRS4 + '40050400000064', '1a0a410080'));
+    await waitUntil(() => s.lookup('10.65.0.128/26'), 5000, 'route sent after the malformed one learned');
     expect(r.notification()).toBeUndefined();
     expect(s.status()[0].state).toBe('up');
   });

@@ -1,6 +1,6 @@
 // The `calitap` command line, spawned as users run it (node bin/calitap.js, over dist/ built by
 // `npm test`'s pretest; run `npm run build` first when running this file alone): replay's JSON and text
-// output, its outputs on disk, exit codes, and the one-line `calitap: ...` error contract.
+// output, its outputs on disk, exit codes, --version, and the one-line `calitap: ...` error contract.
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -224,6 +224,18 @@ describe.concurrent('calitap replay', () => {
   });
 });
 
+describe('calitap --version', () => {
+  it('prints the version of package.json and exits 0 (also -V)', async () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const r = await calitap([flag]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe(`${pkg.version}\n`);
+      expect(r.stderr).toBe('');
+    }
+  });
+});
+
 describe('calitap demo', () => {
   // `demo` alone builds a live cluster in network namespaces when run as root: the replay flavour only
   it('demo --replay replays the samples with a trace and exits 0', async () => {
@@ -316,6 +328,12 @@ describe('calitap errors (in process)', () => {
       await inProcess(replayArgs(CONFIG, '--in', IN_U, '--out', dir, '--seed', '-3')),
       '--seed',
     );
+  });
+
+  it('bench with an unknown name: one line, exit 2', async () => {
+    const r = await inProcess(['bench', 'warp']);
+    expectOneLineError(r, 'bench warp: unknown');
+    expect(r.code).toBe(2);
   });
 
   it('cleans up', () => {

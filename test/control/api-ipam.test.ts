@@ -17,13 +17,16 @@ describe('control API (newline-delimited JSON on a unix socket)', () => {
     const server = await startApiServer(sock, {
       echo: (p) => ({ got: p }),
       fail: () => {
-        throw new CalitapError('nope', 'it failed');
+        throw new CalitapError('workload-exists', 'it failed');
       },
       slow: async () => new Promise((r) => setTimeout(() => r('late'), 20)),
     });
     try {
       expect(await callApi(sock, 'echo', { a: 1 })).toEqual({ got: { a: 1 } });
-      await expect(callApi(sock, 'fail')).rejects.toMatchObject({ code: 'nope', message: 'it failed' });
+      await expect(callApi(sock, 'fail')).rejects.toMatchObject({
+        code: 'workload-exists',
+        message: 'it failed',
+      });
       await expect(callApi(sock, 'missing')).rejects.toMatchObject({ code: 'unknown-method' });
       expect(await callApi(sock, 'slow')).toBe('late');
       // a client sending garbage, then a valid pipelined request, on one connection

@@ -3,9 +3,11 @@
 // batches of crafted frames through it. One harness = one graph + one batch, owned by the test.
 import { loadConfigText } from '../../src/control/config/load.js';
 import { Programmer } from '../../src/control/daemon/program.js';
-import { buildGraph, type BuiltGraph, type GraphExtension } from '../../src/dataplane/graph/build.js';
+import { buildGraph, type BuiltGraph, type GraphFeature } from '../../src/dataplane/graph/build.js';
+import { DATAPLANE_FEATURES } from '../../src/dataplane/features/index.js';
 import type { DataplaneParams, PortSink } from '../../src/dataplane/graph/env.js';
 import { Batch } from '../../src/dataplane/graph/packet.js';
+import { PortCounters } from '../../src/dataplane/graph/counters.js';
 import { NBR_INCOMPLETE, NBR_REACHABLE, type NeighborTable } from '../../src/dataplane/tables/neighbor.js';
 
 export const UPLINK_MAC = '52:54:00:00:00:0a';
@@ -88,12 +90,17 @@ export interface Tx {
   tsNsec: number;
 }
 
+/** Accepts every frame at once: counts it as sent (devices count tx, see devices/device.ts). */
 class MemSink implements PortSink {
   constructor(
     private readonly name: string,
     private readonly out: Tx[],
+    private readonly pc: PortCounters,
+    private readonly p: number,
   ) {}
   tx(b: Batch, i: number): void {
+    this.pc.txPackets[this.p]++;
+    this.pc.txBytes[this.p] += b.len[i];
     this.out.push({
       port: this.name,
       bytes: b.u8.slice(b.off[i], b.off[i] + b.len[i]),
@@ -110,8 +117,10 @@ export interface HarnessOpts {
   params?: Partial<DataplaneParams>;
   capacity?: number;
   trace?: boolean;
-  /** graph layers (encapsulation, NAT): none by default, the core graph only */
-  extensions?: GraphExtension[];
+  /** graph features (spoof check, NAT, encapsulation): all of them by default, as replay and workers */
+  features?: readonly GraphFeature[];
+  /** fuse fusable features into the edges entering their arcs (default: CALITAP_TEST_UNFUSED unset) */
+  fused?: boolean;
   /**
    * Start with every ARP-learned neighbour back to incomplete (the Programmer, and so its neighbour
    * table, is shared between harnesses of the same config: a fresh one costs a 64 MiB FIB).
@@ -158,11 +167,13 @@ export class Harness {
     if (opts.fresh) forgetLearned(this.prog.env.nbr);
     const env = { ...this.prog.env, params: { ...this.prog.env.params, ...opts.params } };
     const capacity = opts.capacity ?? 256;
+    const pc = new PortCounters(env.ports.count);
     this.g = buildGraph(
       env,
-      env.ports.names.map((n) => new MemSink(n, this.sent)),
+      env.ports.names.map((n, p) => new MemSink(n, this.sent, pc, p)),
       capacity,
-      opts.extensions ?? [],
+      opts.features ?? DATAPLANE_FEATURES,
+      { fused: opts.fused ?? process.env.CALITAP_TEST_UNFUSED === undefined, shared: { portCounters: pc } },
     );
     this.b = new Batch(capacity);
     if (opts.trace) this.b.trace = [];

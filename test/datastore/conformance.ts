@@ -37,11 +37,15 @@ export async function collect(
 export async function conformance(ds: Datastore, p: string): Promise<void> {
   const a = await ds.create(`${p}/a`, '1');
   expect(a.version).toBe(1);
-  await expect(ds.create(`${p}/a`, '2')).rejects.toSatisfy((e) => isDsError(e, 'ds-exists'));
+  await expect(ds.create(`${p}/a`, '2')).rejects.toSatisfy((e) => isDsError(e, 'datastore-exists'));
   const a2 = await ds.update(`${p}/a`, '2', a.modRevision);
   expect(a2.modRevision).toBeGreaterThan(a.modRevision);
-  await expect(ds.update(`${p}/a`, '3', a.modRevision)).rejects.toSatisfy((e) => isDsError(e, 'ds-conflict'));
-  await expect(ds.update(`${p}/missing`, '3', 1)).rejects.toSatisfy((e) => isDsError(e, 'ds-not-found'));
+  await expect(ds.update(`${p}/a`, '3', a.modRevision)).rejects.toSatisfy((e) =>
+    isDsError(e, 'datastore-conflict'),
+  );
+  await expect(ds.update(`${p}/missing`, '3', 1)).rejects.toSatisfy((e) =>
+    isDsError(e, 'datastore-not-found'),
+  );
   expect((await ds.get(`${p}/a`))?.value).toBe('2');
   await ds.put(`${p}/c`, 'c');
   await ds.put(`${p}/b`, 'b');
@@ -49,9 +53,11 @@ export async function conformance(ds: Datastore, p: string): Promise<void> {
   const l = await ds.list(`${p}/`);
   expect(l.kvs.map((kv) => kv.key)).toEqual([`${p}/a`, `${p}/b`, `${p}/c`]);
   expect(l.revision).toBeGreaterThanOrEqual(Math.max(...l.kvs.map((kv) => kv.modRevision)));
-  await expect(ds.delete(`${p}/b`, a.modRevision)).rejects.toSatisfy((e) => isDsError(e, 'ds-conflict'));
+  await expect(ds.delete(`${p}/b`, a.modRevision)).rejects.toSatisfy((e) =>
+    isDsError(e, 'datastore-conflict'),
+  );
   await ds.delete(`${p}/b`);
-  await expect(ds.delete(`${p}/b`)).rejects.toSatisfy((e) => isDsError(e, 'ds-not-found'));
+  await expect(ds.delete(`${p}/b`)).rejects.toSatisfy((e) => isDsError(e, 'datastore-not-found'));
   // a watch from a past revision replays what happened since, in order, then follows
   const seen = collect(ds, `${p}/`, a2.modRevision, (evs) =>
     evs.some((e) => e.type === 'put' && e.kv.key === `${p}/d`),

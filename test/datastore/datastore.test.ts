@@ -33,7 +33,9 @@ describe('memory datastore', () => {
     await ds.put('/k', '1');
     ds.compact();
     await ds.put('/k', '2');
-    await expect(collect(ds, '/', 1, () => true)).rejects.toSatisfy((e) => isDsError(e, 'ds-compacted'));
+    await expect(collect(ds, '/', 1, () => true)).rejects.toSatisfy((e) =>
+      isDsError(e, 'datastore-compacted'),
+    );
   });
 });
 

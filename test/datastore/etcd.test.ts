@@ -7,7 +7,7 @@ import { EtcdDatastore } from '../../src/control/datastore/etcd.js';
 import { isDsError } from '../../src/control/datastore/types.js';
 import { CasIpam } from '../../src/control/ipam/cas.js';
 import { BLOCKS_PREFIX } from '../../src/control/datastore/layout.js';
-import { decodeBlock } from '../../src/control/ipam/block.js';
+import { decodeBlock } from '../../src/control/datastore/ipam-records.js';
 import type { IPPool } from '../../src/control/config/types.js';
 import { collect, conformance } from './conformance.js';
 import { haveEtcd, TestEtcd } from './etcd-helper.js';
@@ -47,7 +47,7 @@ describe.skipIf(!haveEtcd())('etcd v3 datastore (real etcd; requires root and et
     await ds.put('/test/compact/k', '2');
     etcd.compact();
     await expect(collect(ds, '/test/compact/', a.modRevision, () => true)).rejects.toSatisfy((e) =>
-      isDsError(e, 'ds-compacted'),
+      isDsError(e, 'datastore-compacted'),
     );
   });
 
@@ -89,7 +89,7 @@ describe.skipIf(!haveEtcd())('etcd v3 datastore (real etcd; requires root and et
     await ds.put('/test/outage/k', 'before');
     await etcd.stop();
     const t0 = Date.now();
-    await expect(ds.get('/test/outage/k')).rejects.toSatisfy((e) => isDsError(e, 'ds-unavailable'));
+    await expect(ds.get('/test/outage/k')).rejects.toSatisfy((e) => isDsError(e, 'datastore-unavailable'));
     for (let i = 0; i < 4; i++) await ds.get('/test/outage/k').catch(() => undefined);
     expect(Date.now() - t0).toBeLessThan(20_000);
     await etcd.start();

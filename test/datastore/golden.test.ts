@@ -42,7 +42,7 @@ import {
   encodeIpamConfig,
   newBlock,
   releaseHandle,
-} from '../../src/control/ipam/block.js';
+} from '../../src/control/datastore/ipam-records.js';
 
 const fx = (name: string): string =>
   readFileSync(new URL(`fixtures/${name.replace(/\.json$/, '.golden')}`, import.meta.url), 'utf8').trim();

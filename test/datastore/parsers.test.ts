@@ -11,7 +11,7 @@ import {
   decodeHandle,
   decodeIpamConfig,
   encodeBlock,
-} from '../../src/control/ipam/block.js';
+} from '../../src/control/datastore/ipam-records.js';
 import { decodeResource } from '../../src/control/datastore/resources.js';
 import { parseJson, stringifyGo } from '../../src/control/datastore/json.js';
 import {

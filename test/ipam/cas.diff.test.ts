@@ -25,7 +25,7 @@ import {
   newBlock,
   decodeAffinity,
   blockHost,
-} from '../../src/control/ipam/block.js';
+} from '../../src/control/datastore/ipam-records.js';
 import { CalitapError } from '../../src/common/errors.js';
 import type { IPPool } from '../../src/control/config/types.js';
 
@@ -128,7 +128,7 @@ async function runOps(ops: Op[]): Promise<void> {
     try {
       [ip] = await ipam.assign({ handle, host, attrs: { node: host }, pools: [POOL] });
     } catch (e) {
-      if (!(e instanceof CalitapError) || e.code !== 'ipam-pool-full') throw e;
+      if (!(e instanceof CalitapError) || e.code !== 'ipam-exhausted') throw e;
     }
     const injectedClaim = armed === 'none' && o.inject === 'claim';
     armed = 'none';

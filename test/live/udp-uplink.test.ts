@@ -15,12 +15,7 @@ import { loadConfigText } from '../../src/control/config/load.js';
 import { checkUdpUplink } from '../../src/control/daemon/daemon.js';
 import { Programmer } from '../../src/control/daemon/program.js';
 import { parseIp4 } from '../../src/common/addr.js';
-import {
-  UDP_OUTER_LEN,
-  synthVxlanOuter,
-  vxlanFrame,
-  vxlanPayload,
-} from '../../src/dataplane/devices/udp-uplink.js';
+import { UDP_OUTER_LEN, synthVxlanOuter, vxlanFrame, vxlanPayload } from '../../src/dataplane/devices/udp.js';
 import {
   captured,
   counters,

@@ -1,7 +1,7 @@
 // Worker threads dying and coming back, and the Prometheus endpoint: a worker that dies (here: made
-// to throw through a test-only control hook, CALITAP_TEST_HOOKS=1) is restarted with the same fds
-// and counters, the daemon logs why, and traffic through its queues resumes. `--metrics` serves
-// the summed counters on 127.0.0.1 inside the host's namespace.
+// to throw through a test-only control hook, CALITAP_TEST_HOOKS=1, which workers obey only then) is
+// restarted with the same fds and counters, the daemon logs why, and traffic through its queues
+// resumes. `--metrics` serves the summed counters on 127.0.0.1 inside the host's namespace.
 import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab } from '../../src/lab/lab.js';
@@ -66,5 +66,8 @@ describe.skipIf(!isRoot())('worker restarts and metrics (requires root: network 
     expect(res.stdout).toContain('# TYPE calitap_port_packets gauge');
     expect(res.stdout).toMatch(/calitap_port_packets\{port="cali[0-9a-f]{11}",direction="rx"\} [1-9]/);
     expect(res.stdout).toMatch(/calitap_node_counter\{node="arp-reply",reason="replied"\} [1-9]/);
+    // per-port transmit refusals by reason (none here)
+    expect(res.stdout).toContain('# TYPE calitap_port_tx_dropped gauge');
+    expect(res.stdout).toMatch(/calitap_port_tx_dropped\{port="cali[0-9a-f]{11}",reason="queue-full"\} 0/);
   });
 });

@@ -2,6 +2,7 @@
 // (RFC 2918), enhanced route refresh (RFC 7313), graceful restart (RFC 4724), 4-octet AS (RFC 6793).
 // Parses the RFC 9072 extended optional-parameter encoding but never emits it. Untrusted input:
 // returns an error value, never throws. Control thread only.
+import { BgpSpeakerError } from '../../common/errors.js';
 import { ByteWriter, rdU16, rdU32 } from './bytes.js';
 import {
   type BgpError,
@@ -11,6 +12,9 @@ import {
   type GracefulRestartCap,
   OpenSub,
 } from './types.js';
+
+/** RFC 4271 §4.2: Opt Parm Len is one octet (we never emit RFC 9072's extended form). */
+const MAX_OPT_PARAMS_LEN = 255;
 
 export const Cap = {
   MULTIPROTOCOL: 1,
@@ -165,6 +169,10 @@ export function encodeOptionalParams(w: ByteWriter, caps: Capabilities): void {
   }
   for (const u of caps.unknown) cap(u.code, (v) => v.bytes(u.value));
   const len = w.pos - start;
-  if (len > 255) throw new RangeError('optional parameters exceed 255 octets');
+  if (len > MAX_OPT_PARAMS_LEN)
+    throw new BgpSpeakerError(
+      'bgp-encode',
+      `OPEN optional parameters take ${len} octets, more than the ${MAX_OPT_PARAMS_LEN} their length octet allows`,
+    );
   w.patchU8(lenAt, len);
 }

@@ -4,16 +4,18 @@
 // back to back in memory. The FSM only speaks protocol: routes go up through `FsmHandlers` to the
 // speaker/RIB. Peer-level states (Idle, Connect, Active) and per-connection states (OpenSent,
 // OpenConfirm, Established) each have one handler function. Control (main) thread only.
-import { AS_TRANS, BGP_VERSION, CeaseSub, describeError, Err, OpenSub } from './types.js';
-import type {
-  BgpError,
-  Capabilities,
-  CodecOptions,
-  GracefulRestartCap,
-  OpenMsg,
-  UpdateMsg,
-} from './types.js';
-import type { BgpMessage, RouteRefreshMsg } from './types.js';
+// OPEN checks and negotiation are pure functions in open.ts; the public shapes are in fsm-types.ts.
+import { CeaseSub, describeError, Err, type BgpError, type BgpMessage } from './types.js';
+import type { FsmConfig, FsmHandlers, FsmState, Negotiated } from './fsm-types.js';
+import {
+  collisionErr,
+  fsmErr,
+  FsmSub,
+  LARGE_HOLD_MS,
+  localCapabilities,
+  negotiate,
+  validateOpen,
+} from './open.js';
 import {
   decodeMessage,
   encodeKeepalive,
@@ -34,9 +36,9 @@ import {
 } from './transport.js';
 
 export { type BgpConnection, type BgpLogger, type BgpTransport, type Clock, silentLogger, systemClock };
-// ---------------------------------------------------------------------------------------------
+export type { DownInfo, FsmConfig, FsmHandlers, FsmState, Negotiated } from './fsm-types.js';
 
-export type FsmState = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
+/** How far a state is towards Established: the peer's state is the most advanced of its sessions'. */
 const RANK: Record<FsmState, number> = {
   Idle: 0,
   Connect: 1,
@@ -45,52 +47,6 @@ const RANK: Record<FsmState, number> = {
   OpenConfirm: 3,
   Established: 4,
 };
-
-export interface FsmConfig {
-  localAs: number;
-  routerId: number;
-  peerAs: number;
-  peerAddress: number;
-  /** only wait for the peer to connect */
-  passive: boolean;
-  /** seconds we offer; 0 only when explicitly configured (RFC 4271 §4.2) */
-  holdTime: number;
-  /** ms between outgoing connection attempts */
-  connectRetryMs: number;
-  /** ms to wait in Idle after a session failed before starting again */
-  idleHoldMs: number;
-  /** our graceful-restart capability, or null to not offer it */
-  gracefulRestart: GracefulRestartCap | null;
-  /** queued output above which the peer is considered stalled (Cease/Out of Resources) */
-  maxQueuedBytes: number;
-}
-
-export interface Negotiated {
-  holdTime: number;
-  keepaliveMs: number;
-  codec: CodecOptions;
-  peerOpen: OpenMsg;
-  peerRouterId: number;
-  routeRefresh: boolean;
-  /** the peer's graceful restart capability includes IPv4 unicast */
-  peerGr: GracefulRestartCap | null;
-}
-
-export interface DownInfo {
-  reason: string;
-  /** true when routes should be kept as stale (RFC 4724 §4.2): the peer offered GR and the
-   * session ended without a NOTIFICATION */
-  graceful: boolean;
-  restartTimeSec: number;
-}
-
-export interface FsmHandlers {
-  onEstablished(n: Negotiated): void;
-  onUpdate(u: UpdateMsg): void;
-  onRouteRefresh(r: RouteRefreshMsg): void;
-  onDown(d: DownInfo): void;
-  onStateChange?(state: FsmState, info: string): void;
-}
 
 /** Per-connection state once TCP is up. */
 interface Session {
@@ -102,8 +58,6 @@ interface Session {
   keepaliveTimer: unknown;
   closed: boolean;
 }
-
-const LARGE_HOLD_MS = 240_000; // RFC 4271 §8.2.2 "large value" before OPEN is received
 
 export class PeerFsm {
   private sessions: Session[] = [];
@@ -365,14 +319,7 @@ export class PeerFsm {
     this.sessions.push(s);
     conn.onData = (chunk) => this.onData(s, chunk);
     conn.onClose = (why) => this.onTcpClosed(s, why);
-    const caps: Capabilities = {
-      multiprotocol: [{ afi: 1, safi: 1 }],
-      routeRefresh: true,
-      enhancedRouteRefresh: false,
-      as4: this.cfg.localAs,
-      gracefulRestart: this.cfg.gracefulRestart,
-      unknown: [],
-    };
+    const caps = localCapabilities(this.cfg);
     this.armHold(s, LARGE_HOLD_MS);
     this.emitState();
     conn.send(
@@ -412,7 +359,10 @@ export class PeerFsm {
   private dispatch(s: Session, m: BgpMessage): void {
     if (m.type === 'notification') {
       const text =
-        (m.code === Err.CEASE && (m.subcode === 2 || m.subcode === 4) && parseShutdownData(m.data)) || '';
+        (m.code === Err.CEASE &&
+          (m.subcode === CeaseSub.ADMIN_SHUTDOWN || m.subcode === CeaseSub.ADMIN_RESET) &&
+          parseShutdownData(m.data)) ||
+        '';
       this.closeSession(
         s,
         `Received: ${describeError(m.code, m.subcode)}${text ? `: ${text}` : ''}`,
@@ -428,37 +378,26 @@ export class PeerFsm {
 
   private handleOpenSent(s: Session, m: BgpMessage): void {
     if (m.type !== 'open') {
-      this.fsmError(s, 1, `unexpected ${m.type} in OpenSent`);
+      this.fsmError(s, FsmSub.OPEN_SENT, `unexpected ${m.type} in OpenSent`);
       return;
     }
-    const err = this.validateOpen(m);
+    const err = validateOpen(this.cfg, m);
     if (err) {
       this.closeSession(s, `Sent: ${describeError(err.code, err.subcode)}: ${err.reason}`, err);
       return;
     }
-    const peerAs4 = m.caps.as4 !== null;
-    const hold = Math.min(this.cfg.holdTime, m.holdTime);
-    const gr = m.caps.gracefulRestart;
-    s.negotiated = {
-      holdTime: hold,
-      keepaliveMs: hold === 0 ? 0 : Math.max(1000, Math.floor(hold / 3) * 1000),
-      codec: { as4: peerAs4, ibgp: this.cfg.peerAs === this.cfg.localAs },
-      peerOpen: m,
-      peerRouterId: m.bgpId,
-      routeRefresh: m.caps.routeRefresh || m.caps.enhancedRouteRefresh,
-      peerGr: gr && gr.afis.some((a) => a.afi === 1 && a.safi === 1) ? gr : null,
-    };
+    s.negotiated = negotiate(this.cfg, m);
     if (!this.resolveCollision(s, m.bgpId)) return;
     s.state = 'OpenConfirm';
     s.conn.send(encodeKeepalive());
-    this.armHold(s, hold * 1000);
+    this.armHold(s, s.negotiated.holdTime * 1000);
     this.armKeepalive(s);
     this.emitState();
   }
 
   private handleOpenConfirm(s: Session, m: BgpMessage): void {
     if (m.type !== 'keepalive') {
-      this.fsmError(s, 2, `unexpected ${m.type} in OpenConfirm`);
+      this.fsmError(s, FsmSub.OPEN_CONFIRM, `unexpected ${m.type} in OpenConfirm`);
       return;
     }
     s.state = 'Established';
@@ -488,41 +427,13 @@ export class PeerFsm {
         this.handlers.onRouteRefresh(m);
         return;
       default:
-        this.fsmError(s, 3, `unexpected ${m.type} in Established`);
+        this.fsmError(s, FsmSub.ESTABLISHED, `unexpected ${m.type} in Established`);
     }
   }
 
-  /** RFC 6608 FSM error subcodes: 1 OpenSent, 2 OpenConfirm, 3 Established. */
+  /** Closes `s` with a Finite State Machine Error (RFC 6608 subcode: the state it happened in). */
   private fsmError(s: Session, subcode: number, reason: string): void {
-    this.closeSession(s, `Sent: Finite State Machine Error: ${reason}`, {
-      code: Err.FSM,
-      subcode,
-      data: new Uint8Array(0),
-      reason,
-    });
-  }
-
-  private validateOpen(m: OpenMsg): BgpError | null {
-    const e = (sub: number, reason: string, data?: Uint8Array): BgpError => ({
-      code: Err.OPEN,
-      subcode: sub,
-      reason,
-      data: data ?? new Uint8Array(0),
-    });
-    if (m.version !== BGP_VERSION)
-      return e(OpenSub.UNSUPPORTED_VERSION, `version ${m.version}`, Uint8Array.of(0, 4));
-    const peerAs = m.caps.as4 ?? m.myAs;
-    if (m.caps.as4 === null && m.myAs === AS_TRANS)
-      return e(OpenSub.BAD_PEER_AS, 'AS_TRANS without 4-octet AS');
-    if (peerAs !== this.cfg.peerAs)
-      return e(OpenSub.BAD_PEER_AS, `peer AS ${peerAs}, expected ${this.cfg.peerAs}`);
-    if (m.bgpId === 0 || (this.cfg.peerAs === this.cfg.localAs && m.bgpId === this.cfg.routerId))
-      return e(OpenSub.BAD_BGP_ID, `BGP identifier ${formatIp4(m.bgpId)}`);
-    if (m.holdTime === 1 || m.holdTime === 2)
-      return e(OpenSub.UNACCEPTABLE_HOLD_TIME, `hold time ${m.holdTime}`);
-    if (m.otherParams.length)
-      return e(OpenSub.UNSUPPORTED_OPT_PARAM, `optional parameter ${m.otherParams[0]}`);
-    return null;
+    this.closeSession(s, `Sent: Finite State Machine Error: ${reason}`, fsmErr(subcode, reason));
   }
 
   /**
@@ -670,7 +581,3 @@ type PeerEvent =
   | { kind: 'connected'; conn: BgpConnection }
   | { kind: 'connect-failed'; error: string }
   | { kind: 'inbound'; conn: BgpConnection };
-
-function collisionErr(): BgpError {
-  return { code: Err.CEASE, subcode: CeaseSub.COLLISION, data: new Uint8Array(0), reason: 'collision' };
-}

@@ -1,19 +1,18 @@
 // The BGP speaker: a TCP listener and per-peer connectors (node:net) feeding one PeerFsm per
 // configured peer, the shared Rib (import, best path, export) and graceful-restart timers. The
-// daemon builds it from plain options (see from-config.ts for the Calico mapping), calls
+// daemon builds it from plain options (speaker-options.ts; daemon/bgp-glue.ts maps Calico's), calls
 // originate/withdraw for the node's affine blocks and listens to onRouteChange to program the FIB.
 // Each peer's socket, framer and FSM are its own: a peer that floods, stalls or sends garbage only
 // loses its own session. Control (main) thread only.
 import net from 'node:net';
 import { formatIp4, formatPrefix4, parseIp4, type Prefix4 } from '../../common/addr.js';
-import { CalitapError } from '../../common/errors.js';
+import { BgpSpeakerError } from '../../common/errors.js';
 import { buildUpdates, encodeEndOfRib, encodeRouteRefresh, isEndOfRib } from './codec.js';
 import {
   type BgpConnection,
   type BgpLogger,
   type BgpTransport,
   type Clock,
-  type FsmState,
   type Negotiated,
   PeerFsm,
   silentLogger,
@@ -21,79 +20,29 @@ import {
 } from './fsm.js';
 import { type BestRoute, Rib, type RibPeer } from './rib.js';
 import { CeaseSub } from './types.js';
+import {
+  BGP_PORT,
+  DEFAULT_CONNECT_RETRY,
+  DEFAULT_GR_TIME,
+  DEFAULT_HOLD_TIME,
+  DEFAULT_IDLE_HOLD,
+  DEFAULT_STALE_PATH_TIME,
+  MAX_GR_TIME,
+  MAX_HOLD_TIME,
+  type BgpSpeakerOptions,
+  type PeerOptions,
+  type PeerStatus,
+  type RouteChangeListener,
+} from './speaker-options.js';
 
-export type PeerType = 'node-to-node mesh' | 'global' | 'node specific';
-
-export interface PeerOptions {
-  peerAddress: string;
-  asNumber: number;
-  peerType?: PeerType;
-  /** only accept the peer's connection, never dial (Calico: the side whose peer has the greater IP) */
-  passive?: boolean;
-  /** TCP port to dial (default 179) */
-  port?: number;
-  /** per-peer hold time offer, seconds (default: the speaker's) */
-  holdTime?: number;
-  /** free text for logs, e.g. the Node name */
-  description?: string;
-}
-
-export interface BgpSpeakerOptions {
-  /** dotted quad BGP identifier */
-  routerId: string;
-  localAs: number;
-  /** address to listen on and to dial from (default 0.0.0.0: any) */
-  listenAddress?: string;
-  /** default 179 */
-  listenPort?: number;
-  /** false: do not listen at all (only dial) */
-  listen?: boolean;
-  /** next hop for our own blocks (default: listenAddress when specific, else routerId) */
-  nextHop?: string;
-  peers: PeerOptions[];
-  /** seconds, default 90; never 1 or 2; 0 only when asked for */
-  holdTime?: number;
-  /** seconds between connection attempts, default 5 */
-  connectRetry?: number;
-  /** seconds to wait in Idle after a failed session, default 2 */
-  idleHoldTime?: number;
-  /** graceful restart time we advertise (RFC 4724), default 120; 0 disables the capability */
-  gracefulRestartTime?: number;
-  /** we are restarting with forwarding state kept: set the R and F bits (RFC 4724 §3) */
-  restarting?: boolean;
-  /** upper bound for keeping a restarted peer's stale routes while waiting for End-of-RIB, s (default 360) */
-  stalePathTime?: number;
-  /** route reflector cluster ID that must not appear in CLUSTER_LIST (default routerId) */
-  clusterId?: string;
-  /** send routes learned from peers on to eBGP peers (default true); never to iBGP peers */
-  exportLearnedToEbgp?: boolean;
-  logger?: BgpLogger;
-  clock?: Clock;
-  onRouteChange?: RouteChangeListener;
-}
-
-export type RouteChangeListener = (prefix: Prefix4, best: BestRoute | null) => void;
-
-export interface PeerStatus {
-  peerAddress: string;
-  peerType: PeerType;
-  /** BIRD/calicoctl protocol state: up | start | down */
-  state: string;
-  /** ISO time of the last state change */
-  since: string;
-  /** "Established", or the FSM state and last error, e.g. "Active Socket: Connection refused" */
-  info: string;
-  /** RFC 4271 FSM state */
-  fsmState: FsmState;
-  asNumber: number;
-  /** prefixes currently held from this peer (stale included) */
-  routesReceived: number;
-  /** prefixes we announce to this peer */
-  routesAdvertised: number;
-  /** UPDATE / ROUTE-REFRESH messages received from this peer since the speaker started */
-  updatesReceived: number;
-  refreshesReceived: number;
-}
+export type {
+  BgpSpeakerOptions,
+  PeerOptions,
+  PeerStatus,
+  PeerType,
+  RouteChangeListener,
+} from './speaker-options.js';
+export { BGP_PORT } from './speaker-options.js';
 
 interface PeerEntry {
   opts: PeerOptions;
@@ -107,13 +56,22 @@ interface PeerEntry {
   refreshesIn: number;
 }
 
+/** Queued output (bytes) above which a peer's export pauses until its socket drains. */
 const HIGH_WATER = 1 << 20;
+/** How long a paused export waits before it looks at the socket again (ms, on the injected clock). */
+const DRAIN_RETRY_MS = 20;
+/** Prefixes taken from the RIB per UPDATE batch. */
 const BATCH = 4000;
+/** Queued output (bytes) at which a peer counts as stalled (Cease/Out of Resources). */
+const MAX_QUEUED_BYTES = 64 << 20;
+/** stop(): how long sockets get to flush the NOTIFICATION before they are destroyed (ms). */
+const STOP_GRACE_MS = 2000;
+const STOP_POLL_MS = 10;
 
 function ip(text: string, what: string): number {
   const v = parseIp4(text);
   if (v === null)
-    throw new CalitapError('bgp-invalid', `BGP ${what} is not an IPv4 address: ${JSON.stringify(text)}`);
+    throw new BgpSpeakerError('bgp-invalid', `BGP ${what} is not an IPv4 address: ${JSON.stringify(text)}`);
   return v;
 }
 
@@ -133,11 +91,11 @@ export class BgpSpeaker {
   constructor(readonly options: BgpSpeakerOptions) {
     this.routerId = ip(options.routerId, 'router ID');
     this.listenAddress = ip(options.listenAddress ?? '0.0.0.0', 'listen address');
-    const hold = options.holdTime ?? 90;
-    if (hold === 1 || hold === 2 || hold < 0 || hold > 65535)
-      throw new CalitapError('bgp-invalid', `BGP hold time must be 0 or 3..65535 seconds, got ${hold}`);
+    const hold = options.holdTime ?? DEFAULT_HOLD_TIME;
+    if (hold === 1 || hold === 2 || hold < 0 || hold > MAX_HOLD_TIME)
+      throw new BgpSpeakerError('bgp-invalid', `BGP hold time must be 0 or 3..65535 seconds, got ${hold}`);
     if (!Number.isInteger(options.localAs) || options.localAs < 1 || options.localAs > 0xffffffff)
-      throw new CalitapError('bgp-invalid', `BGP local AS is invalid: ${options.localAs}`);
+      throw new BgpSpeakerError('bgp-invalid', `BGP local AS is invalid: ${options.localAs}`);
     this.clock = options.clock ?? systemClock;
     this.log = options.logger ?? silentLogger;
     const nextHop = options.nextHop
@@ -176,14 +134,15 @@ export class BgpSpeaker {
       await new Promise<void>((resolve, reject) => {
         server.once('error', (e) =>
           reject(
-            new CalitapError(
+            new BgpSpeakerError(
               'bgp-listen',
-              `BGP cannot listen on ${formatIp4(this.listenAddress)}:${this.options.listenPort ?? 179}: ${e.message}`,
+              `BGP cannot listen on ${formatIp4(this.listenAddress)}:${this.options.listenPort ?? BGP_PORT}: ${e.message}`,
             ),
           ),
         );
-        server.listen({ host: formatIp4(this.listenAddress), port: this.options.listenPort ?? 179 }, () =>
-          resolve(),
+        server.listen(
+          { host: formatIp4(this.listenAddress), port: this.options.listenPort ?? BGP_PORT },
+          () => resolve(),
         );
       });
       server.on('error', (e) => this.log.error({ err: e.message }, 'BGP listener error'));
@@ -209,7 +168,7 @@ export class BgpSpeaker {
       p.fsm.stop(message);
       this.clearGr(p);
     }
-    await this.closeAll(2000);
+    await this.closeAll(STOP_GRACE_MS);
     this.log.info({}, 'BGP speaker stopped');
   }
 
@@ -229,7 +188,7 @@ export class BgpSpeaker {
     const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
     const deadline = Date.now() + graceMs;
     while (graceMs > 0 && [...this.sockets].some((s) => !s.destroyed) && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, STOP_POLL_MS));
     for (const s of this.sockets) s.destroy();
     await closed;
   }
@@ -289,11 +248,11 @@ export class BgpSpeaker {
   addPeer(o: PeerOptions): void {
     const address = ip(o.peerAddress, 'peer address');
     if (this.peers.has(address))
-      throw new CalitapError('bgp-invalid', `BGP peer ${o.peerAddress} configured twice`);
+      throw new BgpSpeakerError('bgp-invalid', `BGP peer ${o.peerAddress} configured twice`);
     if (o.holdTime === 1 || o.holdTime === 2)
-      throw new CalitapError('bgp-invalid', `BGP hold time for ${o.peerAddress} must not be 1 or 2`);
+      throw new BgpSpeakerError('bgp-invalid', `BGP hold time for ${o.peerAddress} must not be 1 or 2`);
     const ribPeer = this.rib.addPeer(address, o.asNumber);
-    const grTime = this.options.gracefulRestartTime ?? 120;
+    const grTime = this.options.gracefulRestartTime ?? DEFAULT_GR_TIME;
     const log = this.log;
     const entry: PeerEntry = {
       opts: o,
@@ -313,19 +272,19 @@ export class BgpSpeaker {
         peerAs: o.asNumber,
         peerAddress: address,
         passive: o.passive ?? false,
-        holdTime: o.holdTime ?? this.options.holdTime ?? 90,
-        connectRetryMs: (this.options.connectRetry ?? 5) * 1000,
-        idleHoldMs: (this.options.idleHoldTime ?? 2) * 1000,
+        holdTime: o.holdTime ?? this.options.holdTime ?? DEFAULT_HOLD_TIME,
+        connectRetryMs: (this.options.connectRetry ?? DEFAULT_CONNECT_RETRY) * 1000,
+        idleHoldMs: (this.options.idleHoldTime ?? DEFAULT_IDLE_HOLD) * 1000,
         gracefulRestart:
           grTime > 0
             ? {
-                restartTime: Math.min(grTime, 4095),
+                restartTime: Math.min(grTime, MAX_GR_TIME),
                 restarting: this.options.restarting ?? false,
                 notification: false,
                 afis: [{ afi: 1, safi: 1, forwarding: this.options.restarting ?? false }],
               }
             : null,
-        maxQueuedBytes: 64 << 20,
+        maxQueuedBytes: MAX_QUEUED_BYTES,
       },
       this.clock,
       this.transportFor(o, address),
@@ -405,7 +364,7 @@ export class BgpSpeaker {
     const addr = parseIp4(p.slice(0, slash));
     const len = Number(p.slice(slash + 1));
     if (slash < 0 || addr === null || !Number.isInteger(len) || len < 0 || len > 32)
-      throw new CalitapError('bgp-invalid', `not an IPv4 prefix: ${JSON.stringify(p)}`);
+      throw new BgpSpeakerError('bgp-invalid', `not an IPv4 prefix: ${JSON.stringify(p)}`);
     return { addr: len === 0 ? 0 : (addr & ((0xffffffff << (32 - len)) >>> 0)) >>> 0, len };
   }
 
@@ -422,7 +381,7 @@ export class BgpSpeaker {
           'peer did not keep forwarding state: stale routes purged',
         );
       } else {
-        this.armGr(p, this.options.stalePathTime ?? 360, 'no End-of-RIB in time');
+        this.armGr(p, this.options.stalePathTime ?? DEFAULT_STALE_PATH_TIME, 'no End-of-RIB in time');
       }
     }
     this.scheduleFlush();
@@ -462,7 +421,7 @@ export class BgpSpeaker {
         this.clock.setTimeout(() => {
           p.flushing = false;
           this.flushPeer(p);
-        }, 20);
+        }, DRAIN_RETRY_MS);
         return;
       }
       const { withdrawn, groups } = this.rib.takeUpdates(p.rib, BATCH);
@@ -491,16 +450,16 @@ export class BgpSpeaker {
     return {
       connect: (done) => {
         const local = this.listenAddress !== 0 ? formatIp4(this.listenAddress) : undefined;
-        const s = net.connect({ host: formatIp4(address), port: o.port ?? 179, localAddress: local });
+        const s = net.connect({ host: formatIp4(address), port: o.port ?? BGP_PORT, localAddress: local });
         let settled = false;
         const timer = setTimeout(
           () => {
             if (settled) return;
             settled = true;
             s.destroy();
-            done(new Error('connection timed out'));
+            done(new BgpSpeakerError('bgp-connect', 'connection timed out'));
           },
-          Math.max(1000, (this.options.connectRetry ?? 5) * 1000),
+          Math.max(1000, (this.options.connectRetry ?? DEFAULT_CONNECT_RETRY) * 1000),
         );
         timer.unref();
         s.once('connect', () => {
@@ -514,7 +473,7 @@ export class BgpSpeaker {
           settled = true;
           clearTimeout(timer);
           s.destroy();
-          done(new Error(describeSocketError(e)));
+          done(new BgpSpeakerError('bgp-connect', describeSocketError(e), { cause: e }));
         });
         return {
           cancel: () => {

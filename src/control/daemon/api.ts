@@ -5,7 +5,7 @@
 // may pipeline. Malformed lines get an error response; they never affect the daemon.
 import * as net from 'node:net';
 import * as fs from 'node:fs';
-import { CalitapError } from '../../common/errors.js';
+import { CalitapError, ControlApiError, isErrorCode } from '../../common/errors.js';
 
 export const DEFAULT_SOCKET = '/run/calitap/calitap.sock';
 
@@ -15,6 +15,8 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
+/** Longest request line the server buffers (1 MiB): a peer sending more without a newline is cut off. */
+/** Longest request line the server buffers (1 MiB): a peer sending more without a newline is cut off. */
 const MAX_LINE = 1 << 20;
 
 export function startApiServer(path: string, handlers: Record<string, Handler>): Promise<ApiServer> {
@@ -60,11 +62,12 @@ async function answer(sock: net.Socket, line: string, handlers: Record<string, H
     const req = JSON.parse(line) as { id?: unknown; method?: unknown; params?: unknown };
     id = req.id ?? null;
     const h = typeof req.method === 'string' ? handlers[req.method] : undefined;
-    if (h === undefined) throw new CalitapError('unknown-method', `unknown method ${String(req.method)}`);
+    if (h === undefined) throw new ControlApiError('unknown-method', `unknown method ${String(req.method)}`);
     const params =
       req.params !== null && typeof req.params === 'object' ? (req.params as Record<string, unknown>) : {};
     reply = { id, result: await h(params) };
   } catch (e) {
+    // a handler's non-Calitap error is a bug in the daemon: reported as `internal`, never as its class
     const code = e instanceof CalitapError ? e.code : e instanceof SyntaxError ? 'bad-request' : 'internal';
     reply = { id, error: { code, message: e instanceof Error ? e.message : String(e) } };
   }
@@ -83,14 +86,14 @@ export function callApi(
     let buf = '';
     const timer = setTimeout(() => {
       sock.destroy();
-      reject(new CalitapError('timeout', `${path}: no answer to ${method} within ${timeoutMs} ms`));
+      reject(new ControlApiError('timeout', `${path}: no answer to ${method} within ${timeoutMs} ms`));
     }, timeoutMs);
     sock.setEncoding('utf8');
     sock.on('connect', () => sock.write(JSON.stringify({ id: 1, method, params }) + '\n'));
     sock.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       reject(
-        new CalitapError(
+        new ControlApiError(
           'no-daemon',
           `${path}: cannot reach the calitap daemon (${e.code ?? e.message}); is \`calitap run\` running?`,
         ),
@@ -102,12 +105,27 @@ export function callApi(
       if (nl < 0) return;
       clearTimeout(timer);
       sock.end();
-      const res = JSON.parse(buf.slice(0, nl)) as {
-        result?: unknown;
-        error?: { code: string; message: string };
-      };
-      if (res.error) reject(new CalitapError(res.error.code, res.error.message));
+      let res: { result?: unknown; error?: { code?: unknown; message?: unknown } };
+      try {
+        res = JSON.parse(buf.slice(0, nl)) as typeof res;
+      } catch {
+        reject(new ControlApiError('bad-reply', `${path}: ${method}: the daemon's reply is not JSON`));
+        return;
+      }
+      if (res.error) reject(errorFromReply(path, res.error));
       else resolve(res.result);
     });
   });
+}
+
+/** The CalitapError for an `error` member of a reply: its code when this CLI knows it. */
+function errorFromReply(path: string, err: { code?: unknown; message?: unknown }): CalitapError {
+  const message = typeof err.message === 'string' ? err.message : JSON.stringify(err.message);
+  if (err.code === 'internal')
+    return new ControlApiError(
+      'remote-error',
+      `${path}: internal error in the daemon (see its log): ${message}`,
+    );
+  if (isErrorCode(err.code)) return new CalitapError(err.code, message);
+  return new ControlApiError('remote-error', `${path}: ${message} (code ${String(err.code)})`);
 }

@@ -2,12 +2,14 @@
 // control API); N worker threads are the dataplane. Tables are SharedArrayBuffers the control thread
 // writes and the workers read; port changes reach workers as messages (with an eventfd to wake them)
 // and are acknowledged before a removed port's fds are closed. A worker that dies is restarted with
-// the same fds and counters. SIGTERM/SIGINT stop everything cleanly; persistent TAPs and the state
+// the same fds and counters. A port whose device fails in a worker (read or write error) is logged
+// with its name and errno, then re-armed in that worker after a backoff, or removed when its
+// workload's namespace is gone. SIGTERM/SIGINT stop everything cleanly; persistent TAPs and the state
 // file let a restarted or killed daemon pick its workloads up again.
 //
 // The uplink is one AF_PACKET socket per worker (`--uplink packet`, the default), or with
 // `--uplink udp` one UDP socket per worker bound to the node IP and the VXLAN port with SO_REUSEPORT
-// (VXLAN only; for hosts without CAP_NET_RAW; see docs/live.md and dataplane/live/udp-uplink.ts).
+// (VXLAN only; for hosts without CAP_NET_RAW; see docs/live.md and dataplane/devices/udp.ts).
 import * as os from 'node:os';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -17,12 +19,20 @@ import { loadConfigFile } from '../config/load.js';
 import { felixFor, localNode, sameSubnet } from '../config/compile.js';
 import type { ClusterConfig } from '../config/types.js';
 import { Programmer } from './program.js';
-import { WorkloadManager, type Attached, type WorkloadRecord } from './workloads.js';
+import { WorkloadManager, netnsPath, type Attached } from './workloads.js';
+import type { DaemonDatastore } from './datastore-hooks.js';
 import { startApiServer, type ApiServer } from './api.js';
 import { CalitapError, ConfigError } from '../../common/errors.js';
 import { formatIp4, formatPrefix4 } from '../../common/addr.js';
 import * as io from '../../dataplane/devices/native.js';
-import type { PortsUpdate, UplinkMode, WorkerEvent, WorkerInit } from '../../dataplane/live/messages.js';
+import type {
+  DeviceErrorEvent,
+  PortsUpdate,
+  UplinkMode,
+  WorkerEvent,
+  WorkerInit,
+} from '../../dataplane/live/messages.js';
+import { PORT_UPLINK } from '../../dataplane/graph/ports.js';
 import { collectStats, type StatsView } from './stats.js';
 import { BgpGlue, speakerOptions } from './bgp-glue.js';
 import { uplinkFromKernel } from './host-uplink.js';
@@ -44,20 +54,6 @@ export interface DaemonOptions {
   /** datastore mode (live-config.ts): the cluster as listed, hooks for workloads and status */
   datastore?: DaemonDatastore;
 }
-
-/** What the datastore mode plugs into the daemon (see live-config.ts). */
-export interface DaemonDatastore {
-  cluster: ClusterConfig;
-  /** run BGP for the node-to-node mesh even before any peer is known */
-  bgpMesh: boolean;
-  status(): unknown;
-  /** allocates the address (IPAM) before the TAP is made; returns it */
-  beforeAdd(p: Record<string, unknown>): Promise<string>;
-  /** the TAP is up: write the WorkloadEndpoint; a failed add calls release */
-  afterAdd(record: WorkloadRecord, p: Record<string, unknown>): Promise<void>;
-  release(name: string, ip?: string): Promise<void>;
-}
-
 const UDP_ONLY =
   'udp mode carries only VXLAN between nodes; natOutgoing and non-VXLAN routes need the packet uplink';
 
@@ -105,9 +101,37 @@ interface WorkerSlot {
   names: { node: string; reason: string }[];
   applied: number;
   restarts: number;
+  /** per port: consecutive device errors (re-arm backoff) and when the last one came */
+  errors: Map<number, { count: number; last: number }>;
   /** stopped on purpose by restartWorkers() */
   planned?: boolean;
 }
+
+/** What the control thread does about a failed device (see Daemon.onDeviceError). */
+export type DeviceErrorAction = 'rearm' | 'remove' | 'ignore';
+
+/**
+ * The uplink is always re-armed; a workload port is removed when its namespace is gone (its TAP went
+ * with it), re-armed otherwise; a port that is no longer attached (deleted meanwhile) is ignored.
+ */
+export function deviceErrorAction(
+  e: Pick<DeviceErrorEvent, 'port' | 'name'>,
+  workloads: readonly Attached[],
+  namespaceExists: (netns: string) => boolean,
+): { action: DeviceErrorAction; workload?: Attached } {
+  if (e.port === PORT_UPLINK) return { action: 'rearm' };
+  const w = workloads.find((a) => a.port === e.port && a.record.tap === e.name);
+  if (w === undefined) return { action: 'ignore' };
+  return { action: namespaceExists(w.record.netns) ? 'rearm' : 'remove', workload: w };
+}
+
+/** Re-arm delay after `count` consecutive errors of one port: 100 ms doubling, at most 5 s. */
+export function rearmDelayMs(count: number): number {
+  return Math.min(5000, 100 * 2 ** Math.min(count, 6));
+}
+
+/** Consecutive errors further apart than this start the backoff over. */
+const ERROR_WINDOW_MS = 30_000;
 
 export class Daemon {
   readonly log = pino({ name: 'calitap', level: process.env.CALITAP_LOG ?? 'info' }, pino.destination(2));
@@ -175,6 +199,7 @@ export class Daemon {
       names: [],
       applied: 0,
       restarts: 0,
+      errors: new Map(),
     });
     this.peers.set(k, port2);
   }
@@ -296,6 +321,7 @@ export class Daemon {
       uplinkVnetHdr: this.uplinkMode === 'packet',
       uplinkMode: this.uplinkMode,
       tapOffload: this.opts.tapOffload === true,
+      testHooks: process.env.CALITAP_TEST_HOOKS === '1',
     };
     const w = new Worker(new URL('../../dataplane/live/worker.js', import.meta.url), {
       workerData: init,
@@ -308,6 +334,7 @@ export class Daemon {
         s.portCounters = e.portCounters;
         s.names = e.names;
       } else if (e.type === 'applied') s.applied = e.seq;
+      else if (e.type === 'device-error') this.onDeviceError(s, e);
       else if (e.type === 'error') this.log.error({ worker: k, err: e.message }, 'worker failed');
     });
     w.on('error', (err) => this.log.error({ worker: k, err: err.message }, 'worker error'));
@@ -343,6 +370,57 @@ export class Daemon {
         throw new CalitapError('workers-busy', 'workers did not apply the port change within 5 s');
       await new Promise((r) => setTimeout(r, 5));
     }
+  }
+
+  /**
+   * A worker's device failed and the worker stopped reading it: log it with the port's name and
+   * errno, then re-arm it in that worker (after a backoff that grows while it keeps failing) or,
+   * when the workload's namespace is gone, remove the workload.
+   */
+  private onDeviceError(s: WorkerSlot, e: DeviceErrorEvent): void {
+    const where = { worker: s.id, port: e.name, op: e.op, errno: e.errno, code: e.code };
+    this.log.warn(where, `port ${e.name}: ${e.op} failed: ${e.code} (errno ${e.errno})`);
+    if (this.stopping) return;
+    const { action, workload } = deviceErrorAction(e, this.workloads.all(), (ns) =>
+      fs.existsSync(netnsPath(ns)),
+    );
+    if (action === 'ignore') {
+      this.log.info(where, `port ${e.name}: no longer attached; nothing to re-arm`);
+      return;
+    }
+    if (action === 'remove') {
+      const name = workload!.record.name;
+      this.log.warn(
+        { ...where, workload: name, netns: workload!.record.netns },
+        `workload ${name}: namespace ${workload!.record.netns} is gone; removing its port`,
+      );
+      this.removeWorkload(name).catch((err: Error) =>
+        this.log.error({ ...where, err: err.message }, `workload ${name}: removal failed`),
+      );
+      return;
+    }
+    const now = Date.now();
+    const prev = s.errors.get(e.port);
+    const count = prev !== undefined && now - prev.last < ERROR_WINDOW_MS ? prev.count + 1 : 1;
+    s.errors.set(e.port, { count, last: now });
+    const delay = rearmDelayMs(count - 1);
+    this.log.info({ ...where, delayMs: delay, attempt: count }, `port ${e.name}: re-arming in ${delay} ms`);
+    setTimeout(() => {
+      if (this.stopping || s.worker === null) return;
+      s.control.postMessage({ type: 'rearm', port: e.port, name: e.name });
+      io.eventfdWrite(s.wakeFd, 1);
+    }, delay).unref();
+  }
+
+  /** Stops routing a workload, waits until no worker uses its queues, and deletes its TAP. */
+  async removeWorkload(name: string): Promise<Attached> {
+    const a: Attached = this.workloads.detach(name);
+    await this.publishPorts();
+    this.workloads.destroy(a);
+    for (const s of this.slots) s.errors.delete(a.port);
+    // datastore mode: its WorkloadEndpoint and address go too
+    await this.opts.datastore?.release(a.record.name, a.record.ip);
+    return a;
   }
 
   stats(): StatsView {
@@ -403,10 +481,7 @@ export class Daemon {
         return a.record;
       },
       'workload.del': async (p) => {
-        const a: Attached = this.workloads.detach(String(p.name));
-        await this.publishPorts();
-        this.workloads.destroy(a);
-        await this.opts.datastore?.release(a.record.name, a.record.ip);
+        const a = await this.removeWorkload(String(p.name));
         this.log.info(a.record, 'workload deleted');
         return a.record;
       },
@@ -481,6 +556,17 @@ async function startMetrics(d: Daemon, port: number): Promise<http.Server> {
         this.set({ port: p.port, direction: 'rx' }, p.rxPackets);
         this.set({ port: p.port, direction: 'tx' }, p.txPackets);
       }
+    },
+  });
+  new prom.Gauge({
+    name: 'calitap_port_tx_dropped',
+    help: 'Per-port frames the port refused to transmit, by reason (queue-full, refused, error), summed over workers',
+    labelNames: ['port', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of d.stats().ports)
+        for (const [reason, v] of Object.entries(p.txDroppedBy)) this.set({ port: p.port, reason }, v);
     },
   });
   const server = http.createServer((req, res) => {

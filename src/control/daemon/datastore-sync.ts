@@ -12,7 +12,7 @@
 // Control thread only.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { CalitapError } from '../../common/errors.js';
+import { CalitapError, DatastoreError as DsError } from '../../common/errors.js';
 import { vtepMacForNode } from '../config/load.js';
 import type { ClusterConfig } from '../config/types.js';
 import { bgpDefault, clusterInformation, defaultPool, felixDefault } from '../datastore/defaults.js';
@@ -26,7 +26,7 @@ import {
   type KV,
   type WatchHandle,
 } from '../datastore/types.js';
-import { DEFAULT_IPAM_CONFIG, encodeIpamConfig } from '../ipam/block.js';
+import { DEFAULT_IPAM_CONFIG, encodeIpamConfig } from '../datastore/ipam-records.js';
 import { CasIpam } from '../ipam/cas.js';
 import { formatIp4 } from '../../common/addr.js';
 import { detectNodeIp } from './node-ip.js';
@@ -54,7 +54,7 @@ async function ensure(rc: ResourceClient, obj: V3Object): Promise<boolean> {
     await rc.create(obj);
     return true;
   } catch (e) {
-    if (e instanceof CalitapError && e.code === 'already-exists') return false;
+    if (e instanceof CalitapError && e.code === 'datastore-exists') return false;
     throw e;
   }
 }
@@ -81,11 +81,14 @@ export async function updateNode(
       else await rc.replace(next);
       return;
     } catch (e) {
-      if (!(e instanceof CalitapError) || !['conflict', 'already-exists', 'not-found'].includes(e.code))
+      if (
+        !(e instanceof CalitapError) ||
+        !['datastore-conflict', 'datastore-exists', 'datastore-not-found'].includes(e.code)
+      )
         throw e;
     }
   }
-  throw new CalitapError('conflict', `Node ${name}: kept changing while being registered`);
+  throw new DsError('datastore-conflict', `Node ${name}: kept changing while being registered`);
 }
 
 /** Allocates the tunnel addresses this node's pools need and records them on the Node. */
@@ -150,7 +153,7 @@ export async function joinCluster(ds: Datastore, o: JoinOptions): Promise<Joined
   if (await ensure(rc, felixDefault())) log.info('created FelixConfiguration default');
   if (await ensure(rc, bgpDefault())) log.info('created BGPConfiguration default');
   await ds.create(IPAM_CONFIG_KEY, encodeIpamConfig(DEFAULT_IPAM_CONFIG)).catch((e: unknown) => {
-    if (!isDsError(e, 'ds-exists')) throw e;
+    if (!isDsError(e, 'datastore-exists')) throw e;
   });
   const pools = (await rc.list('IPPool')).items.filter(
     (p) => !String((p.spec as { cidr?: unknown })?.cidr ?? '').includes(':'),
@@ -235,9 +238,9 @@ export class DatastoreSync {
     if (this.stopped) return;
     if (this.connected || this.lastError !== e.message)
       this.log.warn({ err: e.message, code: e.code }, 'datastore watch lost: forwarding goes on; re-listing');
-    this.connected = e.code === 'ds-compacted';
+    this.connected = e.code === 'datastore-compacted';
     this.lastError = e.message;
-    this.relistSoon(e.code === 'ds-compacted' ? 0 : 500);
+    this.relistSoon(e.code === 'datastore-compacted' ? 0 : 500);
   }
 
   private relistSoon(ms: number): void {

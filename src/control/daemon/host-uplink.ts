@@ -4,7 +4,7 @@
 // daemon start with `ip -j` (iproute2's JSON), on the control thread.
 import { execFileSync } from 'node:child_process';
 import { formatIp4, parseIp4 } from '../../common/addr.js';
-import { ConfigError } from '../../common/errors.js';
+import { ConfigError, DeviceError } from '../../common/errors.js';
 import type { ClusterConfig, Uplink } from '../config/types.js';
 
 interface IpAddrJson {
@@ -19,7 +19,18 @@ interface IpRouteJson {
 }
 
 function ipJson<T>(args: string[]): T {
-  return JSON.parse(execFileSync('ip', ['-j', ...args], { encoding: 'utf8' })) as T;
+  let out: string;
+  try {
+    out = execFileSync('ip', ['-j', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new DeviceError('ip-command', `ip -j ${args.join(' ')}: ${(err.stderr || err.message).trim()}`);
+  }
+  try {
+    return JSON.parse(out) as T;
+  } catch {
+    throw new DeviceError('ip-command', `ip -j ${args.join(' ')}: output is not JSON`);
+  }
 }
 
 /**

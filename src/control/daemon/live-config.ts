@@ -172,7 +172,7 @@ async function runDatastoreDaemon(opts: LiveOptions): Promise<Daemon> {
       joined = await joinCluster(ds, { node: opts.node, ip: opts.ip, env: process.env, log });
       break;
     } catch (e) {
-      if (!isDsError(e, 'ds-unavailable')) throw e;
+      if (!isDsError(e, 'datastore-unavailable')) throw e;
       if (attempt % 10 === 0) log.warn({ err: e.message }, 'datastore unreachable; retrying every second');
       await new Promise((r) => setTimeout(r, 1000));
     }

@@ -13,7 +13,7 @@ import { NatTable } from '../../dataplane/tables/nat/table.js';
 import { CalitapError, ConfigError } from '../../common/errors.js';
 import type { ClusterConfig, Uplink } from '../config/types.js';
 import { compileRoutes, felixFor, localNode, tunnelMtu, type RouteSpec } from '../config/compile.js';
-import { UDP_NEIGHBOR_MAC } from '../../dataplane/devices/udp-uplink.js';
+import { UDP_NEIGHBOR_MAC } from '../../dataplane/devices/udp-mode.js';
 import { randomInt } from 'node:crypto';
 
 export interface RouteRow {

@@ -1,10 +1,26 @@
 // Sums the workers' counters (each a SharedArrayBuffer only its worker writes) into the shape
-// `calitap stats` and replay print: per-port rx/tx and per-node, per-reason counts.
-import { PortCounters } from '../../dataplane/graph/counters.js';
+// `calitap stats` and replay print: per-port rx/tx and per-node, per-reason counts; for `stats`, per
+// port also the frames its devices refused, by reason. Runs on the control thread.
+import { PortCounters, TX_DROP_REASONS } from '../../dataplane/graph/counters.js';
 import { MAX_PORTS, type PortSpec } from '../../dataplane/graph/ports.js';
 
+export type TxDropReason = (typeof TX_DROP_REASONS)[number];
+
+export interface PortStatsRow {
+  port: string;
+  rxPackets: number;
+  rxBytes: number;
+  /** frames the port's devices accepted */
+  txPackets: number;
+  txBytes: number;
+  /** frames handed to the port's devices that they refused (sum of txDroppedBy) */
+  txDropped: number;
+  /** the same per reason: queue-full (EAGAIN), refused (the kernel dropped it), error (broken fd) */
+  txDroppedBy: Record<TxDropReason, number>;
+}
+
 export interface StatsView {
-  ports: { port: string; rxPackets: number; rxBytes: number; txPackets: number; txBytes: number }[];
+  ports: PortStatsRow[];
   counters: { node: string; reason: string; count: number }[];
 }
 
@@ -20,7 +36,20 @@ export function collectStats(
   specs: (PortSpec | null)[],
 ): StatsView {
   const ports = specs.flatMap((s, p) =>
-    s === null ? [] : [{ port: names[p], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, p }],
+    s === null
+      ? []
+      : [
+          {
+            port: names[p],
+            rxPackets: 0,
+            rxBytes: 0,
+            txPackets: 0,
+            txBytes: 0,
+            txDropped: 0,
+            txDroppedBy: { 'queue-full': 0, refused: 0, error: 0 } as Record<TxDropReason, number>,
+            p,
+          },
+        ],
   );
   const sums = new Map<string, { node: string; reason: string; count: number }>();
   for (const src of sources) {
@@ -31,6 +60,11 @@ export function collectStats(
         row.rxBytes += pc.rxBytes[row.p];
         row.txPackets += pc.txPackets[row.p];
         row.txBytes += pc.txBytes[row.p];
+        TX_DROP_REASONS.forEach((reason, r) => {
+          const v = pc.txDropped[r][row.p];
+          row.txDroppedBy[reason] += v;
+          row.txDropped += v;
+        });
       }
     }
     if (src.counters) {

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { CalitapError } from '../../common/errors.js';
+import { ControlApiError, DeviceError, WorkloadError, asCalitapError } from '../../common/errors.js';
 import { formatIp4, normalizeMac, parseIp4 } from '../../common/addr.js';
 import type { Programmer } from './program.js';
 import { allocateAddress, checkAddress } from '../ipam/ipam.js';
@@ -38,6 +38,8 @@ export interface Attached {
 }
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/;
+/** The TAP's transmit queue (frames the kernel holds for us): deep enough for a worker's batch bursts. */
+const TAP_TX_QUEUE_LEN = 10000;
 
 /** Calico's host-side interface name: "cali" + the first 11 hex digits of sha1(namespace.name). */
 export function caliName(netns: string, name: string): string {
@@ -53,8 +55,21 @@ function ip(args: string[]): string {
     return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    throw new CalitapError('ip-command', `ip ${args.join(' ')}: ${(err.stderr ?? err.message).trim()}`);
+    throw new DeviceError('ip-command', `ip ${args.join(' ')}: ${(err.stderr ?? err.message).trim()}`);
   }
+}
+
+/** The MAC in `ip -j link show <dev>` output. */
+function linkMac(json: string, what: string): string {
+  let mac: unknown;
+  try {
+    mac = (JSON.parse(json) as { address?: unknown }[])[0]?.address;
+  } catch {
+    mac = undefined;
+  }
+  if (typeof mac !== 'string')
+    throw new DeviceError('ip-command', `ip -j link show ${what}: no MAC in its output`);
+  return mac;
 }
 
 function nsArgs(netns: string): string[] {
@@ -95,16 +110,16 @@ export class WorkloadManager {
   /** Creates the TAP, moves it into the namespace as eth0, addresses and routes it, starts routing. */
   add(req: AddRequest): Attached {
     if (typeof req.name !== 'string' || !NAME_RE.test(req.name)) {
-      throw new CalitapError(
+      throw new ControlApiError(
         'bad-request',
         `workload add: --name ${String(req.name)}: expected a DNS-1123 label`,
       );
     }
     if (this.attached.has(req.name))
-      throw new CalitapError('workload-exists', `workload ${req.name} already exists`);
+      throw new WorkloadError('workload-exists', `workload ${req.name} already exists`);
     const nsPath = netnsPath(req.netns);
     if (!fs.existsSync(nsPath)) {
-      throw new CalitapError(
+      throw new DeviceError(
         'no-netns',
         `workload add: --netns ${req.netns}: no such network namespace (${nsPath})`,
       );
@@ -114,7 +129,7 @@ export class WorkloadManager {
     if (req.ip !== undefined) {
       const p = parseIp4(req.ip);
       if (p === null)
-        throw new CalitapError('bad-request', `workload add: --ip ${req.ip}: not an IPv4 address`);
+        throw new ControlApiError('bad-request', `workload add: --ip ${req.ip}: not an IPv4 address`);
       checkAddress(cfg, this.node, p, this.usedIps());
       addr = p;
     } else {
@@ -124,15 +139,15 @@ export class WorkloadManager {
     if (req.mac !== undefined) {
       mac = normalizeMac(req.mac);
       if (mac === null)
-        throw new CalitapError('bad-request', `workload add: --mac ${req.mac}: malformed MAC`);
+        throw new ControlApiError('bad-request', `workload add: --mac ${req.mac}: malformed MAC`);
     }
     const tap = caliName(req.netns, req.name);
     const fds: number[] = [];
     const ns = nsArgs(req.netns);
     try {
       for (let q = 0; q < this.queues; q++) fds.push(this.openQueue(tap));
-      io.setTxQueueLen(tap, 10000);
-      ip(['link', 'set', tap, 'netns', req.netns.startsWith('/') ? req.netns : req.netns]);
+      io.setTxQueueLen(tap, TAP_TX_QUEUE_LEN);
+      ip(['link', 'set', tap, 'netns', req.netns]);
       ip([...ns, 'link', 'set', tap, 'name', 'eth0']);
       if (mac !== null) ip([...ns, 'link', 'set', 'eth0', 'address', mac]);
       ip([...ns, 'link', 'set', 'eth0', 'mtu', String(this.prog.workloadMtu), 'up']);
@@ -140,8 +155,7 @@ export class WorkloadManager {
       ip([...ns, 'route', 'replace', '169.254.1.1', 'dev', 'eth0', 'scope', 'link']);
       ip([...ns, 'route', 'replace', 'default', 'via', '169.254.1.1', 'dev', 'eth0']);
       if (mac === null) {
-        const j = JSON.parse(ip([...ns, '-j', 'link', 'show', 'eth0'])) as { address: string }[];
-        mac = j[0].address;
+        mac = linkMac(ip([...ns, '-j', 'link', 'show', 'eth0']), `${req.netns} eth0`);
       }
     } catch (e) {
       for (const fd of fds) {
@@ -152,7 +166,7 @@ export class WorkloadManager {
         }
         io.close(fd);
       }
-      throw e;
+      throw asCalitapError(e, `workload add ${req.name}: ${tap}`);
     }
     const record: WorkloadRecord = { name: req.name, netns: req.netns, ip: formatIp4(addr), mac, tap };
     const port = this.prog.attachWorkload({ name: tap, ip: addr, mac });
@@ -165,7 +179,7 @@ export class WorkloadManager {
   /** Stops routing the workload; returns its fds for the caller to close once workers let go. */
   detach(name: string): Attached {
     const a = this.attached.get(name);
-    if (!a) throw new CalitapError('no-workload', `workload ${name}: no such workload`);
+    if (!a) throw new WorkloadError('no-workload', `workload ${name}: no such workload`);
     this.prog.detachWorkload(a.record.tap);
     this.attached.delete(name);
     this.save();
@@ -219,9 +233,13 @@ export class WorkloadManager {
   }
 
   private save(): void {
-    fs.mkdirSync(path.dirname(this.stateFile), { recursive: true });
-    const tmp = `${this.stateFile}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(this.list(), null, 2));
-    fs.renameSync(tmp, this.stateFile);
+    try {
+      fs.mkdirSync(path.dirname(this.stateFile), { recursive: true });
+      const tmp = `${this.stateFile}.tmp`;
+      fs.writeFileSync(tmp, JSON.stringify(this.list(), null, 2));
+      fs.renameSync(tmp, this.stateFile);
+    } catch (e) {
+      throw asCalitapError(e, `${this.stateFile}: cannot save the workload state`);
+    }
   }
 }

@@ -67,7 +67,7 @@ export class EtcdDatastore implements Datastore {
     const msg = (e instanceof Error ? e.message.split('\n')[0] : String(e))
       .replace(/\s*Resolution note:.*$/, '')
       .trim();
-    throw new DatastoreError('ds-unavailable', `etcd ${this.name}: ${what}: ${msg}`);
+    throw new DatastoreError('datastore-unavailable', `etcd ${this.name}: ${what}: ${msg}`);
   }
 
   async get(key: string): Promise<KV | undefined> {
@@ -103,7 +103,7 @@ export class EtcdDatastore implements Datastore {
     } catch (e) {
       this.fail(`create ${key}`, e);
     }
-    if (!res.succeeded) throw new DatastoreError('ds-exists', `${key}: already exists`);
+    if (!res.succeeded) throw new DatastoreError('datastore-exists', `${key}: already exists`);
     const rev = Number(res.header.revision);
     return { key, value, modRevision: rev, createRevision: rev, version: 1 };
   }
@@ -122,9 +122,9 @@ export class EtcdDatastore implements Datastore {
     }
     if (!res.succeeded) {
       const cur = res.responses[0]?.response_range?.kvs ?? [];
-      if (cur.length === 0) throw new DatastoreError('ds-not-found', `${key}: does not exist`);
+      if (cur.length === 0) throw new DatastoreError('datastore-not-found', `${key}: does not exist`);
       throw new DatastoreError(
-        'ds-conflict',
+        'datastore-conflict',
         `${key}: changed since revision ${modRevision} (now ${cur[0].mod_revision})`,
       );
     }
@@ -162,8 +162,8 @@ export class EtcdDatastore implements Datastore {
     }
     if (!res.succeeded) {
       const cur = res.responses[0]?.response_range?.kvs ?? [];
-      if (cur.length === 0) throw new DatastoreError('ds-not-found', `${key}: does not exist`);
-      throw new DatastoreError('ds-conflict', `${key}: changed since revision ${modRevision}`);
+      if (cur.length === 0) throw new DatastoreError('datastore-not-found', `${key}: does not exist`);
+      throw new DatastoreError('datastore-conflict', `${key}: changed since revision ${modRevision}`);
     }
   }
 
@@ -200,7 +200,7 @@ export class EtcdDatastore implements Datastore {
         // the client reconnects and resumes by itself, but a consumer must know the datastore is down
         // (status) and a resumed stream may have missed a compaction: end and let the consumer re-list
         w.on('disconnected', (err) =>
-          end(new DatastoreError('ds-unavailable', `etcd ${this.name}: watch: ${err.message}`)),
+          end(new DatastoreError('datastore-unavailable', `etcd ${this.name}: watch: ${err.message}`)),
         );
         w.on('error', (err) => {
           // etcd cancels a watch whose start revision was compacted (3.4 sends compact_revision and an
@@ -208,7 +208,7 @@ export class EtcdDatastore implements Datastore {
           const compacted = /compact|Watcher canceled: *$/i.test(err.message);
           end(
             new DatastoreError(
-              compacted ? 'ds-compacted' : 'ds-unavailable',
+              compacted ? 'datastore-compacted' : 'datastore-unavailable',
               `etcd ${this.name}: watch: ${err.message}`,
             ),
           );
@@ -217,7 +217,7 @@ export class EtcdDatastore implements Datastore {
       .catch((e: unknown) =>
         end(
           new DatastoreError(
-            'ds-unavailable',
+            'datastore-unavailable',
             `etcd ${this.name}: watch: ${e instanceof Error ? e.message : String(e)}`,
           ),
         ),

@@ -68,13 +68,17 @@ export class MemoryDatastore implements Datastore {
   private fault(op: 'create' | 'update' | 'put' | 'delete', key: string): 'before' | 'after' | false {
     this.hooks.beforeWrite?.(op, key);
     const f = this.hooks.failWrite?.(op, key) ?? false;
-    if (f === 'before') throw new DatastoreError('ds-unavailable', `${this.name}: ${key}: injected failure`);
+    if (f === 'before')
+      throw new DatastoreError('datastore-unavailable', `${this.name}: ${key}: injected failure`);
     return f;
   }
 
   private after(f: 'before' | 'after' | false, key: string): void {
     if (f === 'after')
-      throw new DatastoreError('ds-unavailable', `${this.name}: ${key}: injected failure after the write`);
+      throw new DatastoreError(
+        'datastore-unavailable',
+        `${this.name}: ${key}: injected failure after the write`,
+      );
   }
 
   async create(key: string, value: string): Promise<KV> {
@@ -85,7 +89,7 @@ export class MemoryDatastore implements Datastore {
   }
 
   createSync(key: string, value: string): KV {
-    if (this.data.has(key)) throw new DatastoreError('ds-exists', `${key}: already exists`);
+    if (this.data.has(key)) throw new DatastoreError('datastore-exists', `${key}: already exists`);
     return this.write(key, value);
   }
 
@@ -98,10 +102,10 @@ export class MemoryDatastore implements Datastore {
 
   updateSync(key: string, value: string, modRevision: number): KV {
     const cur = this.data.get(key);
-    if (cur === undefined) throw new DatastoreError('ds-not-found', `${key}: does not exist`);
+    if (cur === undefined) throw new DatastoreError('datastore-not-found', `${key}: does not exist`);
     if (cur.modRevision !== modRevision)
       throw new DatastoreError(
-        'ds-conflict',
+        'datastore-conflict',
         `${key}: changed since revision ${modRevision} (now ${cur.modRevision})`,
       );
     return this.write(key, value);
@@ -126,10 +130,10 @@ export class MemoryDatastore implements Datastore {
 
   deleteSync(key: string, modRevision?: number): void {
     const cur = this.data.get(key);
-    if (cur === undefined) throw new DatastoreError('ds-not-found', `${key}: does not exist`);
+    if (cur === undefined) throw new DatastoreError('datastore-not-found', `${key}: does not exist`);
     if (modRevision !== undefined && cur.modRevision !== modRevision)
       throw new DatastoreError(
-        'ds-conflict',
+        'datastore-conflict',
         `${key}: changed since revision ${modRevision} (now ${cur.modRevision})`,
       );
     this.data.delete(key);
@@ -180,7 +184,10 @@ export class MemoryDatastore implements Datastore {
       queueMicrotask(() => {
         if (!w.closed)
           cb.onError(
-            new DatastoreError('ds-compacted', `${this.name}: revision ${fromRevision} has been compacted`),
+            new DatastoreError(
+              'datastore-compacted',
+              `${this.name}: revision ${fromRevision} has been compacted`,
+            ),
           );
       });
       return { close: () => (w.closed = true) };
@@ -205,7 +212,7 @@ export class MemoryDatastore implements Datastore {
     for (const w of [...this.watchers]) {
       this.watchers.delete(w);
       queueMicrotask(() => {
-        if (!w.closed) w.cb.onError(new DatastoreError('ds-unavailable', `${this.name}: watch lost`));
+        if (!w.closed) w.cb.onError(new DatastoreError('datastore-unavailable', `${this.name}: watch lost`));
       });
     }
   }

@@ -13,7 +13,7 @@ import {
   type ClusterConfig,
   type IgnoredResource,
 } from '../config/types.js';
-import { decodeBlock, blockHost } from '../ipam/block.js';
+import { decodeBlock, blockHost } from './ipam-records.js';
 import { isObject, toPlain } from './json.js';
 import { BLOCKS_PREFIX, parseBlockKey, parseResourceKey, UPLINKS_PREFIX } from './layout.js';
 import { decodeResource, type V3Object } from './resources.js';

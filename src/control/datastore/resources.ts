@@ -5,7 +5,7 @@
 // on version 0, replace/update and delete are CAS on the resourceVersion given (or the current one),
 // apply is create-or-update keeping uid and creationTimestamp. Control thread only.
 import { randomUUID } from 'node:crypto';
-import { CalitapError } from '../../common/errors.js';
+import { DatastoreError } from '../../common/errors.js';
 import { GoMap, isObject, ordered, parseJson, stringifyGo, type Json, type JsonObject } from './json.js';
 import {
   kindInfo,
@@ -153,10 +153,10 @@ export function decodeResource(kv: KV): V3Object {
   try {
     v = parseJson(kv.value);
   } catch (e) {
-    throw new CalitapError('ds-bad-data', `${kv.key}: value is not JSON: ${(e as Error).message}`);
+    throw new DatastoreError('datastore-invalid', `${kv.key}: value is not JSON: ${(e as Error).message}`);
   }
   if (!isObject(v) || !isObject(v.metadata) || typeof v.kind !== 'string')
-    throw new CalitapError('ds-bad-data', `${kv.key}: value is not a v3 resource (kind, metadata)`);
+    throw new DatastoreError('datastore-invalid', `${kv.key}: value is not a v3 resource (kind, metadata)`);
   const id = parseResourceKey(kv.key);
   const meta = { ...v.metadata } as V3Object['metadata'];
   // the key names the resource, whatever the value says
@@ -165,7 +165,7 @@ export function decodeResource(kv: KV): V3Object {
     if (id.namespace !== undefined) meta.namespace = id.namespace;
   } else if (kv.key.startsWith(UPLINKS_PREFIX)) meta.name = kv.key.slice(UPLINKS_PREFIX.length);
   if (typeof meta.name !== 'string')
-    throw new CalitapError('ds-bad-data', `${kv.key}: value has no metadata.name`);
+    throw new DatastoreError('datastore-invalid', `${kv.key}: value has no metadata.name`);
   meta.resourceVersion = String(kv.modRevision);
   return {
     ...v,
@@ -231,8 +231,8 @@ export class ResourceClient {
       const kv = await this.ds.create(keyOf(o), encodeResource(o));
       return decodeResource(kv);
     } catch (e) {
-      if (isDsError(e, 'ds-exists'))
-        throw new CalitapError('already-exists', `${describe(o)}: already exists`);
+      if (isDsError(e, 'datastore-exists'))
+        throw new DatastoreError('datastore-exists', `${describe(o)}: already exists`);
       throw e;
     }
   }
@@ -241,25 +241,27 @@ export class ResourceClient {
   async replace(obj: V3Object): Promise<V3Object> {
     const key = keyOf(obj);
     const cur = await this.ds.get(key);
-    if (cur === undefined) throw new CalitapError('not-found', `${describe(obj)}: does not exist`);
+    if (cur === undefined)
+      throw new DatastoreError('datastore-not-found', `${describe(obj)}: does not exist`);
     const prev = decodeResource(cur);
     const rv = obj.metadata.resourceVersion;
     const rev = rv !== undefined && rv !== '' ? Number(rv) : cur.modRevision;
     if (!Number.isInteger(rev))
-      throw new CalitapError(
-        'bad-request',
+      throw new DatastoreError(
+        'datastore-invalid',
         `${describe(obj)}: metadata.resourceVersion ${rv}: not a revision`,
       );
     const o = this.stamp(obj, prev);
     try {
       return decodeResource(await this.ds.update(key, encodeResource(o), rev));
     } catch (e) {
-      if (isDsError(e, 'ds-conflict'))
-        throw new CalitapError(
-          'conflict',
+      if (isDsError(e, 'datastore-conflict'))
+        throw new DatastoreError(
+          'datastore-conflict',
           `${describe(o)}: metadata.resourceVersion ${rev}: the resource changed (now ${prev.metadata.resourceVersion}); get it again`,
         );
-      if (isDsError(e, 'ds-not-found')) throw new CalitapError('not-found', `${describe(o)}: does not exist`);
+      if (isDsError(e, 'datastore-not-found'))
+        throw new DatastoreError('datastore-not-found', `${describe(o)}: does not exist`);
       throw e;
     }
   }
@@ -277,10 +279,13 @@ export class ResourceClient {
         const o = this.stamp(obj, decodeResource(cur));
         return decodeResource(await this.ds.update(key, encodeResource(o), cur.modRevision));
       } catch (e) {
-        if (!isDsError(e, 'ds-exists', 'ds-conflict', 'ds-not-found')) throw e;
+        if (!isDsError(e, 'datastore-exists', 'datastore-conflict', 'datastore-not-found')) throw e;
       }
     }
-    throw new CalitapError('conflict', `${describe(obj)}: kept changing while being applied; try again`);
+    throw new DatastoreError(
+      'datastore-conflict',
+      `${describe(obj)}: kept changing while being applied; try again`,
+    );
   }
 
   /** Deletes (CAS on resourceVersion when given); `not-found` when absent. Returns what was deleted. */
@@ -288,15 +293,19 @@ export class ResourceClient {
     const key = kind === 'Uplink' ? uplinkKey(name) : resourceKey(kind, name, namespace);
     const what = `${kind} ${namespace !== undefined && kindInfo(kind)?.namespaced ? namespace + '/' : ''}${name}`;
     const cur = await this.ds.get(key);
-    if (cur === undefined) throw new CalitapError('not-found', `${what}: does not exist`);
+    if (cur === undefined) throw new DatastoreError('datastore-not-found', `${what}: does not exist`);
     const rev =
       resourceVersion !== undefined && resourceVersion !== '' ? Number(resourceVersion) : cur.modRevision;
     try {
       await this.ds.delete(key, rev);
     } catch (e) {
-      if (isDsError(e, 'ds-not-found')) throw new CalitapError('not-found', `${what}: does not exist`);
-      if (isDsError(e, 'ds-conflict'))
-        throw new CalitapError('conflict', `${what}: metadata.resourceVersion ${rev}: the resource changed`);
+      if (isDsError(e, 'datastore-not-found'))
+        throw new DatastoreError('datastore-not-found', `${what}: does not exist`);
+      if (isDsError(e, 'datastore-conflict'))
+        throw new DatastoreError(
+          'datastore-conflict',
+          `${what}: metadata.resourceVersion ${rev}: the resource changed`,
+        );
       throw e;
     }
     return decodeResource(cur);

@@ -4,7 +4,7 @@
 // MemoryDatastore (tests, bench, and the file datastore's store), FileDatastore (a YAML file,
 // reloaded on change) and EtcdDatastore (etcd v3 in Calico's etcdv3 layout, see layout.ts).
 // Control thread only; values are immutable strings owned by whoever holds them.
-import { CalitapError } from '../../common/errors.js';
+import { DatastoreError } from '../../common/errors.js';
 
 export interface KV {
   key: string;
@@ -57,23 +57,18 @@ export interface Datastore {
   close(): Promise<void>;
 }
 
-export type DatastoreErrorCode =
-  'ds-exists' | 'ds-conflict' | 'ds-not-found' | 'ds-unavailable' | 'ds-compacted' | 'ds-bad-data';
+export { DatastoreError };
 
-/**
- * Datastore failures. `ds-unavailable` after a write means the outcome is unknown (the write may have
- * applied): callers re-read before deciding, never assume it failed.
- */
-export class DatastoreError extends CalitapError {
-  constructor(
-    override readonly code: DatastoreErrorCode,
-    message: string,
-  ) {
-    super(code, message);
-    this.name = 'DatastoreError';
-  }
-}
+/** The DatastoreError codes (src/common/errors.ts). `datastore-unavailable` after a write means the
+ * outcome is unknown (the write may have applied): callers re-read before deciding. */
+export type DatastoreErrorCode =
+  | 'datastore-exists'
+  | 'datastore-conflict'
+  | 'datastore-not-found'
+  | 'datastore-unavailable'
+  | 'datastore-compacted'
+  | 'datastore-invalid';
 
 export function isDsError(e: unknown, ...codes: DatastoreErrorCode[]): e is DatastoreError {
-  return e instanceof DatastoreError && (codes.length === 0 || codes.includes(e.code));
+  return e instanceof DatastoreError && (codes.length === 0 || (codes as string[]).includes(e.code));
 }

@@ -9,7 +9,7 @@
 //    answer) re-reads and checks whether it applied before trying again.
 // Control thread only. Pools are passed in by the caller (from the cluster config).
 import { formatIp4, formatPrefix4, prefixContains, type Prefix4 } from '../../common/addr.js';
-import { CalitapError } from '../../common/errors.js';
+import { IpamError } from '../../common/errors.js';
 import type { IPPool } from '../config/types.js';
 import {
   affinityKey,
@@ -40,7 +40,7 @@ import {
   releaseHandle,
   type AllocationBlock,
   type IpamConfig,
-} from './block.js';
+} from '../datastore/ipam-records.js';
 
 export interface AssignRequest {
   handle: string;
@@ -141,11 +141,20 @@ export class CasIpam {
         else await this.ds.update(key, encodeHandle(h), kv.modRevision);
         return;
       } catch (e) {
-        if (!isDsError(e, 'ds-exists', 'ds-conflict', 'ds-not-found', 'ds-unavailable')) throw e;
+        if (
+          !isDsError(
+            e,
+            'datastore-exists',
+            'datastore-conflict',
+            'datastore-not-found',
+            'datastore-unavailable',
+          )
+        )
+          throw e;
         this.stats.conflicts++;
       }
     }
-    throw new CalitapError(
+    throw new IpamError(
       'ipam-conflict',
       `IPAM: handle ${handle}: kept changing; gave up after ${this.maxRetries} tries`,
     );
@@ -162,11 +171,11 @@ export class CasIpam {
       await this.ds.update(cur.kv.key, text, cur.kv.modRevision);
       return true;
     } catch (e) {
-      if (isDsError(e, 'ds-conflict', 'ds-not-found')) {
+      if (isDsError(e, 'datastore-conflict', 'datastore-not-found')) {
         this.stats.conflicts++;
         return false;
       }
-      if (!isDsError(e, 'ds-unavailable')) throw e;
+      if (!isDsError(e, 'datastore-unavailable')) throw e;
       const now = await this.ds.get(cur.kv.key).catch(() => undefined);
       if (now !== undefined && now.value === text) return true;
       this.stats.conflicts++;
@@ -211,7 +220,7 @@ export class CasIpam {
         try {
           aff = await this.ds.create(akey, encodeAffinity({ state: 'pending' }));
         } catch (e) {
-          if (!isDsError(e, 'ds-exists')) throw e;
+          if (!isDsError(e, 'datastore-exists')) throw e;
           const kv = await this.ds.get(akey);
           if (kv === undefined) continue;
           aff = kv;
@@ -219,7 +228,7 @@ export class CasIpam {
         try {
           await this.ds.create(bkey, encodeBlock(newBlock(cidr, host)));
         } catch (e) {
-          if (!isDsError(e, 'ds-exists', 'ds-unavailable')) throw e;
+          if (!isDsError(e, 'datastore-exists', 'datastore-unavailable')) throw e;
           const b = await this.readBlock(cidr).catch(() => undefined);
           if (b === undefined || blockHost(b.block) !== host) {
             // someone else's block now: withdraw our pending claim
@@ -247,10 +256,19 @@ export class CasIpam {
         else await this.ds.update(akey, encodeAffinity({ ...a!, state: 'confirmed' }), kv.modRevision);
         return;
       } catch (e) {
-        if (!isDsError(e, 'ds-exists', 'ds-conflict', 'ds-not-found', 'ds-unavailable')) throw e;
+        if (
+          !isDsError(
+            e,
+            'datastore-exists',
+            'datastore-conflict',
+            'datastore-not-found',
+            'datastore-unavailable',
+          )
+        )
+          throw e;
       }
     }
-    throw new CalitapError('ipam-conflict', `IPAM: ${akey}: could not confirm the affinity`);
+    throw new IpamError('ipam-conflict', `IPAM: ${akey}: could not confirm the affinity`);
   }
 
   /** Assigns `num` (default 1) addresses for a handle; throws `ipam-pool-full` when none is left. */
@@ -285,7 +303,7 @@ export class CasIpam {
     const cfg = await this.config();
     const pools = req.pools.filter((p) => !p.disabled);
     if (pools.length === 0)
-      throw new CalitapError('ipam-no-pool', `IPAM: node ${req.host}: no enabled IPv4 IPPool to assign from`);
+      throw new IpamError('ipam-exhausted', `IPAM: node ${req.host}: no enabled IPv4 IPPool to assign from`);
     for (let attempt = 0; attempt < this.maxRetries && got.length < want; attempt++) {
       if (attempt > 0) await this.backoff(attempt);
       let conflict = false;
@@ -330,14 +348,14 @@ export class CasIpam {
         if (conflict) continue;
       }
       const names = pools.map((p) => `${p.name} (${formatPrefix4(p.cidr)})`).join(', ');
-      throw new CalitapError(
-        'ipam-pool-full',
+      throw new IpamError(
+        'ipam-exhausted',
         `IPAM: node ${req.host}: no free address in IPPool ${names}` +
           (cfg.strictAffinity ? ' (strictAffinity: no borrowing from other nodes\u2019 blocks)' : ''),
       );
     }
     if (got.length >= want) return got;
-    throw new CalitapError(
+    throw new IpamError(
       'ipam-conflict',
       `IPAM: node ${req.host}: handle ${req.handle}: too many conflicts; gave up after ${this.maxRetries} tries`,
     );
@@ -350,7 +368,7 @@ export class CasIpam {
 
   private async assignIpNow(ip: number, req: AssignRequest): Promise<void> {
     const pool = req.pools.find((p) => prefixContains(p.cidr, ip));
-    if (!pool) throw new CalitapError('ip-outside-pools', `IPAM: ${formatIp4(ip)} is outside every IP pool`);
+    if (!pool) throw new IpamError('ip-outside-pools', `IPAM: ${formatIp4(ip)} is outside every IP pool`);
     const cidr = { addr: (ip - (ip % 2 ** (32 - pool.blockSize))) >>> 0, len: pool.blockSize };
     for (let attempt = 0; attempt < this.maxRetries; attempt++) {
       if ((await this.readBlock(cidr)) === undefined) {
@@ -358,16 +376,16 @@ export class CasIpam {
         try {
           await this.ds.create(blockKey(cidr), encodeBlock(newBlock(cidr, null)));
         } catch (e) {
-          if (!isDsError(e, 'ds-exists', 'ds-unavailable')) throw e;
+          if (!isDsError(e, 'datastore-exists', 'datastore-unavailable')) throw e;
         }
         continue;
       }
       const r = await this.tryBlock(cidr, req, 1, false, ip - cidr.addr);
       if (r === 'conflict') continue;
-      if (r.length === 0) throw new CalitapError('ip-in-use', `IPAM: ${formatIp4(ip)} is already assigned`);
+      if (r.length === 0) throw new IpamError('ip-in-use', `IPAM: ${formatIp4(ip)} is already assigned`);
       return;
     }
-    throw new CalitapError('ipam-conflict', `IPAM: ${formatIp4(ip)}: too many conflicts`);
+    throw new IpamError('ipam-conflict', `IPAM: ${formatIp4(ip)}: too many conflicts`);
   }
 
   /** Releases every address of a handle and deletes the handle. Returns the addresses freed. */
@@ -385,7 +403,7 @@ export class CasIpam {
       if (!cidr) continue;
       for (let attempt = 0; ; attempt++) {
         if (attempt >= this.maxRetries)
-          throw new CalitapError('ipam-conflict', `IPAM: handle ${handle}: block ${c} kept changing`);
+          throw new IpamError('ipam-conflict', `IPAM: handle ${handle}: block ${c} kept changing`);
         const cur = await this.readBlock(cidr);
         if (cur === undefined) break;
         const next = cloneBlock(cur.block);
@@ -398,7 +416,7 @@ export class CasIpam {
       }
     }
     await this.ds.delete(kv.key).catch((e: unknown) => {
-      if (!isDsError(e, 'ds-not-found')) throw e;
+      if (!isDsError(e, 'datastore-not-found')) throw e;
     });
     return freed;
   }
@@ -451,7 +469,7 @@ export class CasIpam {
           blocks++;
           break;
         } catch (e) {
-          if (!isDsError(e, 'ds-conflict', 'ds-not-found', 'ds-unavailable')) throw e;
+          if (!isDsError(e, 'datastore-conflict', 'datastore-not-found', 'datastore-unavailable')) throw e;
         }
       }
       await this.ds.delete(kv.key).catch(() => undefined);

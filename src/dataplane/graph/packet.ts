@@ -19,8 +19,6 @@ export const DEFAULT_BATCH = 256;
 export const PKT_LOCAL = 1;
 /** The packet came out of a tunnel (decapsulated): it may only be delivered to a local workload. */
 export const PKT_DECAP = 2;
-/** natOutgoing applies: ip4-rewrite masquerades it once TTL, MTU and the next hop are settled */
-export const PKT_SNAT = 4;
 /** snat4-out2in translated it; `aux` holds the flow (ICMP errors about it are translated back) */
 export const PKT_DNATED = 8;
 /**
@@ -79,6 +77,8 @@ export class Batch {
   readonly aux: Int32Array;
   /** PKT_GSO packets: the TCP segment size (MSS) */
   readonly gso: Uint16Array;
+  /** packets handed to ip4-icmp-error: the error to build (icmp-error.ts icmpErrorArg) */
+  readonly icmp: Uint32Array;
   /** bytes per slot (SLOT_SIZE, or GSO_SLOT_SIZE for TAPs with offloads) */
   readonly slotSize: number;
   /** the largest frame a slot carries after the headroom */
@@ -108,6 +108,7 @@ export class Batch {
     this.flags = new Uint8Array(capacity);
     this.aux = new Int32Array(capacity);
     this.gso = new Uint16Array(capacity);
+    this.icmp = new Uint32Array(capacity);
     for (let i = 0; i < capacity; i++) this.off[i] = arenaOffset + i * slotSize + HEADROOM;
     this.base = arenaOffset;
   }

@@ -44,15 +44,46 @@ export interface WorkerInit {
   tapOffload: boolean;
   /**
    * 'packet' (default): the uplink fd is an AF_PACKET socket carrying Ethernet frames. 'udp': it is a
-   * UDP socket on the node IP and VXLAN port carrying VXLAN payloads (see udp-uplink.ts).
+   * UDP socket on the node IP and VXLAN port carrying VXLAN payloads (see devices/udp.ts).
    */
   uplinkMode?: UplinkMode;
+  /** obey the test-only `crash` message (the daemon sets it when CALITAP_TEST_HOOKS=1) */
+  testHooks?: boolean;
 }
 
 export type UplinkMode = 'packet' | 'udp';
 
-/** `crash`: a test hook (CALITAP_TEST_HOOKS=1) that makes the worker throw, to prove restarts work */
-export type ControlMessage = PortsUpdate | { type: 'stop' } | { type: 'crash' };
+/**
+ * Start reading a port's device again after it failed (`device-error`); `name` guards against a
+ * port slot that changed hands in between.
+ */
+export interface RearmMessage {
+  type: 'rearm';
+  port: number;
+  name: string;
+}
+
+/**
+ * `crash`: a test hook that makes the worker throw, to prove restarts work; obeyed only by workers
+ * started with `testHooks` (CALITAP_TEST_HOOKS=1), ignored otherwise.
+ */
+export type ControlMessage = PortsUpdate | RearmMessage | { type: 'stop' } | { type: 'crash' };
+
+/**
+ * A port's device failed (a read or write error that is not about one frame): the worker stopped
+ * reading it (its frames are counted as `port-output: error`) until the control thread re-arms it
+ * (`rearm`) or removes the port.
+ */
+export interface DeviceErrorEvent {
+  type: 'device-error';
+  id: number;
+  port: number;
+  name: string;
+  op: 'read' | 'write';
+  errno: number;
+  /** errno name, e.g. EBADFD */
+  code: string;
+}
 
 export type WorkerEvent =
   | {
@@ -63,4 +94,5 @@ export type WorkerEvent =
       portCounters: SharedArrayBuffer;
     }
   | { type: 'applied'; id: number; seq: number }
+  | DeviceErrorEvent
   | { type: 'error'; id: number; message: string };

@@ -85,3 +85,82 @@ export function vnetWriteTcp4Gso(u8: Uint8Array, hdr: number, frame: number, mss
   u8[hdr + VNET_CSUM_OFFSET] = 16;
   u8[hdr + VNET_CSUM_OFFSET + 1] = 0;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// struct virtio_net_hdr_v1_hash_tunnel (24 bytes; Linux ≥ 6.17 include/uapi/linux/virtio_net.h, virtio
+// 1.4 VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO): the 10-byte header above, then num_buffers (12 bytes:
+// struct virtio_net_hdr_v1), hash_value_lo/hi, hash_report, padding (20: struct
+// virtio_net_hdr_v1_hash), then the two tunnel offsets. A TAP reads and writes it after
+// TUNSETVNETHDRSZ 24 and TUNSETOFFLOAD with TUN_F_UDP_TUNNEL_GSO (drivers/net/tun_vnet.h: the tunnel
+// fields sit at sizeof(struct virtio_net_hdr_v1_hash) = 20). All fields little endian.
+
+export const VNET_HDR_TNL_LEN = 24;
+export const VNET_NUM_BUFFERS = 10;
+export const VNET_HASH_VALUE = 12;
+export const VNET_HASH_REPORT = 16;
+/** offset of the outer transport (UDP) header from the start of the frame */
+export const VNET_OUTER_TH_OFFSET = 20;
+/** offset of the inner network (IPv4) header from the start of the frame */
+export const VNET_INNER_NH_OFFSET = 22;
+
+/** the checksum is known good (receive side) */
+export const VNET_F_DATA_VALID = 2;
+/** the outer UDP checksum is partial too (needs TUN_F_UDP_TUNNEL_GSO_CSUM) */
+export const VNET_F_UDP_TUNNEL_CSUM = 8;
+
+export const VNET_GSO_UDP = 3;
+export const VNET_GSO_TCPV6 = 4;
+export const VNET_GSO_UDP_L4 = 5;
+/** OR-ed into gso_type: the GSO packet sits inside a UDP tunnel over IPv4 (VXLAN, Geneve) */
+export const VNET_GSO_UDP_TUNNEL_IPV4 = 0x20;
+export const VNET_GSO_UDP_TUNNEL_IPV6 = 0x40;
+
+const VXLAN_OVER_UDP = 8 + 8; // UDP header + VXLAN header (RFC 7348 §5)
+
+/**
+ * Writes the 24-byte tunnel header for a VXLAN super-frame at frame: outer Ethernet + IPv4 + UDP +
+ * VXLAN + inner Ethernet + IPv4 + TCP, the inner TCP checksum holding the pseudo-header sum
+ * (CHECKSUM_PARTIAL). The kernel cuts it into segments of `mss` payload bytes, each a complete VXLAN
+ * packet (outer IPv4 length, identification and checksum and UDP length per segment; the outer UDP
+ * checksum stays as written, 0 for VXLAN). Returns the header length (hdr_len) or 0 when the frame
+ * is not shaped that way.
+ */
+export function vnetWriteVxlanTcp4Gso(
+  u8: Uint8Array,
+  hdr: number,
+  frame: number,
+  len: number,
+  mss: number,
+): number {
+  if (len < 14 + 20 + VXLAN_OVER_UDP + 14 + 20 + 20 || !isIp4(u8, frame + 12) || u8[frame + 14 + 9] !== 17) {
+    return 0;
+  }
+  const outerTh = 14 + (u8[frame + 14] & 15) * 4;
+  const innerNh = outerTh + VXLAN_OVER_UDP + 14;
+  if (innerNh + 20 > len || !isIp4(u8, frame + innerNh - 2) || u8[frame + innerNh + 9] !== 6) return 0;
+  const innerTh = innerNh + (u8[frame + innerNh] & 15) * 4;
+  if (innerTh + 20 > len) return 0;
+  const thl = (u8[frame + innerTh + 12] >>> 4) * 4;
+  const hdrLen = innerTh + thl;
+  if (thl < 20 || hdrLen > len) return 0;
+  for (let k = 0; k < VNET_HDR_TNL_LEN; k++) u8[hdr + k] = 0;
+  u8[hdr + VNET_FLAGS] = VNET_F_NEEDS_CSUM;
+  u8[hdr + VNET_GSO_TYPE] = VNET_GSO_TCPV4 | VNET_GSO_UDP_TUNNEL_IPV4;
+  le16(u8, hdr + VNET_HDR_LEN_FIELD, hdrLen);
+  le16(u8, hdr + VNET_GSO_SIZE, mss);
+  le16(u8, hdr + VNET_CSUM_START, innerTh);
+  le16(u8, hdr + VNET_CSUM_OFFSET, 16);
+  le16(u8, hdr + VNET_OUTER_TH_OFFSET, outerTh);
+  le16(u8, hdr + VNET_INNER_NH_OFFSET, innerNh);
+  return hdrLen;
+}
+
+/** Ethertype 0x0800 at `type`, followed by an IPv4 header (version 4, IHL ≥ 5). */
+function isIp4(u8: Uint8Array, type: number): boolean {
+  return u8[type] === 0x08 && u8[type + 1] === 0 && u8[type + 2] >>> 4 === 4 && (u8[type + 2] & 15) >= 5;
+}
+
+function le16(u8: Uint8Array, off: number, v: number): void {
+  u8[off] = v & 255;
+  u8[off + 1] = v >>> 8;
+}

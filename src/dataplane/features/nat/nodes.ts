@@ -1,15 +1,27 @@
-// natOutgoing graph nodes: snat4-in2out masquerades workload traffic leaving the IP pools, snat4-out2in
-// translates the replies (and ICMP errors quoting a translated packet, so path-MTU discovery works
-// through NAT) back to the workload. Calico's rule (felix masq_mgr): SNAT when the source is in a pool
-// with natOutgoing and the destination is in no pool at all (disabled pools count as pools).
+// natOutgoing features: snat4-in2out (arc ip4-output, every adjacency kind that leaves the node)
+// masquerades workload traffic leaving the IP pools, after ip4-rewrite's TTL and MTU checks so the
+// node's own ICMP errors quote the pod's packet; snat4-out2in (arc ip4-local) translates the replies
+// (and ICMP errors quoting a translated packet, so path-MTU discovery works through NAT) back to the
+// workload. Calico's rule (felix masq_mgr): SNAT when the source is in a pool with natOutgoing and the
+// destination is in no pool at all (disabled pools count as pools).
 //
 // Runs in the graph owner's thread; the flow table is the shared NatTable (all workers see one
 // mapping). Checksums are updated incrementally (RFC 1624) except the ICMP checksum of translated
 // errors, which is recomputed over the (at most 576-byte) message.
-import { GraphNode } from '../../graph/graph.js';
-import { PKT_DECAP, PKT_DNATED, PKT_GSO, type Batch } from '../../graph/packet.js';
+import { GraphNode, drop, event, type NodeDecl } from '../../graph/graph.js';
+import { PKT_DECAP, PKT_DNATED, PKT_GSO, PKT_LOCAL, type Batch } from '../../graph/packet.js';
 import type { DataplaneEnv } from '../../graph/env.js';
-import { KIND_WORKLOAD, type PortTable } from '../../graph/ports.js';
+import type { GraphFeature } from '../../graph/build.js';
+import { ARC_IP4_LOCAL, ARC_IP4_OUTPUT } from '../../graph/arcs.js';
+import { KIND_WORKLOAD } from '../../graph/ports.js';
+import {
+  ADJ_DIRECT,
+  ADJ_F_IN_POOL,
+  ADJ_GATEWAY,
+  ADJ_IPIP,
+  ADJ_VXLAN,
+  type AdjacencyTable,
+} from '../../tables/adjacency.js';
 import { formatIp4 } from '../../../common/addr.js';
 import { ETH_HLEN } from '../../wire/ethernet.js';
 import {
@@ -85,34 +97,33 @@ function clock(now: number): number {
 }
 
 export class Snat4In2Out extends GraphNode {
-  readonly name = 'snat4-in2out';
-  readonly reasons = [
-    'fragment-unsupported',
-    'unsupported-protocol',
-    'table-full',
-    'no-free-port',
-    'busy',
-    'translated',
-    'icmp-error-not-translated',
-  ];
-  rewrite!: GraphNode;
+  readonly decl: NodeDecl = {
+    name: 'snat4-in2out',
+    arc: {
+      name: ARC_IP4_OUTPUT,
+      keys: [ADJ_DIRECT, ADJ_GATEWAY, ADJ_IPIP, ADJ_VXLAN],
+      before: ['ipip4-encap', 'vxlan4-encap'],
+    },
+    reasons: [
+      drop('fragment-unsupported'),
+      drop('unsupported-protocol'),
+      drop('table-full'),
+      drop('no-free-port'),
+      drop('busy'),
+      event('translated'),
+      drop('icmp-error-not-translated'),
+    ],
+  };
   private now = 0;
-  private readonly ports: PortTable;
+  private readonly adj: AdjacencyTable;
 
   constructor(
-    env: DataplaneEnv,
+    private readonly env: DataplaneEnv,
     private readonly nat: NatTable,
     private readonly pools: PoolSet,
   ) {
     super();
-    this.ports = env.ports;
-  }
-
-  /** ip4-lookup's test: must packet i be masqueraded? (from a workload, Calico's rule) */
-  applies(b: Batch, i: number): boolean {
-    if (this.ports.kind[b.rxPort[i]] !== KIND_WORKLOAD || (b.flags[i] & PKT_DECAP) !== 0) return false;
-    const ip = b.off[i] + ETH_HLEN;
-    return this.pools.masquerade(ip4Src(b.u8, ip), ip4Dst(b.u8, ip));
+    this.adj = env.adj;
   }
 
   override tick(_b: Batch, now: number): void {
@@ -120,13 +131,26 @@ export class Snat4In2Out extends GraphNode {
     this.nat.expire(this.now, 256);
   }
 
-  /** ip4-rewrite calls this for packets marked PKT_SNAT; queued packets (if any) go the same way. */
-  process(b: Batch, q: Uint16Array, n: number): void {
-    for (let k = 0; k < n; k++) if (this.translate(b, q[k])) this.rewrite.push(q[k]);
+  /**
+   * Calico's rule for packets leaving the node: masquerade workload traffic from a natOutgoing pool to
+   * no pool (routes inside the pools are flagged on their adjacency and skip the pool scan). The
+   * node's own ICMP errors about a packet snat4-out2in translated get their quote translated back.
+   */
+  override pass(b: Batch, i: number): boolean {
+    const f = b.flags[i];
+    if ((f & PKT_LOCAL) !== 0) {
+      if ((f & PKT_DNATED) !== 0) untranslateQuote(b.u8, b.off[i] + ETH_HLEN, this.nat, b.aux[i]);
+      return true;
+    }
+    if ((this.adj.flags[b.adj[i]] & ADJ_F_IN_POOL) !== 0) return true;
+    if ((f & PKT_DECAP) !== 0 || this.env.ports.kind[b.rxPort[i]] !== KIND_WORKLOAD) return true;
+    const ip = b.off[i] + ETH_HLEN;
+    if (!this.pools.masquerade(ip4Src(b.u8, ip), ip4Dst(b.u8, ip))) return true;
+    return this.translate(b, i);
   }
 
   /** Masquerades packet i in place; false when it was dropped (and counted). */
-  translate(b: Batch, i: number): boolean {
+  private translate(b: Batch, i: number): boolean {
     const u8 = b.u8;
     const nat = this.nat;
     const now = this.now;
@@ -194,15 +218,18 @@ const O_ICMP_ERROR = 3;
 const O_MALFORMED = 4;
 
 export class Snat4Out2In extends GraphNode {
-  readonly name = 'snat4-out2in';
-  readonly reasons = [
-    'no-translation',
-    'fragment-unsupported',
-    'translated',
-    'translated-icmp-error',
-    'malformed',
-  ];
-  lookup!: GraphNode;
+  readonly decl: NodeDecl = {
+    name: 'snat4-out2in',
+    arc: { name: ARC_IP4_LOCAL, after: ['ipip4-input', 'vxlan4-input'] },
+    next: ['ip4-lookup'],
+    reasons: [
+      drop('no-translation'),
+      drop('fragment-unsupported'),
+      event('translated'),
+      event('translated-icmp-error'),
+      drop('malformed'),
+    ],
+  };
   private now = 0;
 
   constructor(private readonly nat: NatTable) {
@@ -213,70 +240,73 @@ export class Snat4Out2In extends GraphNode {
     this.now = clock(now);
   }
 
-  process(b: Batch, q: Uint16Array, n: number): void {
+  /** Claims every packet for our addresses (the last feature on ip4-local): translates or drops it. */
+  override pass(b: Batch, i: number): boolean {
+    this.translate(b, i);
+    return false;
+  }
+
+  private translate(b: Batch, i: number): void {
     const u8 = b.u8;
     const nat = this.nat;
     const now = this.now;
-    for (let k = 0; k < n; k++) {
-      const i = q[k];
-      const ip = b.off[i] + ETH_HLEN;
-      if (ip4IsFragment(u8, ip)) {
-        this.drop(b, i, O_FRAGMENT);
-        continue;
+    const ip = b.off[i] + ETH_HLEN;
+    if (ip4IsFragment(u8, ip)) {
+      this.drop(b, i, O_FRAGMENT);
+      return;
+    }
+    const proto = u8[ip + IP4_PROTO];
+    const l4 = ip + ip4Hlen(u8, ip);
+    const end = ip + ip4TotalLen(u8, ip);
+    const src = ip4Src(u8, ip);
+    const dst = ip4Dst(u8, ip);
+    if (proto === IPPROTO_ICMP && l4 + ICMP_HLEN <= end) {
+      const type = u8[l4];
+      if (type === ICMP_DEST_UNREACH || type === ICMP_TIME_EXCEEDED || type === ICMP_PARAM_PROBLEM) {
+        this.icmpError(b, i, ip, l4, end);
+        return;
       }
-      const proto = u8[ip + IP4_PROTO];
-      const l4 = ip + ip4Hlen(u8, ip);
-      const end = ip + ip4TotalLen(u8, ip);
-      const src = ip4Src(u8, ip);
-      const dst = ip4Dst(u8, ip);
-      if (proto === IPPROTO_ICMP && l4 + ICMP_HLEN <= end) {
-        const type = u8[l4];
-        if (type === ICMP_DEST_UNREACH || type === ICMP_TIME_EXCEEDED || type === ICMP_PARAM_PROBLEM) {
-          this.icmpError(b, i, ip, l4, end);
-          continue;
-        }
-        if (type !== ICMP_ECHO_REPLY) {
-          this.drop(b, i, O_NO_FLOW);
-          continue;
-        }
-        const id = (u8[l4 + ICMP_ID] << 8) | u8[l4 + ICMP_ID + 1];
-        const f = nat.lookupIn(IPPROTO_ICMP, src, 0, dst, id, now);
-        if (f < 0) {
-          this.drop(b, i, O_NO_FLOW);
-          continue;
-        }
-        l4SetPort(u8, l4, ICMP_ID, nat.insidePort(f), ICMP_CSUM, false);
-        ip4SetDst(u8, ip, nat.insideIp(f));
-        this.done(b, i, f);
-        continue;
-      }
-      if ((proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) || l4 + (proto === IPPROTO_TCP ? 20 : 8) > end) {
+      if (type !== ICMP_ECHO_REPLY) {
         this.drop(b, i, O_NO_FLOW);
-        continue;
+        return;
       }
-      const sport = (u8[l4] << 8) | u8[l4 + 1];
-      const dport = (u8[l4 + 2] << 8) | u8[l4 + 3];
-      const f = nat.lookupIn(proto, src, sport, dst, dport, now);
+      const id = (u8[l4 + ICMP_ID] << 8) | u8[l4 + ICMP_ID + 1];
+      const f = nat.lookupIn(IPPROTO_ICMP, src, 0, dst, id, now);
       if (f < 0) {
         this.drop(b, i, O_NO_FLOW);
-        continue;
+        return;
       }
-      const inIp = nat.insideIp(f);
-      const csum = proto === IPPROTO_TCP ? TCP_CSUM : UDP_CSUM;
-      const udp = proto === IPPROTO_UDP;
-      if ((b.flags[i] & PKT_GSO) !== 0) {
-        // a super-frame's checksum is still partial: only its pseudo-header (addresses) changes
-        l4AdjustPartialForAddr(u8, l4, csum, dst, inIp);
-        u8[l4 + 2] = nat.insidePort(f) >>> 8;
-        u8[l4 + 3] = nat.insidePort(f) & 255;
-      } else {
-        l4AdjustForAddr(u8, l4, csum, dst, inIp, udp);
-        l4SetPort(u8, l4, 2, nat.insidePort(f), csum, udp);
-      }
-      if (proto === IPPROTO_TCP) nat.tcpUpdate(f, u8[l4 + TCP_FLAGS], false, now);
-      ip4SetDst(u8, ip, inIp);
+      l4SetPort(u8, l4, ICMP_ID, nat.insidePort(f), ICMP_CSUM, false);
+      ip4SetDst(u8, ip, nat.insideIp(f));
       this.done(b, i, f);
+      return;
     }
+    if ((proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) || l4 + (proto === IPPROTO_TCP ? 20 : 8) > end) {
+      this.drop(b, i, O_NO_FLOW);
+      return;
+    }
+    const sport = (u8[l4] << 8) | u8[l4 + 1];
+    const dport = (u8[l4 + 2] << 8) | u8[l4 + 3];
+    const f = nat.lookupIn(proto, src, sport, dst, dport, now);
+    if (f < 0) {
+      this.drop(b, i, O_NO_FLOW);
+      return;
+    }
+    const inIp = nat.insideIp(f);
+    const csum = proto === IPPROTO_TCP ? TCP_CSUM : UDP_CSUM;
+    const udp = proto === IPPROTO_UDP;
+    if ((b.flags[i] & PKT_GSO) !== 0) {
+      // a super-frame's checksum is still partial: only its pseudo-header (addresses) changes
+      l4AdjustPartialForAddr(u8, l4, csum, dst, inIp);
+      u8[l4 + 2] = nat.insidePort(f) >>> 8;
+      u8[l4 + 3] = nat.insidePort(f) & 255;
+    } else {
+      l4AdjustForAddr(u8, l4, csum, dst, inIp, udp);
+      l4SetPort(u8, l4, 2, nat.insidePort(f), csum, udp);
+    }
+    if (proto === IPPROTO_TCP) nat.tcpUpdate(f, u8[l4 + TCP_FLAGS], false, now);
+    ip4SetDst(u8, ip, inIp);
+    this.done(b, i, f);
   }
 
   private done(b: Batch, i: number, f: number): void {
@@ -286,7 +316,7 @@ export class Snat4Out2In extends GraphNode {
     if (b.trace !== null) {
       b.note(i, this.name, `-> ${formatIp4(this.nat.insideIp(f))}:${this.nat.insidePort(f)}`);
     }
-    this.lookup.push(i);
+    this.next[0].enter(b, i);
   }
 
   /**
@@ -352,7 +382,7 @@ export class Snat4Out2In extends GraphNode {
     ip4SetDst(u8, ip, inIp);
     this.count(O_ICMP_ERROR);
     if (b.trace !== null) b.note(i, this.name, `icmp error for ${formatIp4(inIp)}:${inPort}`);
-    this.lookup.push(i);
+    this.next[0].enter(b, i);
   }
 }
 
@@ -387,3 +417,9 @@ export function untranslateQuote(u8: Uint8Array, ip: number, nat: NatTable, flow
   }
   icmpSetChecksum(u8, l4, end - l4);
 }
+
+/** natOutgoing: on when the dataplane has a NAT table (some pool masquerades). */
+export const natFeature: GraphFeature = (env) => {
+  if (env.nat === null) return [];
+  return [new Snat4In2Out(env, env.nat, new PoolSet(env.params.pools)), new Snat4Out2In(env.nat)];
+};

@@ -2,10 +2,11 @@
 //
 // Holds at most `arpHoldPerNeighbor` packets per neighbour (copies, in a worker-local pool: the batch
 // slots are reused every round), sends an ARP request at once and again every `arpInterval` seconds,
-// and after `arpRetries` unanswered requests drops what it held (counted). When arp-reply learns the
-// MAC it calls release(), which puts the held packets back into the current batch and sends them to
-// ip4-rewrite. Owned by one worker; the neighbour table itself is shared.
-import { GraphNode } from '../graph.js';
+// and after `arpRetries` unanswered requests drops what it held (counted). Its poll (run by the graph
+// after every dispatch) releases what it held for neighbours that became resolved: learned by
+// arp-reply in this batch, or by another worker (the neighbour table is shared), so held packets go
+// out in the same round as the ARP reply. Owned by one worker.
+import { GraphNode, drop, event, type NodeDecl } from '../graph.js';
 import { PKT_LOCAL, SLOT_DATA, type Batch } from '../packet.js';
 import type { DataplaneEnv } from '../env.js';
 import type { NeighborTable } from '../../tables/neighbor.js';
@@ -22,24 +23,27 @@ const R_RELEASED = 4;
 const R_AT_EXIT = 5;
 const R_NO_SLOT = 6;
 const R_TOO_BIG = 7;
+const N_REWRITE = 0;
+const N_OUTPUT = 1;
 
 /** Packets held across all neighbours by one worker. */
 const HOLD_SLOTS = 256;
 
 export class Ip4Arp extends GraphNode {
-  readonly name = 'ip4-arp';
-  readonly reasons = [
-    'held',
-    'hold-full',
-    'request-sent',
-    'arp-timeout',
-    'released',
-    'unresolved-at-exit',
-    'batch-full',
-    'too-big-to-hold',
-  ];
-  rewrite!: GraphNode;
-  output!: GraphNode;
+  readonly decl: NodeDecl = {
+    name: 'ip4-arp',
+    next: ['ip4-rewrite', 'interface-output'],
+    reasons: [
+      event('held'),
+      drop('hold-full'),
+      event('request-sent'),
+      drop('arp-timeout'),
+      event('released'),
+      drop('unresolved-at-exit'),
+      drop('batch-full'),
+      drop('too-big-to-hold'),
+    ],
+  };
   private readonly nbr: NeighborTable;
   private readonly adj: AdjacencyTable;
   private readonly pool = new Uint8Array(HOLD_SLOTS * SLOT_DATA);
@@ -78,12 +82,13 @@ export class Ip4Arp extends GraphNode {
     this.srcIp = env.params.nodeIp;
   }
 
-  process(b: Batch, q: Uint16Array, n: number): void {
+  override process(b: Batch, q: Uint16Array, n: number): void {
+    const rewrite = this.next[N_REWRITE];
     for (let k = 0; k < n; k++) {
       const i = q[k];
       const nb = this.adj.neighbor[b.adj[i]];
       if (this.nbr.resolved(nb)) {
-        this.rewrite.push(i);
+        rewrite.enter(b, i);
         continue;
       }
       const s = this.freeHead;
@@ -130,7 +135,12 @@ export class Ip4Arp extends GraphNode {
     this.lastReq[nb] = this.now;
     this.count(R_REQUEST);
     if (b.trace !== null) b.note(j, this.name, `arp who-has ${formatIp4(this.nbr.ip[nb])}`);
-    this.output.push(j);
+    this.next[N_OUTPUT].enter(b, j);
+  }
+
+  override poll(b: Batch): void {
+    if (this.pending.size === 0) return;
+    for (const nb of this.pending) if (this.nbr.resolved(nb)) this.release(b, nb, -1);
   }
 
   override tick(b: Batch, now: number): void {
@@ -148,7 +158,7 @@ export class Ip4Arp extends GraphNode {
   }
 
   /** Sends everything held for neighbour nb back to ip4-rewrite (its MAC is known now). */
-  release(b: Batch, nb: number, cause: number): void {
+  private release(b: Batch, nb: number, cause: number): void {
     if (!this.pending.has(nb)) return;
     for (let s = this.head[nb]; s >= 0;) {
       const next = this.hNext[s];
@@ -162,7 +172,7 @@ export class Ip4Arp extends GraphNode {
         b.flags[j] = this.hFlags[s];
         this.count(R_RELEASED);
         if (b.trace !== null) b.note(j, this.name, `released to ${formatIp4(this.nbr.ip[nb])}`);
-        this.rewrite.push(j);
+        this.next[N_REWRITE].enter(b, j);
       }
       this.freeSlot(s);
       s = next;

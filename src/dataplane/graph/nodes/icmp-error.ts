@@ -3,12 +3,13 @@
 // error is sourced from our node IP (what a Linux Calico host would use, and what traceroute from a
 // pod shows) and routed like any packet we originate: back to the workload, through a tunnel, or to
 // the gateway.
-import { GraphNode } from '../graph.js';
+//
+// Nodes hand a packet here with the error to build in b.icmp[i] (icmpErrorArg). A packet that NAT
+// translated keeps its PKT_DNATED flag on the error: the NAT feature on ip4-output translates the
+// quote back (the core knows nothing about NAT).
+import { GraphNode, drop, event, type NodeDecl } from '../graph.js';
 import { PKT_DNATED, PKT_LOCAL, type Batch } from '../packet.js';
-import type { NatTable } from '../../tables/nat/table.js';
-import { untranslateQuote } from '../../features/nat/nodes.js';
 import type { DataplaneEnv } from '../env.js';
-import type { PortTable } from '../ports.js';
 import { ETH_HLEN } from '../../wire/ethernet.js';
 import { emitIcmpErrorInPlace, icmpErrorAllowed } from '../../wire/icmp4.js';
 
@@ -17,40 +18,34 @@ const R_UNREACH = 1;
 const R_RATE = 2;
 const R_NOT_ALLOWED = 3;
 
+/** The error ip4-icmp-error builds for a packet: type, code and (fragmentation needed) the MTU. */
+export function icmpErrorArg(type: number, code: number, mtu: number): number {
+  return ((type << 24) | (code << 16) | (mtu & 0xffff)) >>> 0;
+}
+
 export class Ip4IcmpError extends GraphNode {
-  readonly name = 'ip4-icmp-error';
-  readonly reasons = ['sent-time-exceeded', 'sent-unreachable', 'rate-limited', 'not-allowed'];
-  lookup!: GraphNode;
-  /** set when NAT is on: errors about DNATed packets get their quote translated back */
-  nat: NatTable | null = null;
-  private readonly type: Uint8Array;
-  private readonly code: Uint8Array;
-  private readonly mtu: Uint16Array;
-  private readonly ports: PortTable;
+  readonly decl: NodeDecl = {
+    name: 'ip4-icmp-error',
+    next: ['ip4-lookup'],
+    reasons: [
+      event('sent-time-exceeded'),
+      event('sent-unreachable'),
+      drop('rate-limited'),
+      drop('not-allowed'),
+    ],
+  };
   private readonly nodeIp: number;
   private readonly rate: number;
   private readonly burst: number;
   private tokens: number;
   private last = -1;
 
-  constructor(env: DataplaneEnv, capacity: number) {
+  constructor(private readonly env: DataplaneEnv) {
     super();
-    this.type = new Uint8Array(capacity);
-    this.code = new Uint8Array(capacity);
-    this.mtu = new Uint16Array(capacity);
-    this.ports = env.ports;
     this.nodeIp = env.params.nodeIp;
     this.rate = env.params.icmpRate;
     this.burst = env.params.icmpBurst;
     this.tokens = this.burst;
-  }
-
-  /** Queues an ICMP error about packet i (the packet itself becomes the error). */
-  send(b: Batch, i: number, type: number, code: number, mtu: number): void {
-    this.type[i] = type;
-    this.code[i] = code;
-    this.mtu[i] = mtu;
-    this.push(i);
   }
 
   /** Refills the token bucket up to time `now` (seconds). */
@@ -67,8 +62,10 @@ export class Ip4IcmpError extends GraphNode {
     this.refill(now);
   }
 
-  process(b: Batch, q: Uint16Array, n: number): void {
+  override process(b: Batch, q: Uint16Array, n: number): void {
     const u8 = b.u8;
+    const ports = this.env.ports;
+    const lookup = this.next[0];
     for (let k = 0; k < n; k++) {
       const i = q[k];
       const off = b.off[i];
@@ -84,28 +81,29 @@ export class Ip4IcmpError extends GraphNode {
       }
       this.tokens -= 1;
       const p = b.rxPort[i];
+      const arg = b.icmp[i];
+      const type = arg >>> 24;
+      const code = (arg >>> 16) & 255;
       const len = emitIcmpErrorInPlace(
         u8,
         off,
         b.len[i],
         b.slotEnd(i),
-        this.type[i],
-        this.code[i],
-        this.mtu[i],
+        type,
+        code,
+        arg & 0xffff,
         this.nodeIp,
-        this.ports.ourMacOf[p],
+        ports.ourMacOf[p],
       );
       if (len === 0) {
         this.drop(b, i, R_NOT_ALLOWED);
         continue;
       }
       b.len[i] = len;
-      if ((b.flags[i] & PKT_DNATED) !== 0 && this.nat !== null)
-        untranslateQuote(u8, off + ETH_HLEN, this.nat, b.aux[i]);
-      b.flags[i] = PKT_LOCAL;
-      this.count(this.type[i] === 11 ? R_TIME : R_UNREACH);
-      if (b.trace !== null) b.note(i, this.name, `icmp type ${this.type[i]} code ${this.code[i]} to sender`);
-      this.lookup.push(i);
+      b.flags[i] = PKT_LOCAL | (b.flags[i] & PKT_DNATED);
+      this.count(type === 11 ? R_TIME : R_UNREACH);
+      if (b.trace !== null) b.note(i, this.name, `icmp type ${type} code ${code} to sender`);
+      lookup.enter(b, i);
     }
   }
 }

@@ -1,15 +1,17 @@
-// IPv4 nodes: ip4-input (validate), ip4-spoof-check (workload sources), ip4-lookup (FIB) and
-// ip4-rewrite (TTL, MTU, link-layer rewrite). Run by the graph owner over the batch arena; the FIB,
-// adjacency and neighbour tables are shared read-only here (arp-reply updates neighbour MACs).
-import { GraphNode } from '../graph.js';
-import { PKT_DECAP, PKT_GSO, PKT_LOCAL, PKT_SNAT, type Batch } from '../packet.js';
+// IPv4 nodes: ip4-input (validate, sort: for us or to forward), ip4-lookup (FIB) and ip4-rewrite
+// (TTL, MTU, link-layer rewrite). Run by the graph owner over the batch arena; the FIB, adjacency and
+// neighbour tables are shared read-only here (arp-reply updates neighbour MACs). Features attach on
+// the arcs these nodes enter: ip4-unicast (before the lookup), ip4-local (packets for our own
+// addresses) and ip4-output (after the rewrite); the core knows none of them.
+import { GraphNode, drop, event, type NodeDecl } from '../graph.js';
+import { PKT_DECAP, PKT_GSO, PKT_LOCAL, type Batch } from '../packet.js';
 import { ownsAddress, type DataplaneEnv } from '../env.js';
-import { KIND_WORKLOAD, type PortTable } from '../ports.js';
+import { KIND_WORKLOAD } from '../ports.js';
+import { unicastKey } from '../arcs.js';
 import type { NeighborTable } from '../../tables/neighbor.js';
 import { lpmLookup } from '../../tables/lpm.js';
 import {
   ADJ_BLACKHOLE,
-  ADJ_F_IN_POOL,
   ADJ_IPIP,
   ADJ_KIND_NAMES,
   ADJ_LOCAL,
@@ -26,8 +28,6 @@ import {
   IP4_OK,
   IP4_PROTO,
   IP4_TTL,
-  IPPROTO_IPIP,
-  IPPROTO_UDP,
   ip4Check,
   ip4DecTtl,
   ip4Dst,
@@ -41,47 +41,46 @@ import {
   ICMP_TIME_EXCEEDED,
   ICMP_TTL_EXCEEDED,
 } from '../../wire/icmp4.js';
-import type { Ip4IcmpError } from './icmp-error.js';
+import { icmpErrorArg } from './icmp-error.js';
 import { fragmentIp4 } from './fragment.js';
 import { segmentTcp4 } from './segment.js';
 
-/** Validates IPv4 headers and sorts packets: for this node (tunnels, NAT replies) or to forward. */
+const N_UNICAST = 0;
+const N_LOCAL = 1;
+const UNICAST_WORKLOAD = unicastKey(KIND_WORKLOAD);
+
+/** Validates IPv4 headers and sorts packets: for this node (arc ip4-local) or to forward (ip4-unicast). */
 export class Ip4Input extends GraphNode {
-  readonly name = 'ip4-input';
   // reasons 0..7 mirror the wire module's ip4Check codes
-  readonly reasons = [
-    ...IP4_ERR_NAMES.slice(0, 8),
-    'martian-source',
-    'martian-destination',
-    'not-ours',
-    'to-host-unsupported',
-  ];
+  readonly decl: NodeDecl = {
+    name: 'ip4-input',
+    next: ['arc:ip4-unicast', 'arc:ip4-local'],
+    reasons: [
+      ...IP4_ERR_NAMES.slice(0, 8),
+      'martian-source',
+      'martian-destination',
+      'not-ours',
+      'to-host-unsupported',
+    ].map(drop),
+  };
   static readonly R_MARTIAN_SRC = 8;
   static readonly R_MARTIAN_DST = 9;
   static readonly R_NOT_OURS = 10;
   static readonly R_TO_HOST = 11;
-  spoof!: Ip4SpoofCheck;
-  lookup!: GraphNode;
-  /** packets for our node IP by IP protocol / UDP port; set by the encap/NAT layers when present */
-  ipipIn: GraphNode | null = null;
-  vxlanIn: GraphNode | null = null;
-  natIn: GraphNode | null = null;
-  private readonly ports: PortTable;
   private readonly nodeIp: number;
-  private readonly vxlanPort: number;
   private readonly owned: Uint32Array;
 
-  constructor(env: DataplaneEnv) {
+  constructor(private readonly env: DataplaneEnv) {
     super();
-    this.ports = env.ports;
     this.nodeIp = env.params.nodeIp >>> 0;
-    this.vxlanPort = env.params.vxlanPort;
     this.owned = Uint32Array.from(env.params.ownedIps);
   }
 
-  process(b: Batch, q: Uint16Array, n: number): void {
+  override process(b: Batch, q: Uint16Array, n: number): void {
     const u8 = b.u8;
-    const kind = this.ports.kind;
+    const kind = this.env.ports.kind;
+    const unicast = this.keyed[N_UNICAST]!;
+    const local = this.next[N_LOCAL];
     for (let k = 0; k < n; k++) {
       const i = q[k];
       const ip = b.off[i] + ETH_HLEN;
@@ -111,116 +110,46 @@ export class Ip4Input extends GraphNode {
           `${formatIp4(src)} -> ${formatIp4(dst)} proto ${u8[ip + IP4_PROTO]} ttl ${u8[ip + IP4_TTL]} len ${b.len[i] - ETH_HLEN}`,
         );
       }
-      if (kind[b.rxPort[i]] === KIND_WORKLOAD) {
+      const forUs = dst === this.nodeIp || ownsAddress(this.owned, dst);
+      const rk = kind[b.rxPort[i]];
+      if (rk === KIND_WORKLOAD) {
         // the node's own addresses belong to the host's kernel, which calitap cannot hand packets to
-        if (dst === this.nodeIp || ownsAddress(this.owned, dst)) {
-          this.drop(b, i, Ip4Input.R_TO_HOST);
-          continue;
-        }
-        // ip4-spoof-check runs inline (its own counters): saves a queue hop per workload packet
-        if (this.spoof.pass(b, i)) this.lookup.push(i);
+        if (forUs) this.drop(b, i, Ip4Input.R_TO_HOST);
+        else unicast.enter(b, i, UNICAST_WORKLOAD);
         continue;
       }
-      if (dst === this.nodeIp && (b.flags[i] & PKT_DECAP) === 0) {
-        const proto = u8[ip + IP4_PROTO];
-        if (proto === IPPROTO_IPIP && this.ipipIn !== null) {
-          this.ipipIn.push(i);
-          continue;
-        }
-        if (proto === IPPROTO_UDP && this.vxlanIn !== null) {
-          const l4 = ip + ip4Hlen(u8, ip);
-          if (((u8[l4 + 2] << 8) | u8[l4 + 3]) === this.vxlanPort) {
-            this.vxlanIn.push(i);
-            continue;
-          }
-        }
-      }
-      if (this.natIn !== null && (dst === this.nodeIp || ownsAddress(this.owned, dst))) {
-        this.natIn.push(i);
+      if (forUs) {
+        // tunnels and NAT replies claim theirs; the rest (BGP, SSH...) is the host kernel's business
+        if (!local.enter(b, i)) this.drop(b, i, Ip4Input.R_NOT_OURS);
         continue;
       }
-      if (dst === this.nodeIp || ownsAddress(this.owned, dst)) {
-        // the host's own traffic (BGP, SSH...): the kernel handles it, not us
-        this.drop(b, i, Ip4Input.R_NOT_OURS);
-        continue;
-      }
-      this.lookup.push(i);
+      unicast.enter(b, i, unicastKey(rk));
     }
-  }
-}
-
-/**
- * Anti-spoofing on workload ports: a workload may only source its own ipNetworks, and may not send
- * IPIP or VXLAN (Calico drops both; a workload could otherwise inject into the tunnel mesh).
- */
-export class Ip4SpoofCheck extends GraphNode {
-  readonly name = 'ip4-spoof-check';
-  readonly reasons = ['spoofed-source', 'ipip-from-workload', 'vxlan-from-workload'];
-  lookup!: GraphNode;
-  private readonly ports: PortTable;
-  private readonly vxlanPort: number;
-
-  constructor(env: DataplaneEnv) {
-    super();
-    this.ports = env.ports;
-    this.vxlanPort = env.params.vxlanPort;
-  }
-
-  process(b: Batch, q: Uint16Array, n: number): void {
-    for (let k = 0; k < n; k++) if (this.pass(b, q[k])) this.lookup.push(q[k]);
-  }
-
-  /** True when workload packet i may go on; otherwise it is dropped and counted here. */
-  pass(b: Batch, i: number): boolean {
-    const u8 = b.u8;
-    const ip = b.off[i] + ETH_HLEN;
-    if (!this.ports.sourceAllowed(b.rxPort[i], ip4Src(u8, ip))) {
-      this.drop(b, i, 0);
-      return false;
-    }
-    const proto = u8[ip + IP4_PROTO];
-    if (proto === IPPROTO_IPIP) {
-      this.drop(b, i, 1);
-      return false;
-    }
-    if (proto === IPPROTO_UDP) {
-      const l4 = ip + ip4Hlen(u8, ip);
-      if (l4 + 4 <= b.off[i] + b.len[i] && ((u8[l4 + 2] << 8) | u8[l4 + 3]) === this.vxlanPort) {
-        this.drop(b, i, 2);
-        return false;
-      }
-    }
-    return true;
   }
 }
 
 /** Longest-prefix match on the destination; picks the adjacency. */
 export class Ip4Lookup extends GraphNode {
-  readonly name = 'ip4-lookup';
-  readonly reasons = ['no-route', 'blackhole', 'not-for-local-workload'];
-  rewrite!: GraphNode;
-  /** natOutgoing rule: true when packet i must be masqueraded (set by the NAT layer) */
-  snatOut: { applies(b: Batch, i: number): boolean } | null = null;
+  readonly decl: NodeDecl = {
+    name: 'ip4-lookup',
+    next: ['ip4-rewrite'],
+    reasons: [drop('no-route'), drop('blackhole'), drop('not-for-local-workload')],
+  };
   private readonly tbl24: Uint32Array;
-  private readonly tbl8: Uint32Array;
   private readonly adj: AdjacencyTable;
-  private readonly ports: PortTable;
-  private readonly env: DataplaneEnv;
 
-  constructor(env: DataplaneEnv) {
+  constructor(private readonly env: DataplaneEnv) {
     super();
-    this.env = env;
     this.tbl24 = env.fib.tbl24;
-    this.tbl8 = env.fib.tbl8;
     this.adj = env.adj;
-    this.ports = env.ports;
   }
 
-  process(b: Batch, q: Uint16Array, n: number): void {
+  override process(b: Batch, q: Uint16Array, n: number): void {
     const u8 = b.u8;
     const kinds = this.adj.kind;
-    const adjFlags = this.adj.flags;
-    const pkind = this.ports.kind;
+    const ports = this.env.ports;
+    const pkind = ports.kind;
+    const rewrite = this.next[0];
     // the FIB may have grown its tbl8 since construction: re-read the arrays once per batch
     const tbl24 = this.tbl24;
     const tbl8 = this.env.fib.tbl8;
@@ -252,20 +181,11 @@ export class Ip4Lookup extends GraphNode {
         b.note(
           i,
           this.name,
-          `adjacency ${a} ${ADJ_KIND_NAMES[kind]} port ${this.ports.names[this.adj.port[a]]}` +
+          `adjacency ${a} ${ADJ_KIND_NAMES[kind]} port ${ports.names[this.adj.port[a]]}` +
             (kind === ADJ_LOCAL ? '' : ` next-hop ${formatIp4(this.adj.nextHop[a])}`),
         );
       }
-      // masquerading happens in ip4-rewrite, after TTL and MTU: errors must quote the pod's packet
-      if (
-        this.snatOut !== null &&
-        kind !== ADJ_LOCAL &&
-        (adjFlags[a] & ADJ_F_IN_POOL) === 0 &&
-        this.snatOut.applies(b, i)
-      ) {
-        b.flags[i] |= PKT_SNAT;
-      }
-      this.rewrite.push(i);
+      rewrite.enter(b, i);
     }
   }
 }
@@ -275,9 +195,11 @@ const W_FRAG_NEEDED = 1;
 const W_FRAG_FAILED = 2;
 const W_UNRESOLVED = 3;
 const W_FRAGMENTED = 4;
-const W_NO_ENCAP = 5;
-const W_SEGMENTED = 6;
-const W_GSO_FAILED = 7;
+const W_SEGMENTED = 5;
+const W_GSO_FAILED = 6;
+const N_OUTPUT = 0;
+const N_ARP = 1;
+const N_ICMP = 2;
 
 /** Bytes of one segment of a GSO super-frame: IPv4 and TCP headers plus the segment size. */
 function gsoSegmentLen(u8: Uint8Array, ip: number, mss: number): number {
@@ -289,43 +211,39 @@ function gsoSegmentLen(u8: Uint8Array, ip: number, mss: number): number {
  * TTL and MTU handling and the link-layer rewrite. Packets whose uplink next hop is not resolved yet
  * go to ip4-arp untouched (it holds them and comes back here when the neighbour answers). A packet
  * larger than the path MTU gets ICMP fragmentation-needed when it has DF, else is fragmented (RFC
- * 791). Tunnel adjacencies continue to the encapsulation nodes after the TTL/MTU step.
+ * 791). Everything goes on along arc ip4-output, keyed by adjacency kind (masquerade, encapsulation).
  */
 export class Ip4Rewrite extends GraphNode {
-  readonly name = 'ip4-rewrite';
-  readonly reasons = [
-    'ttl-exceeded',
-    'fragmentation-needed',
-    'fragmentation-failed',
-    'neighbor-unresolved',
-    'fragmented',
-    'encap-unavailable',
-    'gso-segmented',
-    'gso-segmentation-failed',
-  ];
-  output!: GraphNode;
-  arp!: GraphNode;
-  icmp!: Ip4IcmpError;
-  ipipEncap: GraphNode | null = null;
-  vxlanEncap: GraphNode | null = null;
-  /** snat4-in2out: masquerades in place; false when it dropped the packet */
-  snat: { translate(b: Batch, i: number): boolean } | null = null;
+  readonly decl: NodeDecl = {
+    name: 'ip4-rewrite',
+    next: ['arc:ip4-output', 'ip4-arp', 'ip4-icmp-error'],
+    reasons: [
+      event('ttl-exceeded'),
+      event('fragmentation-needed'),
+      drop('fragmentation-failed'),
+      event('neighbor-unresolved'),
+      event('fragmented'),
+      event('gso-segmented'),
+      drop('gso-segmentation-failed'),
+    ],
+  };
   private readonly adj: AdjacencyTable;
   private readonly nbr: NeighborTable;
-  private readonly ports: PortTable;
   private readonly scratch = new Uint8Array(64);
 
-  constructor(env: DataplaneEnv) {
+  constructor(private readonly env: DataplaneEnv) {
     super();
     this.adj = env.adj;
     this.nbr = env.nbr;
-    this.ports = env.ports;
   }
 
-  process(b: Batch, q: Uint16Array, n: number): void {
+  override process(b: Batch, q: Uint16Array, n: number): void {
     const u8 = b.u8;
     const adj = this.adj;
-    const ourMac = this.ports.ourMac;
+    const ourMac = this.env.ports.ourMac;
+    const out = this.keyed[N_OUTPUT]!;
+    const arp = this.next[N_ARP];
+    const icmp = this.next[N_ICMP];
     for (let k = 0; k < n; k++) {
       const i = q[k];
       const off = b.off[i];
@@ -337,7 +255,8 @@ export class Ip4Rewrite extends GraphNode {
       const local = (b.flags[i] & PKT_LOCAL) !== 0;
       if (!local && u8[ip + IP4_TTL] <= 1) {
         this.count(W_TTL);
-        this.icmp.send(b, i, ICMP_TIME_EXCEEDED, ICMP_TTL_EXCEEDED, 0);
+        b.icmp[i] = icmpErrorArg(ICMP_TIME_EXCEEDED, ICMP_TTL_EXCEEDED, 0);
+        icmp.enter(b, i);
         continue;
       }
       const mtu = adj.mtu[a];
@@ -346,7 +265,8 @@ export class Ip4Rewrite extends GraphNode {
       const tooBig = gso ? gsoSegmentLen(u8, ip, b.gso[i]) > mtu : ip4TotalLen(u8, ip) > mtu;
       if (tooBig && (u8[ip + IP4_FRAG] & (IP4_DF >>> 8)) !== 0) {
         this.count(W_FRAG_NEEDED);
-        this.icmp.send(b, i, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu);
+        b.icmp[i] = icmpErrorArg(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu);
+        icmp.enter(b, i);
         continue;
       }
       if (gso && tooBig) {
@@ -356,20 +276,15 @@ export class Ip4Rewrite extends GraphNode {
       if (kind !== ADJ_LOCAL && !this.nbr.resolved(nb)) {
         this.count(W_UNRESOLVED);
         if (b.trace !== null) b.note(i, this.name, `neighbor ${formatIp4(this.nbr.ip[nb])} unresolved`);
-        this.arp.push(i);
+        arp.enter(b, i);
         continue;
-      }
-      if ((b.flags[i] & PKT_SNAT) !== 0) {
-        b.flags[i] &= ~PKT_SNAT;
-        if (this.snat === null || !this.snat.translate(b, i)) continue; // counted by snat4-in2out
       }
       if (!local) ip4DecTtl(u8, ip);
       const p = adj.port[a];
       b.txPort[i] = p;
-      let next: GraphNode | null = this.output;
-      if (kind === ADJ_IPIP) next = this.ipipEncap;
-      else if (kind === ADJ_VXLAN) next = this.vxlanEncap;
-      else {
+      // tunnel adjacencies get their outer headers from a feature on ip4-output (keyed by kind)
+      const tunnel = kind === ADJ_IPIP || kind === ADJ_VXLAN;
+      if (!tunnel) {
         if (kind === ADJ_LOCAL) {
           const m = a * 6;
           const am = adj.mac;
@@ -398,14 +313,10 @@ export class Ip4Rewrite extends GraphNode {
           );
         }
       }
-      if (next === null) {
-        this.drop(b, i, W_NO_ENCAP);
-        continue;
-      }
       if (gso) {
         // TAPs and the uplink take the super-frame whole (their kernels segment it); a tunnel cannot
-        if (kind !== ADJ_IPIP && kind !== ADJ_VXLAN) {
-          next.push(i);
+        if (!tunnel) {
+          out.enter(b, i, kind);
           continue;
         }
         const extra = segmentTcp4(b, i, b.gso[i]);
@@ -414,12 +325,12 @@ export class Ip4Rewrite extends GraphNode {
           continue;
         }
         this.count(W_SEGMENTED);
-        next.push(i);
-        for (let j = b.count - extra; j < b.count; j++) next.push(j);
+        out.enter(b, i, kind);
+        for (let j = b.count - extra; j < b.count; j++) out.enter(b, j, kind);
         continue;
       }
       if (!tooBig) {
-        next.push(i);
+        out.enter(b, i, kind);
         continue;
       }
       const extra = fragmentIp4(b, i, mtu, this.scratch);
@@ -429,8 +340,8 @@ export class Ip4Rewrite extends GraphNode {
       }
       this.count(W_FRAGMENTED);
       if (b.trace !== null) b.note(i, this.name, `fragmented into ${extra + 1} for mtu ${mtu}`);
-      next.push(i);
-      for (let j = b.count - extra; j < b.count; j++) next.push(j);
+      out.enter(b, i, kind);
+      for (let j = b.count - extra; j < b.count; j++) out.enter(b, j, kind);
     }
   }
 }

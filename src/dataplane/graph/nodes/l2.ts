@@ -1,10 +1,10 @@
 // Link-layer nodes: ethernet-input (classify frames) and arp-reply (Calico's proxy-ARP trick on
 // workload ports, owned addresses and neighbour learning on the uplink). Run by the graph's owner
 // thread over the batch's arena; they write replies in place (no new slot).
-import { GraphNode } from '../graph.js';
+import { GraphNode, drop, event, type NodeDecl } from '../graph.js';
 import type { Batch } from '../packet.js';
 import { ownsAddress, type DataplaneEnv } from '../env.js';
-import { KIND_WORKLOAD, type PortTable } from '../ports.js';
+import { KIND_WORKLOAD } from '../ports.js';
 import type { NeighborTable } from '../../tables/neighbor.js';
 import { formatIp4, formatMac } from '../../../common/addr.js';
 import {
@@ -36,23 +36,27 @@ import {
 const E_NOT_FOR_US = 2;
 const E_IPV6 = 3;
 const E_ETHERTYPE = 4;
+const N_IP4 = 0;
+const N_ARP = 1;
 
 /** Classifies received frames: IPv4 to ip4-input, ARP to arp-reply, everything else dropped. */
 export class EthernetInput extends GraphNode {
-  readonly name = 'ethernet-input';
-  readonly reasons = [...ETH_ERR_NAMES.slice(1), 'not-for-us', 'ipv6-unsupported', 'unsupported-ethertype'];
-  ip4!: GraphNode;
-  arp!: GraphNode;
-  private readonly ports: PortTable;
+  readonly decl: NodeDecl = {
+    name: 'ethernet-input',
+    next: ['ip4-input', 'arp-reply'],
+    // reasons 0..1 mirror the wire module's ethCheck codes 1..2
+    reasons: [...ETH_ERR_NAMES.slice(1), 'not-for-us', 'ipv6-unsupported', 'unsupported-ethertype'].map(drop),
+  };
 
-  constructor(env: DataplaneEnv) {
+  constructor(private readonly env: DataplaneEnv) {
     super();
-    this.ports = env.ports;
   }
 
-  process(b: Batch, q: Uint16Array, n: number): void {
+  override process(b: Batch, q: Uint16Array, n: number): void {
     const u8 = b.u8;
-    const ourMac = this.ports.ourMac;
+    const ourMac = this.env.ports.ourMac;
+    const ip4 = this.next[N_IP4];
+    const arp = this.next[N_ARP];
     for (let k = 0; k < n; k++) {
       const i = q[k];
       const off = b.off[i];
@@ -69,14 +73,14 @@ export class EthernetInput extends GraphNode {
           continue;
         }
         if (b.trace !== null) b.note(i, this.name, `ip4 from ${formatMac(u8, off + ETH_SRC)}`);
-        this.ip4.push(i);
+        ip4.enter(b, i);
       } else if (type === ETHERTYPE_ARP) {
         if (!toUs && !isBroadcast(u8, off)) {
           this.drop(b, i, E_NOT_FOR_US);
           continue;
         }
         if (b.trace !== null) b.note(i, this.name, `arp from ${formatMac(u8, off + ETH_SRC)}`);
-        this.arp.push(i);
+        arp.enter(b, i);
       } else {
         this.drop(b, i, type === ETHERTYPE_IPV6 ? E_IPV6 : E_ETHERTYPE);
       }
@@ -99,33 +103,31 @@ const A_IGNORED = 6;
  * control plane created for next hops (never creates new ones from unsolicited ARP).
  */
 export class ArpReply extends GraphNode {
-  readonly name = 'arp-reply';
-  readonly reasons = [
-    'malformed',
-    'replied',
-    'probe-ignored',
-    'own-address-ignored',
-    'not-ours',
-    'learned',
-    'ignored',
-  ];
-  output!: GraphNode;
-  /** called with a neighbour index when it becomes resolved (releases held packets) */
-  onResolved: (b: Batch, nbr: number, cause: number) => void = () => {};
-  private readonly ports: PortTable;
+  readonly decl: NodeDecl = {
+    name: 'arp-reply',
+    next: ['interface-output'],
+    reasons: [
+      drop('malformed'),
+      event('replied'),
+      drop('probe-ignored'),
+      drop('own-address-ignored'),
+      drop('not-ours'),
+      event('learned'),
+      drop('ignored'),
+    ],
+  };
   private readonly nbr: NeighborTable;
   private readonly owned: Uint32Array;
 
-  constructor(env: DataplaneEnv) {
+  constructor(private readonly env: DataplaneEnv) {
     super();
-    this.ports = env.ports;
     this.nbr = env.nbr;
     this.owned = Uint32Array.from(env.params.ownedIps);
   }
 
-  process(b: Batch, q: Uint16Array, n: number): void {
+  override process(b: Batch, q: Uint16Array, n: number): void {
     const u8 = b.u8;
-    const ports = this.ports;
+    const ports = this.env.ports;
     for (let k = 0; k < n; k++) {
       const i = q[k];
       const off = b.off[i];
@@ -149,24 +151,20 @@ export class ArpReply extends GraphNode {
         this.reply(b, i, p);
         continue;
       }
-      // uplink: learn for next hops we already track, answer only for what we own
+      // uplink: learn for next hops we already track (ip4-arp's poll then releases what it held for
+      // them in this same batch), answer only for what we own
       const spa = arpSpa(u8, a);
-      {
-        const idx = spa === 0 ? -1 : this.nbr.find(spa);
-        if (idx >= 0 && this.nbr.learn(idx, u8, a + ARP_SHA)) {
-          this.count(A_LEARNED);
-          if (b.trace !== null)
-            b.note(i, this.name, `learned ${formatIp4(spa)} is-at ${formatMac(u8, a + ARP_SHA)}`);
-          this.onResolved(b, idx, i);
-        } else if (idx >= 0 && this.nbr.resolved(idx)) {
-          this.onResolved(b, idx, i);
-        }
-        if (op === ARP_OP_REQUEST && ownsAddress(this.owned, tpa)) {
-          this.reply(b, i, p);
-          continue;
-        }
-        this.drop(b, i, op === ARP_OP_REPLY ? A_IGNORED : A_NOT_OURS);
+      const idx = spa === 0 ? -1 : this.nbr.find(spa);
+      if (idx >= 0 && this.nbr.learn(idx, u8, a + ARP_SHA)) {
+        this.count(A_LEARNED);
+        if (b.trace !== null)
+          b.note(i, this.name, `learned ${formatIp4(spa)} is-at ${formatMac(u8, a + ARP_SHA)}`);
       }
+      if (op === ARP_OP_REQUEST && ownsAddress(this.owned, tpa)) {
+        this.reply(b, i, p);
+        continue;
+      }
+      this.drop(b, i, op === ARP_OP_REPLY ? A_IGNORED : A_NOT_OURS);
     }
   }
 
@@ -175,13 +173,13 @@ export class ArpReply extends GraphNode {
     if (b.trace !== null) {
       const a = off + ETH_HLEN;
       const who = formatIp4(arpTpa(b.u8, a));
-      const mac = formatMac(this.ports.ourMac, p * 6);
+      const mac = formatMac(this.env.ports.ourMac, p * 6);
       b.note(i, this.name, `who-has ${who} tell ${formatIp4(arpSpa(b.u8, a))}: reply ${who} is-at ${mac}`);
     }
-    arpRewriteToReply(b.u8, off, this.ports.ourMacOf[p]);
+    arpRewriteToReply(b.u8, off, this.env.ports.ourMacOf[p]);
     b.len[i] = ETH_HLEN + 28;
     b.txPort[i] = p;
     this.count(A_REPLIED);
-    this.output.push(i);
+    this.next[0].enter(b, i);
   }
 }

@@ -1,28 +1,27 @@
-// interface-output: hands each packet to its transmit port's sink and counts tx per port. The sinks
-// (pcap writer, TAP queue, uplink socket, memory ring) are flushed by the graph owner after a batch.
-import { GraphNode } from '../graph.js';
+// interface-output: hands each packet to its transmit port's device (pcap writer, TAP queue, uplink
+// socket, memory device). Devices queue what they are handed and write it when the graph owner
+// flushes them after a batch; they count tx (a frame counts as sent only once the device accepted
+// it) and what they refused (per port and reason, `port-output`). The sinks array is the owner's: a
+// port change replaces its entries in place (no rebuild). Runs on the thread that owns the graph.
+import { GraphNode, drop, type NodeDecl } from '../graph.js';
 import type { Batch } from '../packet.js';
-import type { PortSink } from '../env.js';
-import type { PortCounters } from '../counters.js';
+import type { DataplaneEnv, PortSink } from '../env.js';
 
 export class InterfaceOutput extends GraphNode {
-  readonly name = 'interface-output';
-  readonly reasons = ['no-sink'];
+  readonly decl: NodeDecl = { name: 'interface-output', reasons: [drop('no-sink')] };
 
   constructor(
     private readonly sinks: (PortSink | null)[],
-    private readonly pc: PortCounters,
-    private readonly names: string[],
+    private readonly env: DataplaneEnv,
   ) {
     super();
   }
 
   portName(p: number): string {
-    return this.names[p] ?? `port${p}`;
+    return this.env.ports.names[p] ?? `port${p}`;
   }
 
-  process(b: Batch, q: Uint16Array, n: number): void {
-    const pc = this.pc;
+  override process(b: Batch, q: Uint16Array, n: number): void {
     for (let k = 0; k < n; k++) {
       const i = q[k];
       const p = b.txPort[i];
@@ -31,9 +30,7 @@ export class InterfaceOutput extends GraphNode {
         this.drop(b, i, 0);
         continue;
       }
-      pc.txPackets[p]++;
-      pc.txBytes[p] += b.len[i];
-      if (b.trace !== null) b.note(i, this.name, `tx ${this.names[p]} ${b.len[i]} bytes`);
+      if (b.trace !== null) b.note(i, this.name, `tx ${this.portName(p)} ${b.len[i]} bytes`);
       sink.tx(b, i);
     }
   }

@@ -1,20 +1,22 @@
 // The `udp` uplink (`calitap run --uplink udp`): VXLAN between nodes over a kernel UDP socket bound
-// to the node IP and the VXLAN port, for hosts without CAP_NET_RAW (no AF_PACKET).
+// to the node IP and the VXLAN port, for hosts without CAP_NET_RAW (no AF_PACKET). An L3 device.
 //
 // What flows through it: receiving, the kernel hands us the UDP payload (VXLAN header + inner frame)
-// and the sender's address; the worker reads it 42 bytes into the slot and `synthVxlanOuter` writes
+// and the sender's address; UdpDevice reads it 42 bytes into the slot and `synthVxlanOuter` writes
 // an outer Ethernet + IPv4 + UDP header in front of it, so the packet enters the graph at
 // ethernet-input exactly like a VXLAN frame from the packet uplink (same peer, VNI and VTEP checks).
-// Transmitting, `UdpUplinkSink` takes the frames the graph sends to the uplink port: a VXLAN frame
+// Transmitting, UdpDevice takes the frames the graph sends to the uplink port: a VXLAN frame
 // (outer Ethernet/IPv4/UDP to the VXLAN port) leaves as its UDP payload to the outer destination;
 // anything else (plain IP to the gateway, ARP) has no way out and is counted as
-// `udp-uplink: not-vxlan`. The kernel builds the outer headers itself: source port = the bound VXLAN
-// port (not the per-flow hash), its own UDP checksum, TTL, DF and fragmentation.
-// Who owns the buffers: the worker's batch arena; the sink only records offsets until flush().
+// `udp-uplink: not-vxlan`; datagrams the kernel refuses are counted per port and reason like any
+// device's (`port-output: refused`...). The kernel builds the outer headers itself: source port = the
+// bound VXLAN port (not the per-flow hash), its own UDP checksum, TTL, DF and fragmentation.
+// Who owns the buffers: the worker's batch arena; the device only records offsets until flush().
 // Which thread runs it: the worker that owns the batch. No allocation per packet.
-import { GraphNode } from '../graph/graph.js';
+import { GraphNode, drop, type NodeDecl } from '../graph/graph.js';
 import type { Batch } from '../graph/packet.js';
-import type { PortSink } from '../graph/env.js';
+import { QueuedDevice, errnoOf, type DeviceCaps, type DeviceContext } from './device.js';
+import { batchViews } from './fd.js';
 import * as io from './native.js';
 
 /** Outer Ethernet (14) + IPv4 without options (20) + UDP (8) in front of a received UDP payload. */
@@ -23,12 +25,7 @@ export const UDP_OUTER_LEN = 42;
 /** Source MAC of the synthesized outer header (the kernel does not tell us the sender's). */
 export const UDP_PEER_MAC = new Uint8Array([0x02, 0, 0, 0, 0, 0]);
 
-/**
- * The MAC the control plane gives every uplink next hop in udp mode (a static neighbour entry): there
- * is no L2 to resolve, the encapsulation only needs some MAC to write into an outer header that is
- * stripped again before the frame leaves. Locally administered, never on the wire.
- */
-export const UDP_NEIGHBOR_MAC = '02:00:00:00:00:00';
+export { UDP_NEIGHBOR_MAC } from './udp-mode.js';
 
 /**
  * Writes an outer Ethernet + IPv4 + UDP header at u8[off .. off + 42) in front of the `payloadLen`
@@ -98,20 +95,13 @@ export function synthVxlanOuter(
 }
 
 const U_NOT_VXLAN = 0;
-const U_SEND_FAILED = 1;
 
-/** Counters of the udp uplink (no packets flow through it; the sink and the worker count here). */
+/** Counters of the udp uplink (no packets flow through it; UdpDevice counts here). */
 export class UdpUplinkCounters extends GraphNode {
-  readonly name = 'udp-uplink';
-  readonly reasons = ['not-vxlan', 'send-failed'];
-  process(): void {}
+  readonly decl: NodeDecl = { name: 'udp-uplink', reasons: [drop('not-vxlan')] };
 
   notVxlan(b: Batch, i: number): void {
     this.drop(b, i, U_NOT_VXLAN);
-  }
-
-  sendFailed(n: number): void {
-    this.c[this.base + U_SEND_FAILED] += n;
   }
 }
 
@@ -142,30 +132,82 @@ export function vxlanPayload(u8: Uint8Array, off: number, len: number, port: num
   return udp + 8;
 }
 
-/** Transmits a round's VXLAN frames as UDP datagrams with one writeBatch (sendmmsg) call. */
-export class UdpUplinkSink implements PortSink {
-  private readonly offs: Uint32Array;
-  private readonly lens: Uint32Array;
+const UDP_CAPS: DeviceCaps = { layer: 'l3', vnetHdr: false, gso: [], tunnelGso: false };
+
+/** The uplink as one UDP socket: VXLAN payloads in and out (one recvmmsg / sendmmsg per batch). */
+export class UdpDevice extends QueuedDevice {
+  private readonly u8: Uint8Array;
   private readonly addrs: Uint32Array;
-  private readonly ports: Uint16Array;
-  private readonly status: Int32Array;
-  private n = 0;
+  private readonly dports: Uint16Array;
+  private readonly rx: { off: Uint32Array[]; addr: Uint32Array[]; port: Uint16Array[] };
+  private readonly lenViews: Uint32Array[];
 
   constructor(
-    readonly fd: number,
-    private readonly arena: SharedArrayBuffer,
-    capacity: number,
-    private readonly vxlanPort: number,
+    name: string,
+    fd: number,
+    b: Batch,
+    ctx: DeviceContext,
     private readonly counters: UdpUplinkCounters,
+    /** where received datagrams were sent to: the node IP and VXLAN port (the synthesized outer) */
+    private readonly nodeIp: number,
+    private readonly vxlanPort: number,
+    /** the uplink port's MAC (destination of the synthesized outer Ethernet header) */
+    private readonly mac: () => Uint8Array,
   ) {
-    this.offs = new Uint32Array(capacity);
-    this.lens = new Uint32Array(capacity);
-    this.addrs = new Uint32Array(capacity);
-    this.ports = new Uint16Array(capacity);
-    this.status = new Int32Array(capacity);
+    super(name, UDP_CAPS, fd, ctx, b.capacity);
+    this.u8 = b.u8;
+    this.addrs = new Uint32Array(b.capacity);
+    this.dports = new Uint16Array(b.capacity);
+    const v = batchViews(b);
+    this.rx = v.udpViews(UDP_OUTER_LEN);
+    this.lenViews = v.len;
+    io.adoptFd(fd);
   }
 
-  tx(b: Batch, i: number): void {
+  /**
+   * Reads datagrams UDP_OUTER_LEN bytes into their slots and writes the outer Ethernet/IPv4/UDP
+   * header in front of each (sender → node IP:vxlanPort) so they enter the graph as VXLAN frames.
+   * Oversized datagrams are left for claim() to drop (port-input: truncated).
+   */
+  read(b: Batch, max: number, sec: number, nsec: number): number {
+    const at = b.count;
+    const rx = this.rx;
+    let got: number;
+    try {
+      got = io.readBatch(
+        this.fd,
+        this.u8,
+        rx.off[at],
+        this.lenViews[at],
+        max,
+        b.slotData - UDP_OUTER_LEN,
+        rx.addr[at],
+        rx.port[at],
+      );
+    } catch (e) {
+      return -errnoOf(e);
+    }
+    if (got === 0) return 0;
+    const u8 = b.u8;
+    const mac = this.mac();
+    const node = this.nodeIp >>> 0;
+    const port = this.vxlanPort;
+    const addrs = rx.addr[at];
+    const ports = rx.port[at];
+    for (let k = 0; k < got; k++) {
+      const i = at + k;
+      const len = b.len[i];
+      if (len > b.slotData - UDP_OUTER_LEN) {
+        b.len[i] = b.slotData + 1; // claim() drops and counts it (port-input: truncated)
+        continue;
+      }
+      b.len[i] = synthVxlanOuter(u8, b.off[i], len, mac, 0, addrs[k], ports[k], node, port);
+    }
+    this.ctx.input.truncated(b.claim(got, this.port, sec, nsec));
+    return got;
+  }
+
+  override tx(b: Batch, i: number): void {
     const at = vxlanPayload(b.u8, b.off[i], b.len[i], this.vxlanPort);
     if (at < 0) {
       this.counters.notVxlan(b, i);
@@ -173,37 +215,18 @@ export class UdpUplinkSink implements PortSink {
     }
     const n = this.n;
     if (n >= this.offs.length) {
-      this.counters.sendFailed(1);
+      super.tx(b, i); // counts it as queue-full
       return;
     }
     this.offs[n] = at;
     this.lens[n] = vxlanFrame.len;
+    this.bytes[n] = b.len[i];
     this.addrs[n] = vxlanFrame.dst;
-    this.ports[n] = this.vxlanPort;
+    this.dports[n] = this.vxlanPort;
     this.n = n + 1;
   }
 
-  flush(): void {
-    const n = this.n;
-    if (n === 0) return;
-    this.n = 0;
-    let failed = 0;
-    try {
-      const sent = io.writeBatch(
-        this.fd,
-        this.arena,
-        this.offs,
-        this.lens,
-        n,
-        this.status,
-        this.addrs,
-        this.ports,
-      );
-      failed = n - sent;
-      for (let k = 0; k < sent; k++) if (this.status[k] !== 0) failed++;
-    } catch {
-      failed = n;
-    }
-    if (failed > 0) this.counters.sendFailed(failed);
+  protected send(n: number): void {
+    io.writeBatchStatus(this.fd, this.u8, this.offs, this.lens, n, this.status, this.addrs, this.dports);
   }
 }

@@ -5,8 +5,8 @@
 // not know (newer or older Calico versions) survive a rewrite in their place; sequence numbers are
 // uint64 and stay bigint end to end. Control thread; pure functions over plain records.
 import { formatPrefix4, parsePrefix4, type Prefix4 } from '../../common/addr.js';
-import { CalitapError } from '../../common/errors.js';
-import { GoMap, isObject, parseJson, stringifyGo, type Json, type JsonObject } from '../datastore/json.js';
+import { DatastoreError } from '../../common/errors.js';
+import { GoMap, isObject, parseJson, stringifyGo, type Json, type JsonObject } from './json.js';
 
 export interface AllocationAttribute {
   handle: string | null;
@@ -58,7 +58,7 @@ export const DEFAULT_IPAM_CONFIG: Readonly<IpamConfig> = Object.freeze({
 });
 
 function bad(key: string, why: string): never {
-  throw new CalitapError('ds-bad-data', `${key}: ${why}`);
+  throw new DatastoreError('datastore-invalid', `${key}: ${why}`);
 }
 
 function parseObj(key: string, text: string): JsonObject {

@@ -1,0 +1,37 @@
+// calitap_io: the only native code in calitap. Module init: every concern registers its functions and
+// constants on the exports object (tap.c, sockets.c, batch_io.c, poll.c, offload.c; netns.c and
+// common.c are helpers). The addon does system calls and bulk byte work (segmentation, checksums);
+// every decision about a packet lives in TypeScript
+// (src/dataplane/devices/native/ documents the JS API).
+//
+// What flows through it: Ethernet frames (TAP queues, AF_PACKET sockets) and datagrams (UDP, raw IP)
+// moved between file descriptors and a worker's packet arena (a Uint8Array view over the worker's
+// SharedArrayBuffer). Who owns the buffers: the calling JS thread; we only touch the arena bytes that
+// the caller's offsets/lens name, during the call. Which thread runs it: any JS thread (main or
+// worker); the module is context-aware (NAPI_MODULE_INIT) and has no mutable global state, so every
+// worker gets its own instance. Blocking calls (poll, epollWait) block only the calling thread.
+#include "common.h"
+
+#include <errno.h>
+
+// errnoName(errno) -> "ENODEV" (the sign is ignored, so a status of -19 works too); "EUNKNOWN" for
+// numbers this addon does not name.
+static napi_value ErrnoName(napi_env env, napi_callback_info info) {
+  args_t a;
+  int64_t e;
+  if (!get_args(env, info, "errnoName", &a) || !arg_int(&a, 0, "errno", -4095, 4095, &e)) return NULL;
+  napi_value v;
+  napi_create_string_utf8(env, errno_name((int)(e < 0 ? -e : e)), NAPI_AUTO_LENGTH, &v);
+  return v;
+}
+
+NAPI_MODULE_INIT() {
+  napi_value c;
+  if (napi_create_object(env, &c) != napi_ok) return NULL;
+  static const fn_entry fns[] = {{"errnoName", ErrnoName}};
+  if (!export_fns(env, exports, fns, 1) || !tap_init(env, exports, c) || !sockets_init(env, exports, c) ||
+      !batch_init(env, exports, c) || !poll_init(env, exports, c) || !offload_init(env, exports, c))
+    return NULL;
+  if (napi_set_named_property(env, exports, "constants", c) != napi_ok) return NULL;
+  return exports;
+}

@@ -1,0 +1,172 @@
+// Devices over a file descriptor of the native addon (TAP queues, AF_PACKET sockets; the UDP uplink
+// builds on the same helpers): batched reads straight into the batch's slots and one batched write
+// per round, optionally with a virtio_net_hdr in front of every frame.
+//
+// What flows through it: Ethernet frames between the kernel and the batch arena. With a vnet header,
+// receive reads each frame VNET_HDR_LEN bytes before its slot's frame start (the header lands in the
+// headroom), completes partial checksums and keeps TCPv4 GSO super-frames whole (their segment size
+// in b.gso) when the device takes them, else drops and counts them; transmit writes the header into
+// the headroom (GSO fields for super-frames, zeros otherwise). Who owns the buffers: the thread that
+// owns the batch; the fd belongs to the control thread (it opens and closes it; a device never
+// closes its fd). Which thread runs it: the batch owner (a worker). No allocation per packet: the
+// per-position views of the batch's offset arrays are made once per batch.
+import type { Batch } from '../graph/packet.js';
+import { PKT_GSO } from '../graph/packet.js';
+import {
+  VNET_ERR_GSO,
+  VNET_GSO_TCPV4,
+  VNET_HDR_LEN,
+  VNET_OK,
+  vnetClear,
+  vnetFinish,
+  vnetGsoType,
+  vnetTcp4Gso,
+  vnetWriteTcp4Gso,
+} from '../wire/virtio.js';
+import * as io from './native.js';
+import { QueuedDevice, errnoOf, type DeviceCaps, type DeviceContext, type PortInput } from './device.js';
+
+/**
+ * Views of a batch's per-slot arrays starting at every position k (readBatch fills "from slot k on"
+ * without subarray() per call): frame offsets, lengths, offsets minus a vnet header, offsets plus
+ * the UDP uplink's synthesized outer headers, and sender addresses/ports for UDP reads.
+ */
+export class BatchViews {
+  readonly off: Uint32Array[] = [];
+  readonly len: Uint32Array[] = [];
+  readonly vnetOff: Uint32Array[] = [];
+  private udp: { off: Uint32Array[]; addr: Uint32Array[]; port: Uint16Array[] } | null = null;
+
+  constructor(private readonly b: Batch) {
+    const voff = b.off.map((o) => o - VNET_HDR_LEN);
+    for (let k = 0; k <= b.capacity; k++) {
+      this.off.push(b.off.subarray(k));
+      this.len.push(b.len.subarray(k));
+      this.vnetOff.push(voff.subarray(k));
+    }
+  }
+
+  /** Read offsets `outer` bytes into each slot's frame, and sender address/port arrays (UDP). */
+  udpViews(outer: number): { off: Uint32Array[]; addr: Uint32Array[]; port: Uint16Array[] } {
+    if (this.udp !== null) return this.udp;
+    const b = this.b;
+    const uoff = b.off.map((o) => o + outer);
+    const addrs = new Uint32Array(b.capacity);
+    const ports = new Uint16Array(b.capacity);
+    const u = { off: [] as Uint32Array[], addr: [] as Uint32Array[], port: [] as Uint16Array[] };
+    for (let k = 0; k <= b.capacity; k++) {
+      u.off.push(uoff.subarray(k));
+      u.addr.push(addrs.subarray(k));
+      u.port.push(ports.subarray(k));
+    }
+    return (this.udp = u);
+  }
+}
+
+const viewsOf = new WeakMap<Batch, BatchViews>();
+
+/** The views of batch b (made on first use). */
+export function batchViews(b: Batch): BatchViews {
+  let v = viewsOf.get(b);
+  if (v === undefined) viewsOf.set(b, (v = new BatchViews(b)));
+  return v;
+}
+
+/**
+ * Strips the virtio_net_hdr of frames [at, at + n) and completes partial checksums; TCPv4 GSO
+ * super-frames are kept whole (segment size in b.gso) when `gso`, else dropped. A frame that cannot
+ * be used gets a length over the slot so that claim() drops it; it is counted under its own reason.
+ * Reads only the header and frame bytes the kernel wrote: any header content only returns or drops.
+ */
+export function finishVnet(b: Batch, at: number, n: number, gso: boolean, pi: PortInput): void {
+  const u8 = b.u8;
+  for (let i = at; i < at + n; i++) {
+    const len = b.len[i] - VNET_HDR_LEN;
+    b.gso[i] = 0;
+    if (len > b.slotData || len < 0) {
+      b.len[i] = b.slotData + 1; // claim() drops and counts it as truncated
+      continue;
+    }
+    const hdr = b.off[i] - VNET_HDR_LEN;
+    if (gso && vnetGsoType(u8, hdr) === VNET_GSO_TCPV4) {
+      const mss = vnetTcp4Gso(u8, hdr, b.off[i], len);
+      if (mss > 0) {
+        b.gso[i] = mss;
+        b.len[i] = len;
+        continue;
+      }
+    }
+    const r = vnetFinish(u8, hdr, b.off[i], len);
+    if (r !== VNET_OK) {
+      // dropped by claim(), counted here under its own reason rather than as truncated
+      pi.vnetRefused(r === VNET_ERR_GSO);
+      b.len[i] = b.slotData + 1;
+      continue;
+    }
+    b.len[i] = len;
+  }
+}
+
+export interface FdDeviceOptions {
+  /** frames carry a virtio_net_hdr (IFF_VNET_HDR TAP, PACKET_VNET_HDR socket) */
+  vnet: boolean;
+  /** keep TCPv4 GSO super-frames whole on receive (the batch has 64 KiB slots) */
+  gsoIn: boolean;
+}
+
+/** A TAP queue or packet socket: Ethernet frames, optionally behind a vnet header. */
+export abstract class FdDevice extends QueuedDevice {
+  protected readonly u8: Uint8Array;
+  private readonly views: BatchViews;
+  private readonly vnet: boolean;
+  private readonly gsoIn: boolean;
+
+  constructor(name: string, caps: DeviceCaps, fd: number, b: Batch, ctx: DeviceContext, o: FdDeviceOptions) {
+    super(name, caps, fd, ctx, b.capacity);
+    this.u8 = b.u8;
+    this.views = batchViews(b);
+    this.vnet = o.vnet;
+    this.gsoIn = o.gsoIn && o.vnet;
+    io.adoptFd(fd);
+  }
+
+  read(b: Batch, max: number, sec: number, nsec: number): number {
+    const at = b.count;
+    const v = this.views;
+    let got: number;
+    try {
+      got = this.vnet
+        ? io.readBatch(this.fd, this.u8, v.vnetOff[at], v.len[at], max, b.slotData + VNET_HDR_LEN)
+        : io.readBatch(this.fd, this.u8, v.off[at], v.len[at], max, b.slotData);
+    } catch (e) {
+      return -errnoOf(e);
+    }
+    if (got === 0) return 0;
+    if (this.vnet) finishVnet(b, at, got, this.gsoIn, this.ctx.input);
+    this.ctx.input.truncated(b.claim(got, this.port, sec, nsec, this.gsoIn));
+    return got;
+  }
+
+  override tx(b: Batch, i: number): void {
+    if (!this.vnet) {
+      super.tx(b, i);
+      return;
+    }
+    const n = this.n;
+    if (n >= this.offs.length) {
+      super.tx(b, i); // counts it as queue-full
+      return;
+    }
+    const hdr = b.off[i] - VNET_HDR_LEN;
+    if ((b.flags[i] & PKT_GSO) !== 0) vnetWriteTcp4Gso(b.u8, hdr, b.off[i], b.gso[i]);
+    else vnetClear(b.u8, hdr);
+    this.offs[n] = hdr;
+    this.lens[n] = b.len[i] + VNET_HDR_LEN;
+    this.bytes[n] = b.len[i];
+    this.n = n + 1;
+  }
+
+  protected send(n: number): void {
+    io.writeBatchStatus(this.fd, this.u8, this.offs, this.lens, n, this.status);
+  }
+}
