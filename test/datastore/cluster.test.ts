@@ -168,7 +168,7 @@ describe.skipIf(!isRoot() || !fs.existsSync('/usr/bin/etcd'))(
     // etcd.test.ts)
     it('two daemons attaching 25 workloads each at the same moment get distinct addresses, blocks unshared', async () => {
       const added = await Promise.all(
-        Array.from({ length: 50 }, (_, i) => lab.addWorkload(1 + (i % 2), undefined, 120_000)),
+        Array.from({ length: 50 }, (_, i) => lab.addWorkload(1 + (i % 2), undefined, 200_000)),
       );
       const ips = added.map((x) => x.ip);
       expect(new Set(ips).size).toBe(50);
@@ -185,7 +185,7 @@ describe.skipIf(!isRoot() || !fs.existsSync('/usr/bin/etcd'))(
       }
       expect(blocks.items.length).toBe(53);
       expect((await ping(w[1].ns, added[0].ip, { count: 2 })).received).toBe(2);
-    });
+    }, 240_000);
 
     it('node delete releases the node: addresses, affinities, endpoints, and its routes elsewhere', async () => {
       await lab.stop(3);
