@@ -50,7 +50,7 @@ describe.skipIf(!isRoot() || !fs.existsSync('/usr/bin/etcd'))(
       await lab.startEtcd();
       await Promise.all([1, 2, 3].map((k) => lab.start(k, 30_000)));
       for (const k of [1, 2, 3]) w.push(await lab.addWorkload(k));
-    });
+    }, 180_000);
 
     afterAll(async () => {
       await killAll();
