@@ -54,6 +54,15 @@ export const ERROR_CODES = {
   'ip-command': code('DeviceError', 'an iproute2 command (`ip ...`) failed or printed something unreadable'),
   'command-failed': code('DeviceError', 'another system command failed'),
   'tools-missing': code('DeviceError', 'system tools a command needs (ping, iperf3, ...) are not installed'),
+  // the shared dataplane tables (programmed by the control thread)
+  'adjacency-table-full': code(
+    'TableError',
+    'the adjacency table has no free entry (routes refused until some are freed)',
+  ),
+  'neighbor-table-full': code(
+    'TableError',
+    'the neighbour table has no free entry (routes refused until some are freed)',
+  ),
   // workloads
   'workload-exists': code('WorkloadError', 'a workload with this name (or its port) is already attached'),
   'no-workload': code('WorkloadError', 'no workload has this name'),
@@ -161,6 +170,14 @@ export class BgpSpeakerError extends CalitapError {
   constructor(code: CodesOf<'BgpSpeakerError'>, message: string, options?: CalitapErrorOptions) {
     super(code, message, options);
     this.name = 'BgpSpeakerError';
+  }
+}
+
+/** A shared dataplane table refused an entry (nothing was changed; it accepts again once entries free). */
+export class TableError extends CalitapError {
+  constructor(code: CodesOf<'TableError'>, message: string, options?: CalitapErrorOptions) {
+    super(code, message, options);
+    this.name = 'TableError';
   }
 }
 

@@ -42,6 +42,8 @@ const STABLE_CODES: [ErrorCode, string][] = [
   ['ip-command', 'DeviceError'],
   ['command-failed', 'DeviceError'],
   ['tools-missing', 'DeviceError'],
+  ['adjacency-table-full', 'TableError'],
+  ['neighbor-table-full', 'TableError'],
   ['workload-exists', 'WorkloadError'],
   ['no-workload', 'WorkloadError'],
   ['no-daemon', 'ControlApiError'],

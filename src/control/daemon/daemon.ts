@@ -143,6 +143,8 @@ export class Daemon {
   private metrics: http.Server | null = null;
   private seq = 0;
   private stopping = false;
+  /** the tables' periodic control-side work (Programmer.maintain) */
+  private maintainTimer: NodeJS.Timeout | null = null;
   bgp: BgpGlue | null = null;
   readonly started = Date.now();
   readonly uplinkMode: UplinkMode;
@@ -306,12 +308,7 @@ export class Daemon {
       id: k,
       control: this.peers.get(k)!,
       wakeFd: s.wakeFd,
-      tables: {
-        fib: this.prog.env.fib.shared,
-        adj: this.prog.env.adj.shared,
-        nbr: this.prog.env.nbr.shared,
-        nat: this.prog.env.nat?.shared ?? null,
-      },
+      tables: this.prog.tables.shared,
       params: this.prog.env.params,
       ports: this.portsFor(k),
       counters: s.counters,
@@ -340,6 +337,7 @@ export class Daemon {
     w.on('error', (err) => this.log.error({ worker: k, err: err.message }, 'worker error'));
     w.on('exit', (code) => {
       s.worker = null;
+      this.prog.tables.release(k); // its reader slot: reclamation must not wait for a dead worker
       if (this.stopping) return;
       if (s.planned) s.planned = false;
       else {
@@ -424,7 +422,9 @@ export class Daemon {
   }
 
   stats(): StatsView {
-    return collectStats(this.slots, this.prog.env.ports.names, this.prog.specs);
+    const s = collectStats(this.slots, this.prog.env.ports.names, this.prog.specs);
+    s.counters.push(...this.prog.counters()); // control-side table refusals (e.g. neighbor-table: full)
+    return s;
   }
 
   async start(): Promise<void> {
@@ -486,6 +486,15 @@ export class Daemon {
         return a.record;
       },
     });
+    this.maintainTimer = setInterval(() => {
+      try {
+        const n = this.prog.maintain(Math.floor(Date.now() / 1000) | 0);
+        if (n > 0) this.log.info({ routes: n }, 'installed routes a full table had refused');
+      } catch (e) {
+        this.log.error({ err: (e as Error).message }, 'table maintenance failed');
+      }
+    }, 1000);
+    this.maintainTimer.unref();
     if (this.bgp !== null) await this.bgp.start();
     if (this.opts.metricsPort !== undefined) this.metrics = await startMetrics(this, this.opts.metricsPort);
     this.log.info(
@@ -504,6 +513,7 @@ export class Daemon {
     if (this.stopping) return;
     this.stopping = true;
     this.log.info({ reason }, 'stopping');
+    if (this.maintainTimer !== null) clearInterval(this.maintainTimer);
     await this.bgp?.stop();
     for (const s of this.slots) {
       if (s.worker === null) continue;
