@@ -20,7 +20,7 @@ import { felixFor, localNode, sameSubnet } from '../config/compile.js';
 import type { ClusterConfig } from '../config/types.js';
 import { Programmer } from './program.js';
 import { WorkloadManager, netnsPath, type Attached } from './workloads.js';
-import type { DaemonDatastore } from './datastore-hooks.js';
+import { addWorkload, type DaemonDatastore } from './datastore-hooks.js';
 import { startApiServer, type ApiServer } from './api.js';
 import { CalitapError, ConfigError } from '../../common/errors.js';
 import { formatIp4, formatPrefix4 } from '../../common/addr.js';
@@ -273,8 +273,7 @@ export class Daemon {
     }
     // Keep the host kernel quiet about tunnel traffic it does not own: without a listener it would
     // answer VXLAN with port unreachable and IPIP with protocol unreachable.
-    // a datastore may switch a pool's mode live: keep the kernel quiet for both tunnels from the start
-    const live = this.opts.datastore !== undefined;
+    const live = this.opts.datastore !== undefined; // a datastore may switch pool modes live
     if (live || cfg.pools.some((x) => x.vxlanMode !== 'Never'))
       this.quietFds.push(io.udpSocket('0.0.0.0', p.vxlanPort, { rcvbuf: 1024 }));
     if (live || cfg.pools.some((x) => x.ipipMode !== 'Never'))
@@ -461,21 +460,14 @@ export class Daemon {
           }
         : {}),
       'workload.add': async (p) => {
-        const ds = this.opts.datastore;
-        const ip = ds ? await ds.beforeAdd(p) : (p.ip as string | undefined);
-        let a: Attached;
-        try {
-          a = this.workloads.add({
+        const a = await addWorkload(this.opts.datastore, p, (ip) =>
+          this.workloads.add({
             name: String(p.name),
             netns: String(p.netns),
             ip,
             mac: p.mac as string | undefined,
-          });
-        } catch (e) {
-          await ds?.release(String(p.name), ip);
-          throw e;
-        }
-        await ds?.afterAdd(a.record, p);
+          }),
+        );
         await this.publishPorts();
         this.log.info(a.record, 'workload added');
         return a.record;
