@@ -35,10 +35,13 @@ export const ERROR_CODES = {
   'datastore-conflict': code('DatastoreError', 'a write lost a compare-and-swap (someone else changed it)'),
   'datastore-not-found': code('DatastoreError', 'the resource to change or delete does not exist'),
   'datastore-invalid': code('DatastoreError', 'the datastore holds or was given something it cannot store'),
+  'datastore-exists': code('DatastoreError', 'the resource or key to create exists already'),
+  'datastore-compacted': code('DatastoreError', 'a watch asked for a revision the datastore has compacted'),
   // IPAM
-  'ipam-exhausted': code('IpamError', "no free address is left in the node's affine blocks"),
+  'ipam-exhausted': code('IpamError', "no free address is left in the node's affine blocks (or the pools)"),
   'ip-in-use': code('IpamError', 'the requested address is already used by a workload'),
   'ip-outside-pools': code('IpamError', 'the requested address is outside every IP pool'),
+  'ipam-conflict': code('IpamError', 'IPAM lost too many compare-and-swap races in a row and gave up'),
   // BGP speaker
   'bgp-invalid': code('BgpSpeakerError', 'a BGP speaker or peer option is invalid'),
   'bgp-listen': code('BgpSpeakerError', 'the BGP listener cannot bind its address and port'),

@@ -20,6 +20,7 @@ import { felixFor, localNode, sameSubnet } from '../config/compile.js';
 import type { ClusterConfig } from '../config/types.js';
 import { Programmer } from './program.js';
 import { WorkloadManager, netnsPath, type Attached } from './workloads.js';
+import { addWorkload, type DaemonDatastore } from './datastore-hooks.js';
 import { startApiServer, type ApiServer } from './api.js';
 import { CalitapError, ConfigError } from '../../common/errors.js';
 import { formatIp4, formatPrefix4 } from '../../common/addr.js';
@@ -50,8 +51,9 @@ export interface DaemonOptions {
   uplink?: UplinkMode;
   /** workload TAPs with IFF_VNET_HDR + TSO offloads (GSO super-frames through the dataplane) */
   tapOffload?: boolean;
+  /** datastore mode (live-config.ts): the cluster as listed, hooks for workloads and status */
+  datastore?: DaemonDatastore;
 }
-
 const UDP_ONLY =
   'udp mode carries only VXLAN between nodes; natOutgoing and non-VXLAN routes need the packet uplink';
 
@@ -101,6 +103,8 @@ interface WorkerSlot {
   restarts: number;
   /** per port: consecutive device errors (re-arm backoff) and when the last one came */
   errors: Map<number, { count: number; last: number }>;
+  /** stopped on purpose by restartWorkers() */
+  planned?: boolean;
 }
 
 /** What the control thread does about a failed device (see Daemon.onDeviceError). */
@@ -146,7 +150,7 @@ export class Daemon {
   readonly uplinkMode: UplinkMode;
 
   constructor(readonly opts: DaemonOptions) {
-    const cfg = loadConfigFile(opts.config);
+    const cfg = opts.datastore?.cluster ?? loadConfigFile(opts.config);
     // no Uplink resource, or no gateway in it: take them from the host's kernel
     for (const line of uplinkFromKernel(cfg, opts.node)) this.log.info(`from the kernel: ${line}`);
     const uplink = cfg.uplinks.get(opts.node)!;
@@ -166,7 +170,8 @@ export class Daemon {
         'Uplink spec.mac differs from the interface; using the interface MAC',
       );
     }
-    const bgpPeers = opts.bgp === false ? 0 : speakerOptions(cfg, opts.node).peers.length;
+    const mesh = opts.datastore?.bgpMesh === true && cfg.bgp.nodeToNodeMeshEnabled ? 1 : 0;
+    const bgpPeers = opts.bgp === false ? 0 : Math.max(mesh, speakerOptions(cfg, opts.node).peers.length);
     this.prog = new Programmer(cfg, opts.node, {
       uplinkMac: mac,
       configEndpoints: false,
@@ -268,9 +273,10 @@ export class Daemon {
     }
     // Keep the host kernel quiet about tunnel traffic it does not own: without a listener it would
     // answer VXLAN with port unreachable and IPIP with protocol unreachable.
-    if (cfg.pools.some((x) => x.vxlanMode !== 'Never'))
+    const live = this.opts.datastore !== undefined; // a datastore may switch pool modes live
+    if (live || cfg.pools.some((x) => x.vxlanMode !== 'Never'))
       this.quietFds.push(io.udpSocket('0.0.0.0', p.vxlanPort, { rcvbuf: 1024 }));
-    if (cfg.pools.some((x) => x.ipipMode !== 'Never'))
+    if (live || cfg.pools.some((x) => x.ipipMode !== 'Never'))
       this.quietFds.push(io.rawSocket(4, { rcvbuf: 1024, dropAll: true }));
   }
 
@@ -282,6 +288,17 @@ export class Daemon {
     fds[0] = this.slots[k].uplinkFd;
     for (const a of this.workloads.all()) fds[a.port] = a.fds[k] ?? -1;
     return { type: 'ports', seq: this.seq, specs, fds };
+  }
+
+  /** Restarts every worker on the same fds (they re-read DataplaneParams), e.g. new tunnel peers. */
+  restartWorkers(why: string): void {
+    this.log.info({ why }, 'restarting dataplane workers for new parameters');
+    for (const s of this.slots) {
+      if (s.worker === null) continue;
+      s.planned = true;
+      s.control.postMessage({ type: 'stop' });
+      io.eventfdWrite(s.wakeFd, 1);
+    }
   }
 
   private spawn(k: number): void {
@@ -321,8 +338,11 @@ export class Daemon {
       s.worker = null;
       this.prog.tables.release(k); // its reader slot: reclamation must not wait for a dead worker
       if (this.stopping) return;
-      s.restarts++;
-      this.log.error({ worker: k, code, restarts: s.restarts }, 'worker exited; restarting it');
+      if (s.planned) s.planned = false;
+      else {
+        s.restarts++;
+        this.log.error({ worker: k, code, restarts: s.restarts }, 'worker exited; restarting it');
+      }
       // its control port went with it: make a new channel
       const { port1, port2 } = new MessageChannel();
       s.control = port1;
@@ -395,6 +415,8 @@ export class Daemon {
     await this.publishPorts();
     this.workloads.destroy(a);
     for (const s of this.slots) s.errors.delete(a.port);
+    // datastore mode: its WorkloadEndpoint and address go too
+    await this.opts.datastore?.release(a.record.name, a.record.ip);
     return a;
   }
 
@@ -417,6 +439,7 @@ export class Daemon {
         node: this.opts.node,
         peers: this.bgp?.status() ?? [],
         uptime: (Date.now() - this.started) / 1000,
+        ...(this.opts.datastore ? { datastore: this.opts.datastore.status() } : {}),
       }),
       routes: () => this.prog.table(),
       stats: () => this.stats(),
@@ -437,12 +460,14 @@ export class Daemon {
           }
         : {}),
       'workload.add': async (p) => {
-        const a = this.workloads.add({
-          name: String(p.name),
-          netns: String(p.netns),
-          ip: p.ip as string | undefined,
-          mac: p.mac as string | undefined,
-        });
+        const a = await addWorkload(this.opts.datastore, p, (ip) =>
+          this.workloads.add({
+            name: String(p.name),
+            netns: String(p.netns),
+            ip,
+            mac: p.mac as string | undefined,
+          }),
+        );
         await this.publishPorts();
         this.log.info(a.record, 'workload added');
         return a.record;

@@ -86,11 +86,19 @@ export class Programmer {
   /** see ProgrammerOptions.uplinkL2 */
   private readonly uplinkL2: boolean;
 
+  /** the configuration routes are resolved against; replaced by setConfig() on live changes */
+  get cfg(): ClusterConfig {
+    return this.config;
+  }
+
+  private config: ClusterConfig;
+
   constructor(
-    readonly cfg: ClusterConfig,
+    cfg: ClusterConfig,
     readonly nodeName: string,
     opts: ProgrammerOptions = {},
   ) {
+    this.config = cfg;
     const me = localNode(cfg, nodeName);
     const uplink = cfg.uplinks.get(nodeName);
     if (!uplink) {
@@ -188,6 +196,15 @@ export class Programmer {
       if (opts.remoteBlocksFromConfig === false && r.node !== undefined && r.node !== nodeName) continue;
       this.install(r);
     }
+  }
+
+  /**
+   * Swaps the configuration later installs resolve against (pools for NAT exclusion, tunnel MTUs,
+   * the BGP glue's lookups). Installed routes are untouched: the caller installs and withdraws the
+   * difference (datastore watch, file reload).
+   */
+  setConfig(cfg: ClusterConfig): void {
+    this.config = cfg;
   }
 
   /**
