@@ -38,6 +38,7 @@ import {
   type UplinkNeighbor,
   type WorkloadEndpoint,
 } from './types.js';
+import { endpointPolicyFields, isPolicyKind, policyKindNamespaced, PolicyLoader } from './policy-load.js';
 
 export const CALICO_API_VERSION = 'projectcalico.org/v3';
 export const CALITAP_API_VERSION = 'calitap/v1';
@@ -251,6 +252,7 @@ interface RawResource {
   kind: string;
   name: string;
   namespace?: string;
+  meta: Obj;
   spec: Obj;
   where: Where;
 }
@@ -278,7 +280,7 @@ function rawResource(
   const namespace = optString(kindAt, meta, 'namespace', 'metadata.namespace');
   const where: Where = { file, what: `${kind} ${namespace ? namespace + '/' : ''}${name}` };
   const spec = mapping(where, value, 'spec', 'spec');
-  return { apiVersion, kind, name, namespace, spec, where };
+  return { apiVersion, kind, name, namespace, meta, spec, where };
 }
 
 function parseDocuments(text: string, file: string): RawResource[] {
@@ -606,12 +608,14 @@ export function loadConfigText(text: string, sourceName: string): ClusterConfig 
   const ignore: Ignore = (r, reason) => ignored.push({ kind: r.kind, name: r.name, reason });
 
   // Per-resource validation, in document order.
+  const policy = new PolicyLoader();
   const seenNames = new Map<string, Set<string>>();
   const whereOf = new Map<object, Where>();
   for (const r of raws) {
     const known =
       (r.apiVersion === CALICO_API_VERSION && CALICO_KINDS.has(r.kind)) ||
-      (r.apiVersion === CALITAP_API_VERSION && r.kind === 'Uplink');
+      (r.apiVersion === CALITAP_API_VERSION && r.kind === 'Uplink') ||
+      isPolicyKind(r.apiVersion, r.kind);
     if (!known) {
       ignore(r, `unknown kind (${r.apiVersion} ${r.kind})`);
       continue;
@@ -619,7 +623,8 @@ export function loadConfigText(text: string, sourceName: string): ClusterConfig 
     if (!NAME_RE.test(r.name) || r.name.length > 253)
       fail(r.where, 'metadata.name', r.name, 'must be lower-case letters, digits, "-" or "." (at most 253)');
     // WorkloadEndpoints are namespaced in Calico; every other kind here is cluster-scoped.
-    const key = r.kind === 'WorkloadEndpoint' ? `${r.namespace ?? 'default'}/${r.name}` : r.name;
+    const key =
+      r.kind === 'WorkloadEndpoint' || policyKindNamespaced(r.kind) ? `${r.namespace ?? 'default'}/${r.name}` : r.name;
     const names = seenNames.get(r.kind) ?? new Set<string>();
     seenNames.set(r.kind, names);
     if (names.has(key)) fail(r.where, 'metadata.name', r.name, `duplicate ${r.kind} name`);
@@ -649,7 +654,7 @@ export function loadConfigText(text: string, sourceName: string): ClusterConfig 
         break;
       }
       case 'WorkloadEndpoint': {
-        const e = toEndpoint(r);
+        const e = { ...toEndpoint(r), ...endpointPolicyFields(r) };
         cfg.endpoints.push(e);
         whereOf.set(e, r.where);
         break;
@@ -684,10 +689,14 @@ export function loadConfigText(text: string, sourceName: string): ClusterConfig 
         whereOf.set(u, r.where);
         break;
       }
+      default:
+        policy.add(r); // NetworkPolicy, GlobalNetworkPolicy, Profile, Tier, Namespace (policy-load.ts)
     }
   }
 
   crossCheck(cfg, (o) => whereOf.get(o) as Where);
+  const pol = policy.finish();
+  if (pol) cfg.policy = pol;
   return cfg;
 }
 
