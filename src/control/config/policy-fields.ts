@@ -83,7 +83,14 @@ export function optNumber(w: Where, o: Obj, key: string, path: string): number |
   return v;
 }
 
-export function optInt(w: Where, o: Obj, key: string, path: string, lo: number, hi: number): number | undefined {
+export function optInt(
+  w: Where,
+  o: Obj,
+  key: string,
+  path: string,
+  lo: number,
+  hi: number,
+): number | undefined {
   const v = own(o, key);
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'number' || !Number.isInteger(v)) fail(w, path, v, 'must be an integer');

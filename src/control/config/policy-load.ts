@@ -77,7 +77,9 @@ export function policyKindNamespaced(kind: string): boolean {
 const ACTIONS: readonly PolicyAction[] = ['Allow', 'Deny', 'Pass', 'Log'];
 const NAME_LABEL = '[a-z0-9]([-a-z0-9]*[a-z0-9])?';
 const SUBDOMAIN = `${NAME_LABEL}(\\.${NAME_LABEL})*`;
-const NETWORK_POLICY_NAME_RE = new RegExp(`^((${NAME_LABEL})(\\.${NAME_LABEL})?|((knp|ossg)\\.default\\.(${SUBDOMAIN})))$`);
+const NETWORK_POLICY_NAME_RE = new RegExp(
+  `^((${NAME_LABEL})(\\.${NAME_LABEL})?|((knp|ossg)\\.default\\.(${SUBDOMAIN})))$`,
+);
 const GLOBAL_POLICY_NAME_RE = new RegExp(`^(${NAME_LABEL}\\.)?${NAME_LABEL}$`);
 /** Calico's well-known tiers and the order/default action its CEL rules require of them. */
 const WELL_KNOWN_TIERS: Record<string, { order: number; action: TierDefaultAction }> = {
@@ -198,7 +200,9 @@ function toTier(r: RawPolicyResource): TierResource {
       fail(w, 'spec.order', order, `the ${r.name} tier's order must be ${known.order}`);
     return { name: r.name, order: known.order, defaultAction: action };
   }
-  return order === undefined ? { name: r.name, defaultAction: action } : { name: r.name, order, defaultAction: action };
+  return order === undefined
+    ? { name: r.name, defaultAction: action }
+    : { name: r.name, order, defaultAction: action };
 }
 
 function toProfile(r: RawPolicyResource): ProfileResource {
@@ -275,7 +279,9 @@ function policyTypes(w: Where, spec: Obj, hasIngress: boolean, hasEgress: boolea
 }
 
 function rules(w: Where, spec: Obj, key: 'ingress' | 'egress'): PolicyRule[] {
-  return list(w, spec, key, `spec.${key}`, LIMITS.rulesPerPolicy).map((x, i) => rule(w, x, `spec.${key}[${i}]`));
+  return list(w, spec, key, `spec.${key}`, LIMITS.rulesPerPolicy).map((x, i) =>
+    rule(w, x, `spec.${key}[${i}]`),
+  );
 }
 
 /** A protocol: a number 1..255, or a name (case-insensitive) or digits. */
@@ -283,12 +289,14 @@ function protocolValue(w: Where, o: Obj, key: string, path: string): number | un
   const v = own(o, key);
   if (v === undefined || v === null || v === '') return undefined;
   if (typeof v === 'number') {
-    if (!Number.isInteger(v) || v < 1 || v > 255) fail(w, path, v, 'protocol number must be between 1 and 255');
+    if (!Number.isInteger(v) || v < 1 || v > 255)
+      fail(w, path, v, 'protocol number must be between 1 and 255');
     return v;
   }
   if (typeof v !== 'string') fail(w, path, v, `must be a protocol name or number, got ${typeName(v)}`);
   if (/^\d{1,3}$/.test(v) && Number(v) >= 1 && Number(v) <= 255) return Number(v);
-  for (const [name, num] of Object.entries(PROTOCOL_NUMBERS)) if (name.toLowerCase() === v.toLowerCase()) return num;
+  for (const [name, num] of Object.entries(PROTOCOL_NUMBERS))
+    if (name.toLowerCase() === v.toLowerCase()) return num;
   fail(w, path, v, 'unknown protocol (TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite or a number 1-255)');
 }
 
@@ -298,7 +306,8 @@ function icmpValue(w: Where, o: Obj, key: string, path: string): IcmpMatch | und
   const m = mapping(w, o, key, path);
   const type = optInt(w, m, 'type', `${path}.type`, 0, 254);
   const code = optInt(w, m, 'code', `${path}.code`, 0, 255);
-  if (code !== undefined && type === undefined) fail(w, `${path}.code`, code, 'ICMP code specified without an ICMP type');
+  if (code !== undefined && type === undefined)
+    fail(w, `${path}.code`, code, 'ICMP code specified without an ICMP type');
   return { ...(type === undefined ? {} : { type }), ...(code === undefined ? {} : { code }) };
 }
 
@@ -316,7 +325,8 @@ function rule(w: Where, x: unknown, path: string): PolicyRule {
   const icmp = icmpValue(w, x, 'icmp', `${path}.icmp`);
   const notICMP = icmpValue(w, x, 'notICMP', `${path}.notICMP`);
   const ipv = own(x, 'ipVersion');
-  if (ipv !== undefined && ipv !== null && ipv !== 4 && ipv !== 6) fail(w, `${path}.ipVersion`, ipv, 'must be 4 or 6');
+  if (ipv !== undefined && ipv !== null && ipv !== 4 && ipv !== 6)
+    fail(w, `${path}.ipVersion`, ipv, 'must be 4 or 6');
   const ipVersion = ipv === 4 || ipv === 6 ? ipv : undefined;
   if (icmp !== undefined && protocol !== PROTO_ICMP && protocol !== PROTO_ICMPV6)
     fail(w, `${path}.icmp`, own(x, 'icmp'), 'ICMP fields require protocol ICMP or ICMPv6');
@@ -324,7 +334,8 @@ function rule(w: Where, x: unknown, path: string): PolicyRule {
     ['protocol', protocol],
     ['notProtocol', notProtocol],
   ] as const) {
-    if (p === PROTO_ICMP && ipVersion === 6) fail(w, `${path}.${f}`, own(x, f), 'protocol ICMP requires ipVersion 4');
+    if (p === PROTO_ICMP && ipVersion === 6)
+      fail(w, `${path}.${f}`, own(x, f), 'protocol ICMP requires ipVersion 4');
     if (p === PROTO_ICMPV6 && ipVersion === 4)
       fail(w, `${path}.${f}`, own(x, f), 'protocol ICMPv6 requires ipVersion 6');
   }
@@ -343,9 +354,19 @@ function rule(w: Where, x: unknown, path: string): PolicyRule {
       const at = `${path}.${side}.${f}`;
       if (protocol === undefined) {
         if (ports.some((p) => !('name' in p)))
-          fail(w, at, own(mapping(w, x, side, `${path}.${side}`), f), 'numeric ports need protocol TCP, UDP or SCTP');
+          fail(
+            w,
+            at,
+            own(mapping(w, x, side, `${path}.${side}`), f),
+            'numeric ports need protocol TCP, UDP or SCTP',
+          );
       } else if (!protocolHasPorts(protocol)) {
-        fail(w, at, own(mapping(w, x, side, `${path}.${side}`), f), `protocol ${own(x, 'protocol') as string} has no ports`);
+        fail(
+          w,
+          at,
+          own(mapping(w, x, side, `${path}.${side}`), f),
+          `protocol ${own(x, 'protocol') as string} has no ports`,
+        );
       }
     }
   }
@@ -373,7 +394,12 @@ function entity(
   const e = mapping(w, rule, key, path);
   for (const f of ['services', 'serviceAccounts'] as const)
     if (own(e, f) !== undefined && own(e, f) !== null)
-      fail(w, `${path}.${f}`, own(e, f), 'not supported by calitap (no Kubernetes services or service accounts)');
+      fail(
+        w,
+        `${path}.${f}`,
+        own(e, f),
+        'not supported by calitap (no Kubernetes services or service accounts)',
+      );
   const selector = selectorField(w, e, 'selector', `${path}.selector`, false);
   const notSelector = selectorField(w, e, 'notSelector', `${path}.notSelector`, false);
   const namespaceSelector = selectorField(w, e, 'namespaceSelector', `${path}.namespaceSelector`, true);
@@ -389,7 +415,13 @@ function entity(
 }
 
 /** A selector field: parsed (to validate), at most 1024 characters; global() only where allowed. */
-function selectorField(w: Where, o: Obj, key: string, path: string, allowGlobal: boolean): string | undefined {
+function selectorField(
+  w: Where,
+  o: Obj,
+  key: string,
+  path: string,
+  allowGlobal: boolean,
+): string | undefined {
   const s = optString(w, o, key, path);
   if (s === undefined) return undefined;
   if (s.length > LIMITS.selectorLength) fail(w, path, s, `longer than ${LIMITS.selectorLength} characters`);

@@ -19,7 +19,11 @@ export type Selector =
   | { readonly op: 'all' }
   | { readonly op: 'global' }
   | { readonly op: 'has'; readonly label: string }
-  | { readonly op: 'eq' | 'ne' | 'contains' | 'starts' | 'ends'; readonly label: string; readonly value: string }
+  | {
+      readonly op: 'eq' | 'ne' | 'contains' | 'starts' | 'ends';
+      readonly label: string;
+      readonly value: string;
+    }
   | { readonly op: 'in' | 'notin'; readonly label: string; readonly values: readonly string[] }
   | { readonly op: 'not'; readonly arg: Selector }
   | { readonly op: 'and' | 'or'; readonly args: readonly Selector[] };
@@ -304,7 +308,9 @@ class Parser {
       default:
         bad(`unexpected ${describe(t)}`);
     }
-    return negated ? { op: 'not', arg: sel } : sel;
+    // !(!x) is x (Calico keeps both negations; dropping them keeps the canonical form idempotent)
+    if (!negated) return sel;
+    return sel.op === 'not' ? sel.arg : { op: 'not', arg: sel };
   }
 
   private parseLabelOp(label: string): Selector {
