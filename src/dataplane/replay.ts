@@ -14,6 +14,7 @@ import { PcapWriter } from './devices/pcap/writer.js';
 import { CaptureError, UsageError } from '../common/errors.js';
 import type { CounterRow } from './graph/counters.js';
 import { DATAPLANE_FEATURES } from './features/index.js';
+import { policyCounterRows } from './features/policy/counters.js';
 
 export interface ReplayInput {
   port: string;
@@ -131,7 +132,11 @@ export function replay(env: DataplaneEnv, opts: ReplayOptions): ReplayResult {
         txPackets: pc.txPackets[p],
         txBytes: pc.txBytes[p],
       })),
-      counters: extra.value > 0 ? [extra, ...g.graph.counters.rows()] : g.graph.counters.rows(),
+      counters: [
+        ...(extra.value > 0 ? [extra] : []),
+        ...g.graph.counters.rows(),
+        ...policyCounterRows(env.policy), // per endpoint, direction and cause
+      ],
       outputs,
     };
   } finally {

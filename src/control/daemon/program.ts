@@ -15,6 +15,7 @@ import type { ClusterConfig, Uplink } from '../config/types.js';
 import { compileRoutes, felixFor, localNode, tunnelMtu, type RouteSpec } from '../config/compile.js';
 import { UDP_NEIGHBOR_MAC } from '../../dataplane/devices/udp-uplink.js';
 import { randomInt } from 'node:crypto';
+import { PolicyProgrammer } from '../policy/programmer.js';
 
 export interface RouteRow {
   prefix: string;
@@ -68,6 +69,8 @@ export class Programmer {
   readonly specs: (PortSpec | null)[];
   /** see ProgrammerOptions.uplinkL2 */
   private readonly uplinkL2: boolean;
+  /** network policy (control/policy/programmer.ts); null when the config has none */
+  readonly policy: PolicyProgrammer | null;
 
   constructor(
     readonly cfg: ClusterConfig,
@@ -165,6 +168,7 @@ export class Programmer {
       if (opts.remoteBlocksFromConfig === false && r.node !== undefined && r.node !== nodeName) continue;
       this.install(r);
     }
+    this.policy = PolicyProgrammer.attach(cfg, nodeName, this.env, { seed: opts.natSeed ?? randomInt(0x7fffffff) });
   }
 
   /**
