@@ -151,7 +151,8 @@ export class PolicyCompiler implements SetAllocator {
     const old = this.rowWords;
     const w = old * 2;
     const rows = new Int32Array(Math.max(64, this.slots.length * w));
-    for (let s = 0; s < this.slots.length; s++) rows.set(this.rowsBuf.subarray(s * old, s * old + old), s * w);
+    for (let s = 0; s < this.slots.length; s++)
+      rows.set(this.rowsBuf.subarray(s * old, s * old + old), s * w);
     this.rowWords = w;
     this.rowsBuf = rows;
   }
@@ -215,7 +216,8 @@ export class PolicyCompiler implements SetAllocator {
     const base = st.slot * w;
     const rows = this.rowsBuf;
     rows.fill(0, base, base + w);
-    for (const s of this.sets.values()) if (matches(s.sel, labels)) rows[base + (s.bit >>> 5)] |= 1 << (s.bit & 31);
+    for (const s of this.sets.values())
+      if (matches(s.sel, labels)) rows[base + (s.bit >>> 5)] |= 1 << (s.bit & 31);
     if (!st.local) return;
     const matched = new Set<string>();
     for (const [k, p] of this.pols) if (!p.res.hostOnly && matches(p.sel, labels)) matched.add(k);
@@ -326,10 +328,13 @@ export class PolicyCompiler implements SetAllocator {
         n++;
       }
     }
-    for (const name of [...this.namespaces.keys()]) if (!pc.namespaces.has(name)) (this.removeNamespace(name), n++);
-    for (const p of pc.profiles.values()) if (this.profs.get(p.name)?.json !== JSON.stringify(p)) (this.setProfile(p), n++);
+    for (const name of [...this.namespaces.keys()])
+      if (!pc.namespaces.has(name)) (this.removeNamespace(name), n++);
+    for (const p of pc.profiles.values())
+      if (this.profs.get(p.name)?.json !== JSON.stringify(p)) (this.setProfile(p), n++);
     for (const name of [...this.profs.keys()]) if (!pc.profiles.has(name)) (this.removeProfile(name), n++);
-    for (const t of pc.tiers.values()) if (JSON.stringify(this.tiers.get(t.name)) !== JSON.stringify(t)) (this.setTier(t), n++);
+    for (const t of pc.tiers.values())
+      if (JSON.stringify(this.tiers.get(t.name)) !== JSON.stringify(t)) (this.setTier(t), n++);
     for (const name of [...this.tiers.keys()]) if (!pc.tiers.has(name)) (this.removeTier(name), n++);
     const keys = new Set<string>();
     for (const ep of endpoints) {

@@ -178,7 +178,9 @@ function writeProgram(
   blockAt: (b: Int32Array) => number,
 ): number {
   // blocks first (appending them inside the program would split it)
-  const tierBlocks = prog.tiers.map((t) => t.policies.map((p) => blockAt(c.policyBlock(p.key, d) ?? EMPTY_BLOCK)));
+  const tierBlocks = prog.tiers.map((t) =>
+    t.policies.map((p) => blockAt(c.policyBlock(p.key, d) ?? EMPTY_BLOCK)),
+  );
   const profBlocks = prog.profiles.map((p) => {
     const b = c.profileBlock(p.name, d);
     // an undefined namespace profile allows everything (as Kubernetes' namespace profiles do);

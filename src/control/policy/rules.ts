@@ -45,7 +45,12 @@ export interface SetAllocator {
   portName(name: string): number;
 }
 
-const ACTIONS: Record<PolicyAction, number> = { Allow: ACT_ALLOW, Deny: ACT_DENY, Pass: ACT_PASS, Log: ACT_LOG };
+const ACTIONS: Record<PolicyAction, number> = {
+  Allow: ACT_ALLOW,
+  Deny: ACT_DENY,
+  Pass: ACT_PASS,
+  Log: ACT_LOG,
+};
 
 function icmpWord(m: IcmpMatch): number {
   return (m.type ?? 0) | ((m.code ?? 0) << 8) | (m.code === undefined ? 0 : ICMP_HAS_CODE);
@@ -94,12 +99,22 @@ export function compileRules(
     const nets = (side: number, ps: readonly Prefix4[]): void => {
       if (ps.length === 0) return;
       flags |= F_NETS << side;
-      list(side, R_NETS, ps.flatMap((p) => [(p.addr & maskOf(p.len)) | 0, maskOf(p.len) | 0]), 2);
+      list(
+        side,
+        R_NETS,
+        ps.flatMap((p) => [(p.addr & maskOf(p.len)) | 0, maskOf(p.len) | 0]),
+        2,
+      );
     };
     const ports = (side: number, ps: readonly PortMatch[]): void => {
       if (ps.length === 0) return;
       flags |= F_PORTS << side;
-      list(side, R_PORTS, ps.flatMap((p) => ('name' in p ? [namedPortLo(sets.portName(p.name)), 0] : [p.lo, p.hi])), 2);
+      list(
+        side,
+        R_PORTS,
+        ps.flatMap((p) => ('name' in p ? [namedPortLo(sets.portName(p.name)), 0] : [p.lo, p.hi])),
+        2,
+      );
     };
     const set = (side: number, sel: Selector | undefined): void => {
       if (sel === undefined) return;

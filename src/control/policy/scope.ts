@@ -71,12 +71,18 @@ export function policySelector(p: PolicyResource): Selector {
  * NetworkPolicy (undefined for global policies and profiles): any selector field then limits the
  * positive match to that namespace, as Calico does; notSelector itself is never namespaced.
  */
-export function entitySelectors(e: EntityMatch, ns: string | undefined): { positive?: Selector; negative?: Selector } {
+export function entitySelectors(
+  e: EntityMatch,
+  ns: string | undefined,
+): { positive?: Selector; negative?: Selector } {
   let nsSel: Selector | undefined;
   if (e.namespaceSelector !== undefined) nsSel = nsSelectorOf(e.namespaceSelector);
   else if (ns !== undefined) nsSel = nsEquals(ns);
   let positive = e.selector === undefined ? undefined : parseSelector(e.selector);
-  if (nsSel !== undefined && (positive !== undefined || e.notSelector !== undefined || e.namespaceSelector !== undefined))
+  if (
+    nsSel !== undefined &&
+    (positive !== undefined || e.notSelector !== undefined || e.namespaceSelector !== undefined)
+  )
     positive = positive === undefined ? nsSel : andSelectors(nsSel, positive);
   const out: { positive?: Selector; negative?: Selector } = {};
   if (positive !== undefined) out.positive = positive;

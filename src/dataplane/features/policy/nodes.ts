@@ -26,7 +26,14 @@ import { IP4_MF, IP4_OFFMASK, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../
 import { TCP_ACK_FLAG, TCP_SYN } from '../../wire/tcp.js';
 import { C_ACTIVE, C_ENABLED, C_SEQ, MAX_TRIES, type PolicyTables } from '../../tables/policy/tables.js';
 import type { PolicyFlowTable } from '../../tables/policy/flows.js';
-import { PolicyEval, PolicyPacket, V_ALLOW, V_DENY, V_TORN, type PolicyLogSink } from '../../tables/policy/eval.js';
+import {
+  PolicyEval,
+  PolicyPacket,
+  V_ALLOW,
+  V_DENY,
+  V_TORN,
+  type PolicyLogSink,
+} from '../../tables/policy/eval.js';
 import { DIR_EGRESS, DIR_INGRESS } from '../../tables/policy/layout.js';
 import { FragmentCache } from './fragments.js';
 
@@ -140,7 +147,12 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
     let kd = 0;
     let tcpFlags = 0;
     let icmpKind = ICMP_OTHER;
-    if (proto === IPPROTO_TCP || proto === IPPROTO_UDP || proto === IPPROTO_SCTP || proto === IPPROTO_UDPLITE) {
+    if (
+      proto === IPPROTO_TCP ||
+      proto === IPPROTO_UDP ||
+      proto === IPPROTO_SCTP ||
+      proto === IPPROTO_UDPLITE
+    ) {
       if (l4 + (proto === IPPROTO_TCP ? 20 : 4) > end) {
         this.drop(b, i, R_MALFORMED);
         return false;
@@ -198,7 +210,8 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
     if (v === V_DENY) {
       this.tables.countDeny(this.ev.counter);
       this.drop(b, i, R_DENIED);
-      if (b.trace !== null) b.note(i, this.name, `deny: ${this.pol.describe?.(this.ev.counter) ?? this.ev.counter}`);
+      if (b.trace !== null)
+        b.note(i, this.name, `deny: ${this.pol.describe?.(this.ev.counter) ?? this.ev.counter}`);
       return false;
     }
     this.drop(b, i, v === V_INVALID ? R_INVALID : v === V_NO_ENDPOINT ? R_NO_ENDPOINT : R_BUSY);
@@ -248,7 +261,12 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
     const l4 = q + ((u8[q] & 15) << 2);
     let ks = 0;
     let kd = 0;
-    if (proto === IPPROTO_TCP || proto === IPPROTO_UDP || proto === IPPROTO_SCTP || proto === IPPROTO_UDPLITE) {
+    if (
+      proto === IPPROTO_TCP ||
+      proto === IPPROTO_UDP ||
+      proto === IPPROTO_SCTP ||
+      proto === IPPROTO_UDPLITE
+    ) {
       if (l4 + 4 > end) return false;
       ks = (u8[l4] << 8) | u8[l4 + 1];
       kd = (u8[l4 + 2] << 8) | u8[l4 + 3];
@@ -298,4 +316,5 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
 }
 
 /** Network policy: on when the dataplane has policy tables (the config has policy resources). */
-export const policyFeature: GraphFeature = (env) => (env.policy === undefined ? [] : [new Ip4Policy(env, env.policy)]);
+export const policyFeature: GraphFeature = (env) =>
+  env.policy === undefined ? [] : [new Ip4Policy(env, env.policy)];

@@ -178,7 +178,14 @@ export class PolicyEval {
   }
 
   /** First rule of the block that matches: ACT_ALLOW / ACT_DENY / ACT_PASS, 0 (none), -1 (torn). */
-  private block(w: Int32Array, blk: number, counter: number, pk: PolicyPacket, srcEp: number, dstEp: number): number {
+  private block(
+    w: Int32Array,
+    blk: number,
+    counter: number,
+    pk: PolicyPacket,
+    srcEp: number,
+    dstEp: number,
+  ): number {
     const n = w[blk];
     let r = blk + 1;
     for (let k = 0; k < n; k++, r += RULE_WORDS) {
@@ -194,7 +201,14 @@ export class PolicyEval {
     return 0;
   }
 
-  private rule(w: Int32Array, blk: number, r: number, pk: PolicyPacket, srcEp: number, dstEp: number): boolean {
+  private rule(
+    w: Int32Array,
+    blk: number,
+    r: number,
+    pk: PolicyPacket,
+    srcEp: number,
+    dstEp: number,
+  ): boolean {
     const f = w[r + R_FLAGS];
     if (f === 0) return true;
     if ((f & F_PROTO) !== 0 && pk.proto !== w[r + R_PROTO]) return false;
@@ -216,11 +230,17 @@ export class PolicyEval {
     if ((f & (F_PORTS * 15)) !== 0) {
       if ((f & (F_PORTS << SIDE_SRC)) !== 0 && !this.inPorts(w, blk, r, SIDE_SRC, pk.sport, srcEp, pk.proto))
         return false;
-      if ((f & (F_PORTS << SIDE_SRC_NOT)) !== 0 && this.inPorts(w, blk, r, SIDE_SRC_NOT, pk.sport, srcEp, pk.proto))
+      if (
+        (f & (F_PORTS << SIDE_SRC_NOT)) !== 0 &&
+        this.inPorts(w, blk, r, SIDE_SRC_NOT, pk.sport, srcEp, pk.proto)
+      )
         return false;
       if ((f & (F_PORTS << SIDE_DST)) !== 0 && !this.inPorts(w, blk, r, SIDE_DST, pk.dport, dstEp, pk.proto))
         return false;
-      if ((f & (F_PORTS << SIDE_DST_NOT)) !== 0 && this.inPorts(w, blk, r, SIDE_DST_NOT, pk.dport, dstEp, pk.proto))
+      if (
+        (f & (F_PORTS << SIDE_DST_NOT)) !== 0 &&
+        this.inPorts(w, blk, r, SIDE_DST_NOT, pk.dport, dstEp, pk.proto)
+      )
         return false;
     }
     return true;

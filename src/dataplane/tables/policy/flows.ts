@@ -175,7 +175,10 @@ export class PolicyFlowTable {
       const e = slot * ENTRY_WORDS;
       const c = Atomics.load(w, e + E_CTL);
       const st = c & 3;
-      if ((st === S_EMPTY || st === S_DEAD) && Atomics.compareExchange(w, e + E_CTL, c, (c & ~3) | S_BUSY) === c) {
+      if (
+        (st === S_EMPTY || st === S_DEAD) &&
+        Atomics.compareExchange(w, e + E_CTL, c, (c & ~3) | S_BUSY) === c
+      ) {
         w[e + E_KEY] = proto | (srcIsA ? 0 : ORIG_B);
         w[e + E_IPA] = a;
         w[e + E_IPB] = b;
@@ -263,4 +266,3 @@ export class PolicyFlowTable {
     Atomics.store(this.ctl, C_ENTRIES, 0);
   }
 }
-

@@ -77,7 +77,8 @@ export class PolicyTables {
     // SharedArrayBuffer pages are committed when first written: a large bank costs what it holds
     const bankWords = opts.bankWords ?? 8 << 20;
     const logSlots = opts.logSlots ?? 1024;
-    if ((logSlots & (logSlots - 1)) !== 0) throw new RangeError('PolicyTables: logSlots must be a power of two');
+    if ((logSlots & (logSlots - 1)) !== 0)
+      throw new RangeError('PolicyTables: logSlots must be a power of two');
     const shared: PolicyTablesShared = {
       version: 1,
       ctl: new SharedArrayBuffer(CTL_WORDS * 4),
