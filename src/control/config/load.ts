@@ -624,7 +624,9 @@ export function loadConfigText(text: string, sourceName: string): ClusterConfig 
       fail(r.where, 'metadata.name', r.name, 'must be lower-case letters, digits, "-" or "." (at most 253)');
     // WorkloadEndpoints are namespaced in Calico; every other kind here is cluster-scoped.
     const key =
-      r.kind === 'WorkloadEndpoint' || policyKindNamespaced(r.kind) ? `${r.namespace ?? 'default'}/${r.name}` : r.name;
+      r.kind === 'WorkloadEndpoint' || policyKindNamespaced(r.kind)
+        ? `${r.namespace ?? 'default'}/${r.name}`
+        : r.name;
     const names = seenNames.get(r.kind) ?? new Set<string>();
     seenNames.set(r.kind, names);
     if (names.has(key)) fail(r.where, 'metadata.name', r.name, `duplicate ${r.kind} name`);

@@ -168,7 +168,9 @@ export class Programmer {
       if (opts.remoteBlocksFromConfig === false && r.node !== undefined && r.node !== nodeName) continue;
       this.install(r);
     }
-    this.policy = PolicyProgrammer.attach(cfg, nodeName, this.env, { seed: opts.natSeed ?? randomInt(0x7fffffff) });
+    this.policy = PolicyProgrammer.attach(cfg, nodeName, this.env, {
+      seed: opts.natSeed ?? randomInt(0x7fffffff),
+    });
   }
 
   /**

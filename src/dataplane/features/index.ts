@@ -7,4 +7,9 @@ import { encapFeature } from './encap/nodes.js';
 import { natFeature } from './nat/nodes.js';
 import { policyFeature } from './policy/nodes.js';
 
-export const DATAPLANE_FEATURES: readonly GraphFeature[] = [spoofFeature, policyFeature, natFeature, encapFeature];
+export const DATAPLANE_FEATURES: readonly GraphFeature[] = [
+  spoofFeature,
+  policyFeature,
+  natFeature,
+  encapFeature,
+];

@@ -31,10 +31,11 @@ import {
   PolicyPacket,
   V_ALLOW,
   V_DENY,
+  V_NOT_OURS,
+  V_NO_ENDPOINT,
   V_TORN,
   type PolicyLogSink,
 } from '../../tables/policy/eval.js';
-import { DIR_EGRESS, DIR_INGRESS } from '../../tables/policy/layout.js';
 import { FragmentCache } from './fragments.js';
 
 const IPPROTO_SCTP = 132;
@@ -52,9 +53,7 @@ const E_RELATED = 8;
 const E_LOG = 9;
 const E_LOG_SUPPRESSED = 10;
 
-/** verdicts of newFlow besides V_ALLOW / V_DENY */
-const V_NOT_OURS = 10;
-const V_NO_ENDPOINT = 11;
+/** newFlow's verdict for a packet policy applies to that cannot open a flow */
 const V_INVALID = 12;
 
 /** what a packet's ICMP type makes it for the flow table */
@@ -226,7 +225,6 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
   private newFlow(b: Batch, i: number, opening: boolean): number {
     const ctl = this.ctl;
     const ev = this.ev;
-    const pk = this.pk;
     const fromWorkload = this.env.ports.kind[b.rxPort[i]] === KIND_WORKLOAD && (b.flags[i] & PKT_DECAP) === 0;
     this.curBatch = b;
     this.curPacket = i;
@@ -234,19 +232,9 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
       const a = Atomics.load(ctl, C_ACTIVE);
       const seq = Atomics.load(ctl, C_SEQ + a);
       if ((seq & 1) !== 0) continue;
-      const w = this.banks[a];
-      const srcEp = ev.endpoint(w, pk.src);
-      const dstEp = ev.endpoint(w, pk.dst);
-      const srcLocal = fromWorkload && ev.isLocal(w, srcEp);
-      const dstLocal = ev.isLocal(w, dstEp);
-      let v: number;
-      if (fromWorkload && !srcLocal) v = V_NO_ENDPOINT;
-      else if (!srcLocal && !dstLocal) v = V_NOT_OURS;
-      else if (!opening) v = V_INVALID;
-      else {
-        v = srcLocal ? ev.run(w, ev.programOf(w, srcEp, DIR_EGRESS), pk, srcEp, dstEp) : V_ALLOW;
-        if (v === V_ALLOW && dstLocal) v = ev.run(w, ev.programOf(w, dstEp, DIR_INGRESS), pk, srcEp, dstEp);
-      }
+      let v = ev.decide(this.banks[a], this.pk, fromWorkload, opening);
+      // policy applies but the packet cannot open a flow
+      if (!opening && v === V_ALLOW) v = V_INVALID;
       if (v !== V_TORN && Atomics.load(ctl, C_SEQ + a) === seq) return v;
     }
     return V_TORN;

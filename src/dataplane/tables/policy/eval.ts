@@ -9,6 +9,8 @@ import {
   ACT_DENY,
   ACT_LOG,
   ACT_PASS,
+  DIR_EGRESS,
+  DIR_INGRESS,
   EPF_LOCAL,
   EP_FLAGS,
   EP_NPORTS,
@@ -53,6 +55,10 @@ export const V_ALLOW = 1;
 export const V_DENY = 2;
 /** the bank changed under the evaluation (a writer is publishing): try again */
 export const V_TORN = 3;
+/** neither address is a local workload: policy has no say */
+export const V_NOT_OURS = 4;
+/** received on a workload port, but the sender is no local endpoint the tables know */
+export const V_NO_ENDPOINT = 5;
 
 /** What the evaluator looks at: filled by the node per packet (one reusable object, no garbage). */
 export class PolicyPacket {
@@ -111,6 +117,26 @@ export class PolicyEval {
       if ((key & w[o + 1]) === w[o]) return w[o + 2];
     }
     return -1;
+  }
+
+  /**
+   * The verdict for a packet that opens a flow, on bank w: the egress program of its source when
+   * that is a local workload and the packet came in on its port (`fromWorkload`), then the ingress
+   * program of its destination when that is a local workload. V_ALLOW / V_DENY (this.counter) /
+   * V_NOT_OURS / V_NO_ENDPOINT / V_TORN. `opening` false: V_ALLOW is reported as V_NOT_OURS's
+   * opposite without running programs (the caller only wants to know whether policy applies).
+   */
+  decide(w: Int32Array, pk: PolicyPacket, fromWorkload: boolean, run: boolean): number {
+    const srcEp = this.endpoint(w, pk.src);
+    const dstEp = this.endpoint(w, pk.dst);
+    const srcLocal = fromWorkload && this.isLocal(w, srcEp);
+    const dstLocal = this.isLocal(w, dstEp);
+    if (fromWorkload && !srcLocal) return V_NO_ENDPOINT;
+    if (!srcLocal && !dstLocal) return V_NOT_OURS;
+    if (!run) return V_ALLOW;
+    let v = srcLocal ? this.run(w, this.programOf(w, srcEp, DIR_EGRESS), pk, srcEp, dstEp) : V_ALLOW;
+    if (v === V_ALLOW && dstLocal) v = this.run(w, this.programOf(w, dstEp, DIR_INGRESS), pk, srcEp, dstEp);
+    return v;
   }
 
   /** Is endpoint slot ep local (has programs on this node)? */
