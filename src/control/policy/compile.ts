@@ -321,35 +321,66 @@ export class PolicyCompiler implements SetAllocator {
    */
   sync(pc: PolicyConfig, endpoints: readonly PolicyEndpoint[]): number {
     let n = 0;
-    for (const [name, ns] of pc.namespaces) {
-      const old = this.namespaces.get(name);
-      if (old === undefined || JSON.stringify(old) !== JSON.stringify(ns)) {
-        this.setNamespace(ns);
+    const json = (v: unknown): string => JSON.stringify(v);
+    /** sets every wanted item that differs, removes every item no longer wanted */
+    const diff = <T>(
+      want: Iterable<[string, T]>,
+      have: ReadonlyMap<string, unknown>,
+      same: (key: string, v: T) => boolean,
+      set: (v: T) => void,
+      remove: (key: string) => void,
+    ): void => {
+      const keys = new Set<string>();
+      for (const [k, v] of want) {
+        keys.add(k);
+        if (same(k, v)) continue;
+        set(v);
         n++;
       }
-    }
-    for (const name of [...this.namespaces.keys()])
-      if (!pc.namespaces.has(name)) (this.removeNamespace(name), n++);
-    for (const p of pc.profiles.values())
-      if (this.profs.get(p.name)?.json !== JSON.stringify(p)) (this.setProfile(p), n++);
-    for (const name of [...this.profs.keys()]) if (!pc.profiles.has(name)) (this.removeProfile(name), n++);
-    for (const t of pc.tiers.values())
-      if (JSON.stringify(this.tiers.get(t.name)) !== JSON.stringify(t)) (this.setTier(t), n++);
-    for (const name of [...this.tiers.keys()]) if (!pc.tiers.has(name)) (this.removeTier(name), n++);
-    const keys = new Set<string>();
-    for (const ep of endpoints) {
-      keys.add(ep.key);
-      const old = this.eps.get(ep.key);
-      if (old === undefined || JSON.stringify(old.ep) !== JSON.stringify(ep)) (this.setEndpoint(ep), n++);
-    }
-    for (const key of [...this.eps.keys()]) if (!keys.has(key)) (this.removeEndpoint(key), n++);
-    const pkeys = new Set<string>();
-    for (const p of pc.policies) {
-      const key = policyKey(p);
-      pkeys.add(key);
-      if (this.pols.get(key)?.json !== JSON.stringify(p)) (this.setPolicy(p), n++);
-    }
-    for (const key of [...this.pols.keys()]) if (!pkeys.has(key)) (this.removePolicy(key), n++);
+      for (const k of [...have.keys()]) {
+        if (keys.has(k)) continue;
+        remove(k);
+        n++;
+      }
+    };
+    diff(
+      pc.namespaces,
+      this.namespaces,
+      (k, v) => json(this.namespaces.get(k)) === json(v),
+      (v) => this.setNamespace(v),
+      (k) => this.removeNamespace(k),
+    );
+    diff(
+      pc.profiles,
+      this.profs,
+      (k, v) => this.profs.get(k)?.json === json(v),
+      (v) => this.setProfile(v),
+      (k) => this.removeProfile(k),
+    );
+    diff(
+      pc.tiers,
+      this.tiers,
+      (k, v) => json(this.tiers.get(k)) === json(v),
+      (v) => this.setTier(v),
+      (k) => this.removeTier(k),
+    );
+    diff(
+      endpoints.map((e) => [e.key, e] as [string, PolicyEndpoint]),
+      this.eps,
+      (k, v) => {
+        const old = this.eps.get(k);
+        return old !== undefined && json(old.ep) === json(v);
+      },
+      (v) => this.setEndpoint(v),
+      (k) => this.removeEndpoint(k),
+    );
+    diff(
+      pc.policies.map((p) => [policyKey(p), p] as [string, PolicyResource]),
+      this.pols,
+      (k, v) => this.pols.get(k)?.json === json(v),
+      (v) => this.setPolicy(v),
+      (k) => this.removePolicy(k),
+    );
     return n;
   }
 
