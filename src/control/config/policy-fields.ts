@@ -58,7 +58,8 @@ export function list(w: Where, o: Obj, key: string, path: string, max?: number):
   const v = own(o, key);
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) fail(w, path, v, `must be a list, got ${typeName(v)}`);
-  if (max !== undefined && v.length > max) fail(w, path, `${v.length} items`, `at most ${max} allowed`);
+  if (max !== undefined && v.length > max)
+    fail(w, path, NO_VALUE, `${v.length} items, at most ${max} allowed`);
   return v;
 }
 
