@@ -78,6 +78,9 @@ export interface PolicyLogSink {
   logHit(counter: number, pk: PolicyPacket): void;
 }
 
+/** Probes of the IP hash before giving up (only a torn bank gets near it). */
+const MAX_PROBES = 4096;
+
 /** The Murmur3 finalizer: spreads an IPv4 address over the hash's bits. */
 export function hashIp(ip: number): number {
   let h = ip | 0;
@@ -103,18 +106,19 @@ export class PolicyEval {
     const base = w[H_HASH];
     const key = ip | 0;
     let h = hashIp(key) & mask;
-    for (let k = 0; k <= mask; k++) {
+    // the hash is at most half full (image.ts): probes are short; the bound only guards torn reads
+    for (let k = 0; k <= mask && k < MAX_PROBES; k++) {
       const o = base + 2 * h;
       const s = w[o + 1];
       if (s === -1) break;
-      if (w[o] === key) return s;
+      if (w[o] === key) return s | 0;
       h = (h + 1) & mask;
     }
     const nets = w[H_NETS];
     const n = w[H_NETS_COUNT];
     for (let k = 0; k < n && k < 65536; k++) {
       const o = nets + 3 * k;
-      if ((key & w[o + 1]) === w[o]) return w[o + 2];
+      if ((key & w[o + 1]) === w[o]) return w[o + 2] | 0;
     }
     return -1;
   }
@@ -168,6 +172,7 @@ export class PolicyEval {
       const next = o + 2 * nPol;
       let passed = false;
       for (let p = 0; p < nPol; p++) {
+        if (++this.steps > this.maxSteps) return V_TORN;
         const r = this.block(w, w[o + 2 * p], w[o + 2 * p + 1], pk, srcEp, dstEp);
         if (r === 0) continue;
         if (r === ACT_ALLOW) return V_ALLOW;
@@ -190,6 +195,7 @@ export class PolicyEval {
     // profiles: reached when no tier applied, or every applying tier passed the packet on
     const nProf = w[o++];
     for (let p = 0; p < nProf; p++) {
+      if (++this.steps > this.maxSteps) return V_TORN;
       const r = this.block(w, w[o + 2 * p], w[o + 2 * p + 1], pk, srcEp, dstEp);
       if (r === ACT_ALLOW) return V_ALLOW;
       if (r === ACT_DENY) {
