@@ -22,8 +22,11 @@ spec:
       destination: { ports: [5432] }
 `;
 
+/** A graph for baseYaml + policy; the (cached, shared) programmer is reset to exactly that config. */
 function harness(policy: string, trace = false): Harness {
-  const h = new Harness({ yaml: baseYaml() + policy, trace });
+  const yaml = baseYaml() + policy;
+  const h = new Harness({ yaml, trace });
+  h.prog.policy!.program(loadConfigText(yaml, 't.yaml'));
   h.prog.policy!.flows.clear();
   h.prog.policy!.tables.counters.fill(0);
   return h;
@@ -155,6 +158,26 @@ describe('ip4-policy', () => {
     // a new one from api is refused, web now may
     expect(h.one(API.port, syn(API, DB.ip, 5432, 40001))).toHaveLength(0);
     expect(h.one(WEB.port, syn(WEB, DB.ip, 5432, 40002)).length).toBe(1);
+  });
+
+  it('forgets expired flows, also for the flow of the previous packet', () => {
+    const h = harness(DB_POLICY);
+    const ack = tcp({
+      ethSrc: API.mac,
+      src: API.ip,
+      dst: DB.ip,
+      sport: 40000,
+      dport: 5432,
+      flags: TCP_FLAGS.ACK,
+    });
+    expect(h.one(API.port, syn(API, DB.ip, 5432), 100).length).toBe(1);
+    expect(h.one(API.port, ack, 101).length).toBe(1);
+    expect(h.one(API.port, ack, 102).length).toBe(1);
+    // no reply ever came: a half-open connection lives 20 s (Felix's TCPSynSent)
+    const flows = h.prog.policy!.flows;
+    expect(flows.expire(130, flows.capacity)).toBe(1);
+    expect(h.one(API.port, ack, 131)).toHaveLength(0);
+    expect(h.c('ip4-policy: invalid')).toBe(1);
   });
 
   it('lets later fragments follow an allowed first fragment only', () => {

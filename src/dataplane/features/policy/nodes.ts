@@ -104,6 +104,14 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
   private lastRefill = 0;
   private curBatch: Batch | null = null;
   private curPacket = 0;
+  /** the last flow hit (see pass) */
+  private lastSrc = 0;
+  private lastDst = 0;
+  private lastPorts = -1;
+  private lastProto = -1;
+  private lastSlot = 0;
+  private lastCtl = 0;
+  private lastReply = false;
 
   constructor(
     private readonly env: DataplaneEnv,
@@ -183,10 +191,37 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
       }
     }
     if (icmpKind !== ICMP_ERROR) {
-      const slot = this.flows.lookup(proto, src, dst, ks, kd);
+      const flows = this.flows;
+      const ports = (ks << 16) | kd;
+      let slot: number;
+      let reply: boolean;
+      // the flow of the previous packet (bulk traffic comes in runs of one flow): still the same
+      // entry when its control word has not moved (no expiry or reuse since)
+      if (
+        ports === this.lastPorts &&
+        src === this.lastSrc &&
+        dst === this.lastDst &&
+        proto === this.lastProto &&
+        flows.unchanged(this.lastSlot, this.lastCtl)
+      ) {
+        slot = this.lastSlot;
+        reply = this.lastReply;
+      } else {
+        slot = flows.lookup(proto, src, dst, ks, kd);
+        reply = flows.reply;
+        if (slot >= 0) {
+          this.lastSrc = src;
+          this.lastDst = dst;
+          this.lastPorts = ports;
+          this.lastProto = proto;
+          this.lastSlot = slot;
+          this.lastCtl = flows.hitCtl;
+          this.lastReply = reply;
+        }
+      }
       // a query going the reply way is a new exchange from the other side, not a reply
-      if (slot >= 0 && !(this.flows.reply && icmpKind === ICMP_QUERY)) {
-        this.flows.touch(slot, this.now, this.flows.reply, tcpFlags);
+      if (slot >= 0 && !(reply && icmpKind === ICMP_QUERY)) {
+        flows.touch(slot, this.now, reply, tcpFlags);
         if ((frag & IP4_MF) !== 0) this.frags.remember(src, dst, proto, ipId, this.now);
         return true;
       }

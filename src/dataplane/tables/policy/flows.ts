@@ -69,6 +69,8 @@ export class PolicyFlowTable {
   private readonly seed: number;
   /** after a hit: true when the packet went the reply way (its source is the side that did not open it) */
   reply = false;
+  /** after a hit: the entry's control word (see `unchanged`) */
+  hitCtl = 0;
 
   private constructor(readonly shared: PolicyFlowShared) {
     this.capacity = shared.capacity;
@@ -150,12 +152,21 @@ export class PolicyFlowTable {
         if ((key & 0xff) === proto && Atomics.load(w, e + E_CTL) === c) {
           // the opener is A unless ORIG_B: the packet is a reply when its source is not the opener
           this.reply = srcIsA === ((key & ORIG_B) !== 0);
+          this.hitCtl = c;
           return slot;
         }
       }
       slot = (slot + 1) & this.mask;
     }
     return -1;
+  }
+
+  /**
+   * True while entry `slot` still holds the flow a lookup found with control word `ctl` (not
+   * expired, not reused since: every change of an entry changes its control word).
+   */
+  unchanged(slot: number, ctl: number): boolean {
+    return Atomics.load(this.w, slot * ENTRY_WORDS + E_CTL) === ctl;
   }
 
   /**
