@@ -9,7 +9,15 @@ import { CalitapError } from '../../src/common/errors.js';
 import { loadConfigText } from '../../src/control/config/load.js';
 import { PolicyProgrammer } from '../../src/control/policy/programmer.js';
 import { C_ACTIVE, C_SEQ, PolicyTables } from '../../src/dataplane/tables/policy/tables.js';
-import { PolicyEval, PolicyPacket, V_ALLOW, V_DENY, V_TORN } from '../../src/dataplane/tables/policy/eval.js';
+import {
+  PolicyEval,
+  PolicyPacket,
+  V_ALLOW,
+  V_DENY,
+  V_NO_ENDPOINT,
+  V_TORN,
+} from '../../src/dataplane/tables/policy/eval.js';
+import { attachPolicy } from '../../src/dataplane/features/policy/nodes.js';
 import { H_MAX_STEPS } from '../../src/dataplane/tables/policy/layout.js';
 import { API, baseYaml, DB } from './helpers.js';
 import { ip } from '../dataplane/frames.js';
@@ -141,6 +149,32 @@ spec:
     t.countDeny(5);
     t.countDeny(1 << 30); // out of range: "other"
     expect([t.counters[0], t.counters[5]]).toEqual([1, 1]);
+  });
+
+  it('attaches as a worker does, and follows workloads the daemon adds and removes', () => {
+    const p = new PolicyProgrammer('node-a', { bankWords: 1 << 16 });
+    p.program(cfgClosed);
+    const env = attachPolicy(structuredClone(p.shared()));
+    const ev = new PolicyEval({ logHit: () => {} });
+    expect(evaluate(env.tables, ev, packet())).toBe(V_DENY);
+    const pk = packet();
+    pk.src = ip('10.65.0.9');
+    expect(ev.decide(env.tables.banks[Atomics.load(env.tables.ctl, C_ACTIVE)], pk, true, true)).toBe(
+      V_NO_ENDPOINT,
+    );
+    p.setWorkload({
+      key: 'shop/new',
+      namespace: 'shop',
+      node: 'node-a',
+      ipNetworks: [{ addr: ip('10.65.0.9'), len: 32 }],
+      labels: {},
+      ports: [],
+    });
+    expect(evaluate(env.tables, ev, pk)).toBe(V_DENY); // db is closed to it too
+    p.removeWorkload('shop/new');
+    expect(ev.decide(env.tables.banks[Atomics.load(env.tables.ctl, C_ACTIVE)], pk, true, true)).toBe(
+      V_NO_ENDPOINT,
+    );
   });
 
   it('refuses to attach to something else', () => {

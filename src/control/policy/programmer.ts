@@ -13,6 +13,7 @@ import type { DataplaneEnv, PolicyEnv } from '../../dataplane/graph/env.js';
 import { PolicyTables, type PolicyLogRecord } from '../../dataplane/tables/policy/tables.js';
 import { PolicyFlowTable } from '../../dataplane/tables/policy/flows.js';
 import { policyCounterRows } from '../../dataplane/features/policy/counters.js';
+import type { PolicyShared } from '../../dataplane/features/policy/nodes.js';
 import { PolicyCompiler } from './compile.js';
 import { buildImage, ImageBuffer } from './image.js';
 import { EMPTY_POLICY_CONFIG, hasPolicy, type PolicyEndpoint } from './types.js';
@@ -97,6 +98,26 @@ export class PolicyProgrammer {
       flows: this.flows,
       describe: (c) => this.compiler.counterLabels[c] ?? `counter ${c}`,
     };
+  }
+
+  /** What workers attach (features/policy/nodes.ts attachPolicy). */
+  shared(): PolicyShared {
+    return { tables: this.tables.shared, flows: this.flows.shared };
+  }
+
+  /**
+   * A workload the daemon attached (or changed) outside the config file (`calitap workload add`):
+   * compiles it and publishes, so its traffic is policed (unknown senders are dropped).
+   */
+  setWorkload(ep: PolicyEndpoint): number {
+    this.compiler.setEndpoint(ep);
+    return this.publish(this.tables.enabled);
+  }
+
+  /** Forgets a workload (by `<namespace>/<name>`) and publishes. */
+  removeWorkload(key: string): number {
+    this.compiler.removeEndpoint(key);
+    return this.publish(this.tables.enabled);
   }
 
   /** Brings the dataplane to `cfg`'s policy (incrementally) and publishes. Returns the generation. */

@@ -24,8 +24,15 @@ import { ETH_HLEN } from '../../wire/ethernet.js';
 import { formatIp4 } from '../../../common/addr.js';
 import { IP4_MF, IP4_OFFMASK, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../../wire/ipv4.js';
 import { TCP_ACK_FLAG, TCP_SYN } from '../../wire/tcp.js';
-import { C_ACTIVE, C_ENABLED, C_SEQ, MAX_TRIES, type PolicyTables } from '../../tables/policy/tables.js';
-import type { PolicyFlowTable } from '../../tables/policy/flows.js';
+import {
+  C_ACTIVE,
+  C_ENABLED,
+  C_SEQ,
+  MAX_TRIES,
+  PolicyTables,
+  type PolicyTablesShared,
+} from '../../tables/policy/tables.js';
+import { PolicyFlowTable, type PolicyFlowShared } from '../../tables/policy/flows.js';
 import {
   PolicyEval,
   PolicyPacket,
@@ -336,6 +343,17 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
         `log: ${this.pol.describe?.(counter) ?? counter} ${formatIp4(pk.src)} -> ${formatIp4(pk.dst)}`,
       );
   }
+}
+
+/** What a worker needs to attach the policy tables (structured-cloneable: SharedArrayBuffers). */
+export interface PolicyShared {
+  tables: PolicyTablesShared;
+  flows: PolicyFlowShared;
+}
+
+/** Worker side: the PolicyEnv over tables the control thread created (PolicyProgrammer.shared()). */
+export function attachPolicy(shared: PolicyShared): PolicyEnv {
+  return { tables: PolicyTables.attach(shared.tables), flows: PolicyFlowTable.attach(shared.flows) };
 }
 
 /** Network policy: on when the dataplane has policy tables (the config has policy resources). */
