@@ -32,7 +32,13 @@ import {
   PolicyTables,
   type PolicyTablesShared,
 } from '../../tables/policy/tables.js';
-import { PolicyFlowTable, type PolicyFlowShared } from '../../tables/policy/flows.js';
+import {
+  ENTRY_WORDS,
+  FL_REPLIED,
+  FLOW_SEEN,
+  PolicyFlowTable,
+  type PolicyFlowShared,
+} from '../../tables/policy/flows.js';
 import {
   PolicyEval,
   PolicyPacket,
@@ -115,10 +121,20 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
   private lastSrc = 0;
   private lastDst = 0;
   private lastPorts = -1;
+  private lastPortsRev = -1;
   private lastProto = -1;
   private lastSlot = 0;
   private lastCtl = 0;
   private lastReply = false;
+  /** lastSlot * ENTRY_WORDS */
+  private lastEntry = 0;
+  /** the last flow has nothing pending (first reply recorded): the fast path may take it */
+  private lastCleanFwd = false;
+  private lastCleanRev = false;
+  /** this.now in whole seconds (the flow table's clock) */
+  private nowSec = 0;
+  /** the flow table's words */
+  private readonly fw: Int32Array;
 
   constructor(
     private readonly env: DataplaneEnv,
@@ -127,6 +143,7 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
     super();
     this.tables = pol.tables;
     this.flows = pol.flows;
+    this.fw = pol.flows.words;
     this.ctl = pol.tables.ctl;
     this.banks = pol.tables.banks;
     this.ev = new PolicyEval(this);
@@ -134,11 +151,50 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
 
   override tick(_b: Batch, now: number): void {
     this.now = now;
+    this.nowSec = Math.floor(now) | 0;
     this.flows.expire(now, 4096);
   }
 
+  /**
+   * The fast path, small enough to be inlined into the edge that enters the arc: a TCP/UDP/SCTP
+   * packet of the flow the previous packet belonged to (bulk traffic comes in runs of one flow), in
+   * either direction, passes when that flow's entry has not changed since (its control word: no
+   * expiry or reuse) and the packet has nothing to record (no FIN or RST; the reply way only once
+   * the first reply is recorded). Everything else takes `check`.
+   */
   override pass(b: Batch, i: number): boolean {
-    if (this.ctl[C_ENABLED] === 0 || (b.flags[i] & PKT_LOCAL) !== 0) return true;
+    if (this.ctl[C_ENABLED] === 0) return true;
+    const u8 = b.u8;
+    const ip = b.off[i] + ETH_HLEN;
+    const proto = u8[ip + 9];
+    if (proto === this.lastProto && (u8[ip + 6] & 0x3f) === 0 && u8[ip + 7] === 0) {
+      const dv = b.dv;
+      const hl = (u8[ip] & 15) << 2;
+      const l4 = ip + hl;
+      const src = dv.getUint32(ip + 12);
+      const dst = dv.getUint32(ip + 16);
+      const ports = dv.getUint32(l4);
+      if (
+        ((src === this.lastSrc && dst === this.lastDst && ports === this.lastPorts && this.lastCleanFwd) ||
+          (src === this.lastDst &&
+            dst === this.lastSrc &&
+            ports === this.lastPortsRev &&
+            this.lastCleanRev)) &&
+        ((u8[ip + 2] << 8) | u8[ip + 3]) >= hl + (proto === IPPROTO_TCP ? 20 : 4) &&
+        (proto !== IPPROTO_TCP || (u8[l4 + 13] & 0x05) === 0) &&
+        Atomics.load(this.fw, this.lastEntry) === this.lastCtl
+      ) {
+        if (this.fw[this.lastEntry + FLOW_SEEN] !== this.nowSec)
+          this.fw[this.lastEntry + FLOW_SEEN] = this.nowSec;
+        return true;
+      }
+    }
+    return this.check(b, i);
+  }
+
+  /** Every packet the fast path did not take. */
+  private check(b: Batch, i: number): boolean {
+    if ((b.flags[i] & PKT_LOCAL) !== 0) return true;
     const u8 = b.u8;
     const ip = b.off[i] + ETH_HLEN;
     const proto = u8[ip + 9];
@@ -199,7 +255,7 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
     }
     if (icmpKind !== ICMP_ERROR) {
       const flows = this.flows;
-      const ports = (ks << 16) | kd;
+      const ports = ((ks << 16) | kd) >>> 0;
       let slot: number;
       let reply: boolean;
       // the flow of the previous packet (bulk traffic comes in runs of one flow): still the same
@@ -217,11 +273,15 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
         slot = flows.lookup(proto, src, dst, ks, kd);
         reply = flows.reply;
         if (slot >= 0) {
+          this.lastCleanFwd = false;
+          this.lastCleanRev = false;
           this.lastSrc = src;
           this.lastDst = dst;
           this.lastPorts = ports;
+          this.lastPortsRev = ((kd << 16) | ks) >>> 0;
           this.lastProto = proto;
           this.lastSlot = slot;
+          this.lastEntry = slot * ENTRY_WORDS;
           this.lastCtl = flows.hitCtl;
           this.lastReply = reply;
         }
@@ -229,6 +289,14 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
       // a query going the reply way is a new exchange from the other side, not a reply
       if (slot >= 0 && !(reply && icmpKind === ICMP_QUERY)) {
         flows.touch(slot, this.now, reply, tcpFlags);
+        // the fast path may take this flow's next packets when they have nothing to record but FIN /
+        // RST (port protocols only): the opener's way always, the reply way once the first reply
+        // went by
+        if (slot === this.lastSlot && icmpKind === ICMP_OTHER && ks !== 0) {
+          const replied = (flows.flags(slot) & FL_REPLIED) !== 0;
+          this.lastCleanFwd = !reply || replied;
+          this.lastCleanRev = reply || replied;
+        }
         if ((frag & IP4_MF) !== 0) this.frags.remember(src, dst, proto, ipId, this.now);
         return true;
       }

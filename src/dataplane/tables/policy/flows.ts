@@ -19,6 +19,8 @@ const E_IPA = 2;
 const E_IPB = 3;
 const E_PORTS = 4; // portA << 16 | portB
 const E_SEEN = 5; // seconds
+/** the word of an entry holding its last-seen second (ip4-policy's fast path refreshes it) */
+export const FLOW_SEEN = E_SEEN;
 export const ENTRY_WORDS = 8;
 
 const S_EMPTY = 0;
@@ -63,6 +65,8 @@ export interface PolicyFlowShared {
 
 export class PolicyFlowTable {
   readonly capacity: number;
+  /** the entries (ENTRY_WORDS each); readers other than this class only refresh FLOW_SEEN */
+  readonly words: Int32Array;
   private readonly w: Int32Array;
   private readonly ctl: Int32Array;
   private readonly mask: number;
@@ -76,6 +80,7 @@ export class PolicyFlowTable {
     this.capacity = shared.capacity;
     this.mask = shared.capacity - 1;
     this.w = new Int32Array(shared.sab);
+    this.words = this.w;
     this.ctl = new Int32Array(shared.ctl);
     this.seed = shared.seed | 0;
   }
