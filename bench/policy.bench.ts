@@ -157,7 +157,7 @@ function timeIt(seconds: number, fn: () => void, inner = 1): number {
  * time is what the control thread spends; on a shared machine the wall time also counts waiting.
  */
 function controlTime(n: number, fn: () => void): { wallMs: number; cpuMs: number } {
-  for (let k = 0; k < 5; k++) fn();
+  for (let k = 0; k < 20; k++) fn(); // warm-up (JIT)
   const walls: number[] = [];
   const c0 = process.cpuUsage();
   for (let k = 0; k < n; k++) {

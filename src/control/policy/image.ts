@@ -137,16 +137,23 @@ export function buildImage(c: PolicyCompiler, out: ImageBuffer): Int32Array {
     out.buf[e + EP_PROG + 1] = -1;
     if (st === null) continue;
     out.buf[e + EP_FLAGS] = EPF_USED | (st.local ? EPF_LOCAL : 0);
-    const ports = st.ep.ports.filter((p) => c.portNameId(p.name) >= 0);
-    if (ports.length > 0) {
-      const at = out.reserve(3 * ports.length);
-      ports.forEach((p, k) => {
-        out.buf[at + 3 * k] = c.portNameId(p.name);
-        out.buf[at + 3 * k + 1] = p.protocol;
-        out.buf[at + 3 * k + 2] = p.port;
-      });
+    // named ports some rule names (no array per endpoint: this runs for every endpoint)
+    const eps = st.ep.ports;
+    let named = 0;
+    for (let k = 0; k < eps.length; k++) if (c.portNameId(eps[k].name) >= 0) named++;
+    if (named > 0) {
+      const at = out.reserve(3 * named);
+      let j = at;
+      for (let k = 0; k < eps.length; k++) {
+        const id = c.portNameId(eps[k].name);
+        if (id < 0) continue;
+        out.buf[j] = id;
+        out.buf[j + 1] = eps[k].protocol;
+        out.buf[j + 2] = eps[k].port;
+        j += 3;
+      }
       out.buf[e + EP_PORTS] = at;
-      out.buf[e + EP_NPORTS] = ports.length;
+      out.buf[e + EP_NPORTS] = named;
     }
     if (!st.local) continue;
     for (let d = 0; d < 2; d++) {
