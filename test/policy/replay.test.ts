@@ -18,6 +18,7 @@ import { ping, udp } from '../dataplane/frames.js';
 import {
   API,
   baseYaml,
+  POLICY_YAML,
   DB,
   GW_MAC,
   NODE_B_MAC,
@@ -32,66 +33,6 @@ import {
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PY = '/usr/bin/python3';
 const haveScapy = spawnSync(PY, ['-c', 'import scapy.all'], { stdio: 'ignore' }).status === 0;
-
-export const POLICY_YAML = `
----
-apiVersion: projectcalico.org/v3
-kind: Tier
-metadata: { name: security }
-spec: { order: 100 }
----
-# security tier: data-team namespaces never reach the database; everything else goes on (Pass)
-apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata: { name: data-not-to-db }
-spec:
-  tier: security
-  order: 1
-  selector: role == 'db'
-  types: [Ingress]
-  ingress:
-    - action: Deny
-      source: { namespaceSelector: team == 'data' }
-    - action: Pass
----
-apiVersion: projectcalico.org/v3
-kind: NetworkPolicy
-metadata: { name: db-from-api, namespace: shop }
-spec:
-  selector: role == 'db'
-  ingress:
-    - action: Allow
-      protocol: TCP
-      source: { selector: role == 'api' }
-      destination: { ports: [5432] }
----
-apiVersion: projectcalico.org/v3
-kind: NetworkPolicy
-metadata: { name: api-from-web, namespace: shop }
-spec:
-  selector: role == 'api'
-  order: 10
-  ingress:
-    - action: Log
-      protocol: TCP
-    - action: Allow
-      protocol: TCP
-      source: { selector: role == 'web' }
-      destination: { ports: [http] }
----
-# the namespace's profile: web takes TCP 80 from anywhere, nothing else; anything may leave
-apiVersion: projectcalico.org/v3
-kind: Profile
-metadata: { name: kns.shop }
-spec:
-  ingress:
-    - action: Allow
-      protocol: TCP
-      destination: { ports: [80] }
-    - action: Deny
-  egress:
-    - action: Allow
-`;
 
 interface Frame {
   port: string;
