@@ -7,7 +7,6 @@
 // stays in force.
 import { CalitapError } from '../../common/errors.js';
 import { formatIp4 } from '../../common/addr.js';
-import type { ClusterConfig, WorkloadEndpoint } from '../config/types.js';
 import type { CounterRow } from '../../dataplane/graph/counters.js';
 import type { DataplaneEnv, PolicyEnv } from '../../dataplane/graph/env.js';
 import { PolicyTables, type PolicyLogRecord } from '../../dataplane/tables/policy/tables.js';
@@ -16,7 +15,13 @@ import { policyCounterRows } from '../../dataplane/features/policy/counters.js';
 import type { PolicyShared } from '../../dataplane/features/policy/nodes.js';
 import { PolicyCompiler } from './compile.js';
 import { buildImage, ImageBuffer } from './image.js';
-import { EMPTY_POLICY_CONFIG, hasPolicy, type PolicyEndpoint } from './types.js';
+import {
+  EMPTY_POLICY_CONFIG,
+  hasPolicy,
+  type PolicyEndpoint,
+  type PolicySource,
+  type PolicyWorkload,
+} from './types.js';
 
 export interface PolicyProgrammerOptions {
   /** Int32 words per bank (default 8 Mi: 32 MiB, committed only as used) */
@@ -43,7 +48,7 @@ export interface PolicyLogLine {
 }
 
 /** The compiler's view of a WorkloadEndpoint from the config. */
-export function policyEndpoint(e: WorkloadEndpoint): PolicyEndpoint {
+export function policyEndpoint(e: PolicyWorkload): PolicyEndpoint {
   return {
     key: `${e.namespace}/${e.name}`,
     namespace: e.namespace,
@@ -79,7 +84,7 @@ export class PolicyProgrammer {
    * them). Returns null when policy is off.
    */
   static attach(
-    cfg: ClusterConfig,
+    cfg: PolicySource,
     node: string,
     env: DataplaneEnv,
     opts: PolicyProgrammerOptions = {},
@@ -121,7 +126,7 @@ export class PolicyProgrammer {
   }
 
   /** Brings the dataplane to `cfg`'s policy (incrementally) and publishes. Returns the generation. */
-  program(cfg: ClusterConfig): number {
+  program(cfg: PolicySource): number {
     this.compiler.sync(cfg.policy ?? EMPTY_POLICY_CONFIG, cfg.endpoints.map(policyEndpoint));
     return this.publish(hasPolicy(cfg.policy));
   }

@@ -135,6 +135,26 @@ export interface PolicyEndpoint {
   readonly ports: readonly EndpointPort[];
 }
 
+/**
+ * A workload endpoint as the configuration holds it (config/types.ts WorkloadEndpoint has these
+ * fields; restated here so that control/policy does not depend on control/config).
+ */
+export interface PolicyWorkload {
+  readonly name: string;
+  readonly namespace: string;
+  readonly node: string;
+  readonly ipNetworks: readonly Prefix4[];
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly profiles?: readonly string[];
+  readonly ports?: readonly EndpointPort[];
+}
+
+/** What the policy programmer reads of a configuration (config/types.ts ClusterConfig has it). */
+export interface PolicySource {
+  readonly policy?: PolicyConfig;
+  readonly endpoints: readonly PolicyWorkload[];
+}
+
 export const DEFAULT_TIER = 'default';
 /** The default tier's order when no Tier resource names it (Calico's DefaultTierOrder). */
 export const DEFAULT_TIER_ORDER = 1_000_000;
