@@ -63,6 +63,10 @@ export const ERROR_CODES = {
     'TableError',
     'the neighbour table has no free entry (routes refused until some are freed)',
   ),
+  'policy-table-full': code(
+    'TableError',
+    'the compiled policy does not fit the policy table (the policy in force stays)',
+  ),
   // workloads
   'workload-exists': code('WorkloadError', 'a workload with this name (or its port) is already attached'),
   'no-workload': code('WorkloadError', 'no workload has this name'),

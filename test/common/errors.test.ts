@@ -44,6 +44,7 @@ const STABLE_CODES: [ErrorCode, string][] = [
   ['tools-missing', 'DeviceError'],
   ['adjacency-table-full', 'TableError'],
   ['neighbor-table-full', 'TableError'],
+  ['policy-table-full', 'TableError'],
   ['workload-exists', 'WorkloadError'],
   ['no-workload', 'WorkloadError'],
   ['no-daemon', 'ControlApiError'],

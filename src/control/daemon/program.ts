@@ -20,6 +20,7 @@ import type { ClusterConfig, Uplink } from '../config/types.js';
 import { compileRoutes, felixFor, localNode, tunnelMtu, type RouteSpec } from '../config/compile.js';
 import { UDP_NEIGHBOR_MAC } from '../../dataplane/devices/udp-mode.js';
 import { randomInt } from 'node:crypto';
+import { PolicyProgrammer } from '../policy/programmer.js';
 
 export interface RouteRow {
   prefix: string;
@@ -85,6 +86,8 @@ export class Programmer {
   readonly specs: (PortSpec | null)[];
   /** see ProgrammerOptions.uplinkL2 */
   private readonly uplinkL2: boolean;
+  /** network policy (control/policy/programmer.ts); null when the config has none */
+  readonly policy: PolicyProgrammer | null;
 
   /** the configuration routes are resolved against; replaced by setConfig() on live changes */
   get cfg(): ClusterConfig {
@@ -196,6 +199,9 @@ export class Programmer {
       if (opts.remoteBlocksFromConfig === false && r.node !== undefined && r.node !== nodeName) continue;
       this.install(r);
     }
+    this.policy = PolicyProgrammer.attach(cfg, nodeName, this.env, {
+      seed: opts.natSeed ?? randomInt(0x7fffffff),
+    });
   }
 
   /**
