@@ -19,7 +19,7 @@ import { loadConfigFile } from '../config/load.js';
 import { felixFor, localNode, sameSubnet } from '../config/compile.js';
 import type { ClusterConfig } from '../config/types.js';
 import { Programmer } from './program.js';
-import { WorkloadManager, netnsPath, type Attached } from './workloads.js';
+import { WorkloadManager, netnsPath, probeTapOffload, type Attached } from './workloads.js';
 import { startApiServer, type ApiServer } from './api.js';
 import { CalitapError, ConfigError } from '../../common/errors.js';
 import { formatIp4, formatPrefix4 } from '../../common/addr.js';
@@ -48,7 +48,12 @@ export interface DaemonOptions {
   bgp?: boolean;
   /** 'packet' (default): AF_PACKET uplink; 'udp': VXLAN over kernel UDP sockets (no CAP_NET_RAW) */
   uplink?: UplinkMode;
-  /** workload TAPs with IFF_VNET_HDR + TSO offloads (GSO super-frames through the dataplane) */
+  /**
+   * workload TAPs with IFF_VNET_HDR + TSO offloads (GSO super-frames through the dataplane); default
+   * true. false (`--no-offload`) keeps plain TAPs; chosen automatically when TUNSETOFFLOAD refuses.
+   */
+  offload?: boolean;
+  /** accepted for compatibility (the old `--tap-offload`): offloads are on unless `offload` is false */
   tapOffload?: boolean;
 }
 
@@ -134,6 +139,8 @@ export class Daemon {
   readonly prog: Programmer;
   readonly workloads: WorkloadManager;
   private readonly slots: WorkerSlot[] = [];
+  /** workload TAPs run with offloads (asked for, and TUNSETOFFLOAD accepted them) */
+  private readonly offload: boolean;
   private readonly quietFds: number[] = [];
   private api: ApiServer | null = null;
   private metrics: http.Server | null = null;
@@ -176,10 +183,19 @@ export class Daemon {
     for (const w of udpWarnings) this.log.warn(w);
     for (const i of cfg.ignored) this.log.info({ kind: i.kind, name: i.name }, `ignored: ${i.reason}`);
     const n = opts.workers ?? os.availableParallelism();
-    this.workloads = new WorkloadManager(this.prog, opts.node, opts.stateFile, n, opts.tapOffload === true);
+    this.offload = opts.offload !== false && this.offloadProbe();
+    this.workloads = new WorkloadManager(this.prog, opts.node, opts.stateFile, n, this.offload);
     for (const w of this.workloads.restore()) this.log.warn(w);
     if (this.uplinkMode === 'udp') this.openUdpUplink(n);
     else this.openUplink(n, uplink.interfaceName);
+  }
+
+  /** Whether this kernel takes TAP offloads; logs one line when it refuses (plain TAPs then). */
+  private offloadProbe(): boolean {
+    const why = probeTapOffload();
+    if (why === null) return true;
+    this.log.warn({ reason: why }, 'TAP offloads refused: running plain TAPs (as with --no-offload)');
+    return false;
   }
 
   private addSlot(k: number, uplinkFd: number): void {
@@ -302,7 +318,7 @@ export class Daemon {
       idleMs: 100,
       uplinkVnetHdr: this.uplinkMode === 'packet',
       uplinkMode: this.uplinkMode,
-      tapOffload: this.opts.tapOffload === true,
+      tapOffload: this.offload,
       testHooks: process.env.CALITAP_TEST_HOOKS === '1',
     };
     const w = new Worker(new URL('../../dataplane/live/worker.js', import.meta.url), {
