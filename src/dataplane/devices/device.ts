@@ -104,10 +104,13 @@ export class PortOutput extends GraphNode {
       drop('error'),
       // a device failed on write (counted once per flush): reported to the control thread
       event('write-error'),
+      // a tunnel super-frame the device segmented natively at write time (tunnel-seg.ts)
+      event('tunnel-segmented'),
     ],
   };
 }
 const PO_WRITE_ERROR = 3;
+const PO_TUNNEL_SEGMENTED = 4;
 
 export type DeviceOp = 'read' | 'write';
 
@@ -204,6 +207,12 @@ export class DeviceContext {
     this.ports.txDropped[r][p] += frames;
     const o = this.output;
     o.c[o.base + r] += frames;
+  }
+
+  /** A tunnel super-frame a device segmented itself (counted once per super-frame). */
+  tunnelSegmented(): void {
+    const o = this.output;
+    o.c[o.base + PO_TUNNEL_SEGMENTED]++;
   }
 
   /** A read failed with errno: counted, the device marked failed and reported. */

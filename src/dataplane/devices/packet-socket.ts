@@ -47,7 +47,10 @@ export class PacketSocketDevice extends FdDevice implements SegmentQueue {
     const seg = this.seg;
     if (seg !== null && (b.flags[i] & PKT_GSO) !== 0) {
       const r = seg.segment(b, i, this);
-      if (r > 0) return;
+      if (r > 0) {
+        this.ctx.tunnelSegmented();
+        return;
+      }
       if (r < 0) {
         this.ctx.refused(this.port, TX_REFUSED, 1);
         return;
