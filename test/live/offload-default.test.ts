@@ -47,12 +47,14 @@ function labSuite(
   mode: LabMode,
   hosts: number,
   body: (l: () => Lab, w: () => W[]) => void,
+  uplink?: 'udp',
 ): void {
-  describe.skipIf(!isRoot())(`default flags, pool ${mode} (requires root: network namespaces)`, () => {
+  const what = `default flags${uplink ? ' but --uplink udp' : ''}, pool ${mode}`;
+  describe.skipIf(!isRoot())(`${what} (requires root: network namespaces)`, () => {
     let lab: Lab;
     const ws: W[] = [];
     beforeAll(async () => {
-      lab = Lab.create({ prefix: prefix(tag), mode, hosts, workers: 2 });
+      lab = Lab.create({ prefix: prefix(tag), mode, hosts, workers: 2, uplink });
       for (let k = 1; k <= hosts; k++) await lab.start(k);
       ws.push(await lab.addWorkload(1));
       for (let k = 1; k <= hosts; k++) ws.push(await lab.addWorkload(k));
@@ -119,3 +121,19 @@ labSuite('oc', 'vxlan-crosssubnet', 3, (_lab, ws) => {
     await both(ws()[3], ws()[0], 7402, 13);
   });
 });
+
+labSuite(
+  'ou',
+  'vxlan',
+  2,
+  (lab, ws) => {
+    it('VXLAN over the udp uplink: 1 MB each way intact, super-frames sent with UDP GSO', async () => {
+      const before = await counters(lab(), 1);
+      await both(ws()[2], ws()[0], 7501, 15);
+      const d = delta(before, await counters(lab(), 1));
+      expect(d['port-output: tunnel-segmented'] ?? 0).toBeGreaterThan(0);
+      expect(d['ip4-rewrite: gso-segmented'] ?? 0).toBe(0);
+    });
+  },
+  'udp',
+);

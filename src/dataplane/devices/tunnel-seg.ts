@@ -37,6 +37,14 @@ export interface SegmentQueue {
   flushQueue(): void;
 }
 
+/** What the udp uplink gives the segmenter: its queue of UDP_SEGMENT sends. */
+export interface GsoQueue {
+  /** queues the datagrams at [off, off + len), cut every gsoSize bytes (0: one datagram), to dst */
+  pushGso(off: number, len: number, gsoSize: number, dst: number): void;
+  room(): number;
+  flushQueue(): void;
+}
+
 export class TunnelSegmenter {
   private readonly outOffs = new Uint32Array(TUNNEL_SCRATCH_SEGS);
   private readonly outLens = new Uint32Array(TUNNEL_SCRATCH_SEGS);
@@ -131,6 +139,56 @@ export class TunnelSegmenter {
         q.push(outOffs[k], this.outLens[k]);
       }
       this.cursor += (n - 1) * stride;
+      return 1;
+    }
+    return -1;
+  }
+
+  /**
+   * The udp uplink (UDP GSO): packet i is a VXLAN super-frame (outer Ethernet/IPv4/UDP/VXLAN written
+   * once by vxlan4-encap); its inner frame is cut natively into segments laid back to back in
+   * scratch, each behind a copy of the 8-byte VXLAN header, so that every datagram but the last has
+   * the same size; they are queued as UDP_SEGMENT sends of at most UDP_MAX_SEGMENTS datagrams and
+   * UDP_MAX_PAYLOAD bytes each (the kernel builds the outer IPv4/UDP headers and checksums).
+   * Returns 1 when queued, 0 when it is not a VXLAN super-frame, -1 when it cannot be segmented.
+   */
+  segmentUdpGso(b: Batch, i: number, q: GsoQueue): number {
+    const u8 = this.u8;
+    const off = b.off[i];
+    const ip = off + ETH;
+    if (u8[off + 12] !== 0x08 || u8[off + 13] !== 0x00 || u8[ip] !== 0x45 || u8[ip + 9] !== 17) return 0;
+    const dst = ((u8[ip + 16] << 24) | (u8[ip + 17] << 16) | (u8[ip + 18] << 8) | u8[ip + 19]) >>> 0;
+    const vx = off + ETH + 20 + 8;
+    const src = vx + 8;
+    const srcLen = b.len[i] - (VXLAN_OUTER - 8 + 8);
+    const tcp = src + ETH + ((u8[src + ETH] & 15) << 2);
+    // every datagram but the last: VXLAN header + inner Ethernet/IPv4/TCP headers + MSS bytes
+    const size = 8 + (tcp - src) + ((u8[tcp + 12] >>> 4) << 2) + b.gso[i];
+    const perSend = Math.min(io.UDP_MAX_SEGMENTS, Math.floor(io.UDP_MAX_PAYLOAD / size));
+    if (perSend < 1) return -1;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const room = Math.floor((this.end - this.cursor) / size);
+      const maxOut = Math.min(TUNNEL_SCRATCH_SEGS, room, q.room() * perSend);
+      const outOffs = this.outOffs;
+      for (let k = 0; k < maxOut; k++) outOffs[k] = this.cursor + k * size;
+      let n: number;
+      try {
+        n = io.segmentTcp4(u8, src, srcLen, b.gso[i], outOffs, this.outLens, maxOut, 8);
+      } catch {
+        return -1;
+      }
+      if (n === io.SEG_ERR_ROOM && attempt === 0) {
+        q.flushQueue();
+        continue;
+      }
+      if (n <= 0) return -1;
+      for (let k = 0; k < n; k++) u8.copyWithin(outOffs[k], vx, vx + 8);
+      for (let k = 0; k < n; k += perSend) {
+        const last = Math.min(n, k + perSend) - 1;
+        const len = outOffs[last] + this.outLens[last] - outOffs[k];
+        q.pushGso(outOffs[k], len, last > k ? size : 0, dst);
+      }
+      this.cursor += n * size;
       return 1;
     }
     return -1;

@@ -92,10 +92,11 @@ function main(init: WorkerInit): void {
   const afterRound = (): void => fib.quiescent(readerSlot);
   // ---- end of tables ----------------------------------------------------------------------------
 
-  // With offloads the packet uplink segments tunnel super-frames itself, into scratch after the slots
+  // With offloads the uplink (packet or udp) segments tunnel super-frames itself, into scratch after
+  // the batch's slots; then no TAP frame needs slots reserved for the graph's segmentation
   const slot = init.tapOffload ? GSO_SLOT_SIZE : SLOT_SIZE;
   const udpCounters = init.uplinkMode === 'udp' ? new UdpUplinkCounters() : null;
-  const tunnelSeg = init.tapOffload && udpCounters === null;
+  const tunnelSeg = init.tapOffload;
   const slots = init.batchSize * slot;
   const arena = new SharedArrayBuffer(slots + (tunnelSeg ? TUNNEL_SCRATCH_BYTES : 0));
   const batch = new Batch(init.batchSize, arena, 0, slot);
@@ -106,7 +107,8 @@ function main(init: WorkerInit): void {
     if (udpCounters !== null) {
       const { nodeIp, vxlanPort } = init.params;
       // the outer Ethernet header goes to the uplink's MAC (port 0's)
-      return new UdpDevice(spec.name, fd, b, ctx, udpCounters, nodeIp, vxlanPort, () => env.ports.ourMac);
+      const mac = (): Uint8Array => env.ports.ourMac;
+      return new UdpDevice(spec.name, fd, b, ctx, udpCounters, nodeIp, vxlanPort, mac, scratch);
     }
     return new PacketSocketDevice(spec.name, fd, b, ctx, {
       vnet: init.uplinkVnetHdr,
