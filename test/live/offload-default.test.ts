@@ -48,13 +48,15 @@ function labSuite(
   hosts: number,
   body: (l: () => Lab, w: () => W[]) => void,
   uplink?: 'udp',
+  daemonArgs?: string[],
 ): void {
-  const what = `default flags${uplink ? ' but --uplink udp' : ''}, pool ${mode}`;
+  const flags = [...(uplink ? ['--uplink udp'] : []), ...(daemonArgs ?? [])].join(' ');
+  const what = `${flags === '' ? 'default flags' : flags}, pool ${mode}`;
   describe.skipIf(!isRoot())(`${what} (requires root: network namespaces)`, () => {
     let lab: Lab;
     const ws: W[] = [];
     beforeAll(async () => {
-      lab = Lab.create({ prefix: prefix(tag), mode, hosts, workers: 2, uplink });
+      lab = Lab.create({ prefix: prefix(tag), mode, hosts, workers: 2, uplink, daemonArgs });
       for (let k = 1; k <= hosts; k++) await lab.start(k);
       ws.push(await lab.addWorkload(1));
       for (let k = 1; k <= hosts; k++) ws.push(await lab.addWorkload(k));
@@ -136,4 +138,22 @@ labSuite(
     });
   },
   'udp',
+);
+
+// --no-offload keeps the plain mode: no super-frames anywhere, the same bytes arrive
+labSuite(
+  'op',
+  'ipip',
+  2,
+  (lab, ws) => {
+    it('--no-offload, IPIP Always and same host: 1 MB each way intact, nothing segmented', async () => {
+      await both(ws()[2], ws()[0], 7601, 17);
+      await both(ws()[1], ws()[0], 7602, 19);
+      const c = await counters(lab(), 1);
+      expect(c.get('port-output: tunnel-segmented') ?? 0).toBe(0);
+      expect(c.get('ip4-rewrite: gso-segmented') ?? 0).toBe(0);
+    });
+  },
+  undefined,
+  ['--no-offload'],
 );
