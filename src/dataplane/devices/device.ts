@@ -29,7 +29,11 @@ export interface DeviceCaps {
   readonly vnetHdr: boolean;
   /** GSO super-frames it may deliver on receive and takes whole on transmit */
   readonly gso: readonly GsoKind[];
-  /** takes GSO super-frames inside a tunnel (UDP tunnel / IPIP GSO): none does yet */
+  /**
+   * takes TCP super-frames inside a tunnel (IPIP, VXLAN) whole and segments them at write time (the
+   * packet and udp uplinks with offloads: tunnel-seg.ts); the live owner copies it into
+   * PortTable.tunnelGso, which tells ip4-rewrite not to segment in the graph
+   */
   readonly tunnelGso: boolean;
 }
 
