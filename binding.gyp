@@ -15,7 +15,8 @@
               "native/sockets.c",
               "native/batch_io.c",
               "native/poll.c",
-              "native/offload.c"
+              "native/offload.c",
+              "native/gro.c"
             ],
             "defines": ["_GNU_SOURCE"],
             "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"]

@@ -30,7 +30,8 @@ NAPI_MODULE_INIT() {
   if (napi_create_object(env, &c) != napi_ok) return NULL;
   static const fn_entry fns[] = {{"errnoName", ErrnoName}};
   if (!export_fns(env, exports, fns, 1) || !tap_init(env, exports, c) || !sockets_init(env, exports, c) ||
-      !batch_init(env, exports, c) || !poll_init(env, exports, c) || !offload_init(env, exports, c))
+      !batch_init(env, exports, c) || !poll_init(env, exports, c) || !offload_init(env, exports, c) ||
+      !gro_init(env, exports, c)) // gro_init: GRO hook
     return NULL;
   if (napi_set_named_property(env, exports, "constants", c) != napi_ok) return NULL;
   return exports;

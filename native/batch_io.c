@@ -60,6 +60,7 @@ static bool is_drop_errno(int e) {
     if (drop_errnos[i] == e) return true;
   return false;
 }
+bool tx_drop_errno(int e) { return is_drop_errno(e); } // shared with gro.c (GRO hook)
 
 // Receive errors that are events, not a broken fd: a socket's pending asynchronous error (ENETDOWN
 // when a packet socket's interface went down; ICMP errors on a connected UDP/raw socket; memory

@@ -110,6 +110,9 @@ bool sockets_init(napi_env env, napi_value exports, napi_value constants); // so
 bool batch_init(napi_env env, napi_value exports, napi_value constants);   // batch_io.c
 bool poll_init(napi_env env, napi_value exports, napi_value constants);    // poll.c
 bool offload_init(napi_env env, napi_value exports, napi_value constants); // offload.c
+bool gro_init(napi_env env, napi_value exports, napi_value constants);     // gro.c (GRO hook)
+// errnos that refuse one frame and let a batch go on (batch_io.c; gro.c shares it: GRO hook)
+bool tx_drop_errno(int e);
 
 // netns.c: open("/dev/net/tun") with the calling thread in the network namespace at `netns`;
 // returns the fd, or -1 with *err / *sys set. Aborts the process if the thread cannot go back.

@@ -3,7 +3,7 @@
 # traffic generators). Idempotent: installs only what is missing. Needs root; when not root it says
 # which packages are missing and exits 0, and the tests that need them skip and say so.
 set -euo pipefail
-PKGS=(iproute2 iputils-ping tcpdump tshark python3-scapy iperf3 netcat-openbsd bird2 gobgpd frr procps)
+PKGS=(iproute2 iputils-ping tcpdump tshark python3-scapy iperf3 netcat-openbsd bird2 gobgpd frr procps etcd-server etcd-client)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -13,12 +13,24 @@ function table(headers: string[], rows: string[][]): string {
 }
 
 export async function cmdStatus(socket: string, json: boolean, print: (s: string) => void): Promise<void> {
-  const st = (await callApi(socket, 'status')) as { node: string; peers: PeerStatusRow[] };
+  const st = (await callApi(socket, 'status')) as {
+    node: string;
+    peers: PeerStatusRow[];
+    datastore?: { type: string; name: string; connected: boolean; lastError?: string };
+  };
   if (json) {
-    print(JSON.stringify({ peers: st.peers }));
+    print(JSON.stringify(st.datastore ? { peers: st.peers, datastore: st.datastore } : { peers: st.peers }));
     return;
   }
-  print(`calitap process is running (node ${st.node}).\n\nIPv4 BGP status`);
+  print(`calitap process is running (node ${st.node}).`);
+  if (st.datastore) {
+    const ds = st.datastore;
+    const state = ds.connected
+      ? 'connected'
+      : `DOWN (${ds.lastError ?? 'unreachable'}); forwarding unchanged`;
+    print(`Datastore: ${ds.type} ${ds.name}: ${state}`);
+  }
+  print('\nIPv4 BGP status');
   if (st.peers.length === 0) print('No IPv4 peers found.');
   else {
     print(

@@ -9,6 +9,8 @@ import { runDemo } from './demo.js';
 import { runBench } from './bench.js';
 import { cmdRoutes, cmdStats, cmdStatus, cmdWorkload } from './control.js';
 import { DEFAULT_SOCKET } from '../control/daemon/api.js';
+import { registerResourceCommands } from './resources.js';
+import { chooseDatastore } from '../control/datastore/open.js';
 
 function out(s: string): void {
   process.stdout.write(s + '\n');
@@ -45,7 +47,10 @@ export function buildProgram(): Command {
   program
     .command('run')
     .description('run the daemon: dataplane workers + control plane (BGP, workloads, control API)')
-    .requiredOption('--config <file>', 'Calico v3 resources + calitap Uplink (YAML)')
+    .option('--config <file>', 'the file datastore: Calico v3 resources + calitap Uplink (YAML)')
+    .option('--datastore <type>', 'etcdv3 or file (default: DATASTORE_TYPE, or file with --config)')
+    .option('--etcd-endpoints <urls>', 'etcd endpoints, comma-separated (default: ETCD_ENDPOINTS)')
+    .option('--ip <addr>', "this node's IPv4 address[/len] for the datastore (default: IP, else autodetect)")
     .requiredOption('--node <name>', 'the node to act as')
     .option('--socket <path>', 'control API socket', DEFAULT_SOCKET)
     .option('--state <file>', 'workload state file', '/var/lib/calitap/workloads.json')
@@ -65,9 +70,12 @@ export function buildProgram(): Command {
     .action(async (o) => {
       if (o.uplink !== 'packet' && o.uplink !== 'udp')
         throw new UsageError(`--uplink ${o.uplink}: expected packet or udp`);
-      const { runDaemon } = await import('../control/daemon/daemon.js');
-      await runDaemon({
-        config: o.config,
+      const choice = chooseDatastore(o);
+      const { runLiveDaemon } = await import('../control/daemon/live-config.js');
+      await runLiveDaemon({
+        choice,
+        ip: o.ip,
+        config: o.config ?? '',
         node: o.node,
         socket: o.socket,
         stateFile: o.state,
@@ -97,9 +105,17 @@ export function buildProgram(): Command {
     .requiredOption('--netns <ns>', 'network namespace (name under /var/run/netns, or a path)')
     .option('--ip <ip>', 'address (default: next free in this node’s blocks)')
     .option('--mac <mac>', 'MAC of eth0 (default: the kernel’s)')
+    .option('--namespace <ns>', 'the WorkloadEndpoint’s namespace (datastore mode)')
+    .option('--label <k=v>', 'a WorkloadEndpoint label (repeatable; datastore mode)', collect, [])
     .option('--socket <path>', 'control API socket', DEFAULT_SOCKET)
     .action((o) =>
-      cmdWorkload(o.socket, 'add', { name: o.name, netns: o.netns, ip: o.ip, mac: o.mac }, true, out),
+      cmdWorkload(
+        o.socket,
+        'add',
+        { name: o.name, netns: o.netns, ip: o.ip, mac: o.mac, namespace: o.namespace, labels: o.label },
+        true,
+        out,
+      ),
     );
   wl.command('del')
     .requiredOption('--name <name>', 'workload name')
@@ -117,6 +133,7 @@ export function buildProgram(): Command {
     .argument('[names...]', 'benches to run (default: every in-memory one; live and bgp need root)')
     .option('--quick', 'short runs')
     .action((names: string[], o: { quick?: boolean }) => runBench(names, { quick: o.quick === true }));
+  registerResourceCommands(program, out);
   program
     .command('demo')
     .description('as root: a live 3-host cluster in network namespaces; otherwise the replay demo')

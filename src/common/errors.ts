@@ -35,10 +35,13 @@ export const ERROR_CODES = {
   'datastore-conflict': code('DatastoreError', 'a write lost a compare-and-swap (someone else changed it)'),
   'datastore-not-found': code('DatastoreError', 'the resource to change or delete does not exist'),
   'datastore-invalid': code('DatastoreError', 'the datastore holds or was given something it cannot store'),
+  'datastore-exists': code('DatastoreError', 'the resource or key to create exists already'),
+  'datastore-compacted': code('DatastoreError', 'a watch asked for a revision the datastore has compacted'),
   // IPAM
-  'ipam-exhausted': code('IpamError', "no free address is left in the node's affine blocks"),
+  'ipam-exhausted': code('IpamError', "no free address is left in the node's affine blocks (or the pools)"),
   'ip-in-use': code('IpamError', 'the requested address is already used by a workload'),
   'ip-outside-pools': code('IpamError', 'the requested address is outside every IP pool'),
+  'ipam-conflict': code('IpamError', 'IPAM lost too many compare-and-swap races in a row and gave up'),
   // BGP speaker
   'bgp-invalid': code('BgpSpeakerError', 'a BGP speaker or peer option is invalid'),
   'bgp-listen': code('BgpSpeakerError', 'the BGP listener cannot bind its address and port'),
@@ -51,6 +54,19 @@ export const ERROR_CODES = {
   'ip-command': code('DeviceError', 'an iproute2 command (`ip ...`) failed or printed something unreadable'),
   'command-failed': code('DeviceError', 'another system command failed'),
   'tools-missing': code('DeviceError', 'system tools a command needs (ping, iperf3, ...) are not installed'),
+  // the shared dataplane tables (programmed by the control thread)
+  'adjacency-table-full': code(
+    'TableError',
+    'the adjacency table has no free entry (routes refused until some are freed)',
+  ),
+  'neighbor-table-full': code(
+    'TableError',
+    'the neighbour table has no free entry (routes refused until some are freed)',
+  ),
+  'policy-table-full': code(
+    'TableError',
+    'the compiled policy does not fit the policy table (the policy in force stays)',
+  ),
   // workloads
   'workload-exists': code('WorkloadError', 'a workload with this name (or its port) is already attached'),
   'no-workload': code('WorkloadError', 'no workload has this name'),
@@ -158,6 +174,14 @@ export class BgpSpeakerError extends CalitapError {
   constructor(code: CodesOf<'BgpSpeakerError'>, message: string, options?: CalitapErrorOptions) {
     super(code, message, options);
     this.name = 'BgpSpeakerError';
+  }
+}
+
+/** A shared dataplane table refused an entry (nothing was changed; it accepts again once entries free). */
+export class TableError extends CalitapError {
+  constructor(code: CodesOf<'TableError'>, message: string, options?: CalitapErrorOptions) {
+    super(code, message, options);
+    this.name = 'TableError';
   }
 }
 

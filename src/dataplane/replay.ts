@@ -17,6 +17,7 @@ import { DeviceContext } from './devices/device.js';
 import { Driver } from './devices/driver.js';
 import { UsageError } from '../common/errors.js';
 import { DATAPLANE_FEATURES } from './features/index.js';
+import { policyCounterRows } from './features/policy/counters.js';
 
 export interface ReplayInput {
   port: string;
@@ -111,8 +112,13 @@ export function replay(env: DataplaneEnv, opts: ReplayOptions): ReplayResult {
         txPackets: pc.txPackets[p],
         txBytes: pc.txBytes[p],
       })),
-      // replay's own counters first, then the graph's in registration order
-      counters: [...rows.filter((r) => r.node === rc.name), ...rows.filter((r) => r.node !== rc.name)],
+      // replay's own counters first, then the graph's in registration order, then policy denies
+      // per endpoint, direction and cause
+      counters: [
+        ...rows.filter((r) => r.node === rc.name),
+        ...rows.filter((r) => r.node !== rc.name),
+        ...policyCounterRows(env.policy),
+      ],
       outputs,
     };
   } finally {

@@ -37,7 +37,15 @@ export interface LabOptions {
   daemonEnv?: Record<string, string>;
   /** the daemons' `--uplink` (default: calitap's default, packet) */
   uplink?: 'packet' | 'udp';
+  /**
+   * etcd datastore instead of the config file: the daemons run with `--datastore etcdv3` against an
+   * etcd the lab starts in the router namespace (startEtcd), listening on 10.0.0.254:2379
+   */
+  etcd?: boolean;
 }
+
+/** The lab's etcd (router namespace, reachable from every host). */
+export const LAB_ETCD_URL = 'http://10.0.0.254:2379';
 
 export interface LabHost {
   index: number;
@@ -226,18 +234,9 @@ export class Lab {
    */
   async start(k: number, timeoutMs = 20_000, uplink = this.o.uplink): Promise<void> {
     const h = this.hosts[k - 1];
-    const args = [
-      'netns',
-      'exec',
-      h.ns,
-      process.execPath,
-      CLI,
-      'run',
-      '--config',
-      this.config,
-      '--node',
-      h.node,
-    ];
+    const args = ['netns', 'exec', h.ns, process.execPath, CLI, 'run', '--node', h.node];
+    if (this.o.etcd) args.push('--datastore', 'etcdv3', '--etcd-endpoints', LAB_ETCD_URL);
+    else args.push('--config', this.config);
     args.push('--socket', h.socket, '--state', h.state, '--workers', String(this.o.workers ?? 1));
     args.push(...(this.o.daemonArgs ?? []));
     if (!this.o.bgp) args.push('--no-bgp');
@@ -282,12 +281,87 @@ export class Lab {
   }
 
   /** Creates a workload namespace on host k and attaches it; returns its namespace and address. */
-  async addWorkload(k: number, ip?: string): Promise<{ ns: string; ip: string; name: string }> {
+  async addWorkload(
+    k: number,
+    ip?: string,
+    timeoutMs?: number,
+  ): Promise<{ ns: string; ip: string; name: string }> {
     const h = this.hosts[k - 1];
     const name = `w${++this.workloadCount}`;
     const ns = this.ns(`h${k}${name}`);
-    const res = (await callApi(h.socket, 'workload.add', { name, netns: ns, ip })) as { ip: string };
+    const res = (await callApi(h.socket, 'workload.add', { name, netns: ns, ip }, timeoutMs)) as {
+      ip: string;
+    };
     return { ns, ip: res.ip, name };
+  }
+
+  private etcdProc: ChildProcess | null = null;
+
+  /** Starts (or restarts, same data) etcd in the router namespace and waits until it is healthy. */
+  async startEtcd(timeoutMs = 20_000): Promise<void> {
+    const r = `${this.o.prefix}r`;
+    const data = path.join(this.dir, 'etcd');
+    const log = fs.openSync(path.join(this.dir, 'etcd.log'), 'a');
+    this.etcdProc = spawn(
+      'ip',
+      [
+        ...['netns', 'exec', r, 'etcd', '--name', 'lab', '--data-dir', data],
+        ...['--listen-client-urls', LAB_ETCD_URL, '--advertise-client-urls', LAB_ETCD_URL],
+        ...[
+          '--listen-peer-urls',
+          'http://127.0.0.1:2380',
+          '--initial-advertise-peer-urls',
+          'http://127.0.0.1:2380',
+        ],
+        ...['--initial-cluster', 'lab=http://127.0.0.1:2380', '--logger', 'zap', '--log-outputs', 'stderr'],
+      ],
+      { stdio: ['ignore', log, log] },
+    );
+    fs.closeSync(log);
+    const deadline = Date.now() + timeoutMs;
+    while (!this.etcdctl(['endpoint', 'status'], true).includes(LAB_ETCD_URL)) {
+      if (this.etcdProc.exitCode !== null || Date.now() > deadline)
+        throw new Error(
+          `etcd did not start:\n${fs.readFileSync(path.join(this.dir, 'etcd.log'), 'utf8').slice(-2000)}`,
+        );
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  }
+
+  /** Stops the lab's etcd (SIGTERM, waits for it). */
+  async stopEtcd(): Promise<void> {
+    const p = this.etcdProc;
+    if (p === null || p.exitCode !== null || p.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill('SIGTERM');
+    });
+    this.etcdProc = null;
+  }
+
+  /** etcdctl against the lab's etcd, run in the router namespace. */
+  etcdctl(args: string[], allowFail = false): string {
+    return nsExec(`${this.o.prefix}r`, ['etcdctl', '--endpoints', LAB_ETCD_URL, ...args], { allowFail });
+  }
+
+  /** The calitap CLI against the lab's etcd (router namespace). */
+  cli(args: string[], input?: string): string {
+    return sh(
+      'ip',
+      [
+        'netns',
+        'exec',
+        `${this.o.prefix}r`,
+        process.execPath,
+        CLI,
+        ...args,
+        '--datastore',
+        'etcdv3',
+        '--etcd-endpoints',
+        LAB_ETCD_URL,
+      ],
+      { input },
+    );
   }
 
   async api(k: number, method: string, params: Record<string, unknown> = {}): Promise<unknown> {
@@ -297,6 +371,7 @@ export class Lab {
   /** Stops every daemon it started and removes every namespace it created. */
   async destroyAsync(): Promise<void> {
     for (const h of this.hosts) await this.stop(h.index, 'SIGKILL');
+    await this.stopEtcd();
     this.destroy();
   }
 
@@ -304,6 +379,7 @@ export class Lab {
     for (const h of this.hosts) {
       if (h.daemon && h.daemon.exitCode === null) h.daemon.kill('SIGKILL');
     }
+    if (this.etcdProc !== null && this.etcdProc.exitCode === null) this.etcdProc.kill('SIGKILL');
     this.namespaces.destroy();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }

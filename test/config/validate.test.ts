@@ -87,15 +87,15 @@ describe('document structure', () => {
   it('records unknown kinds (and known kinds of other API groups) as ignored', () => {
     const cfg = load(
       withBase(
-        res('GlobalNetworkPolicy', 'deny', '{ selector: all() }'),
+        res('HostEndpoint', 'eth0', '{ node: node-a }'),
         'apiVersion: v1\nkind: Node\nmetadata: { name: k8s-node }\n',
       ),
     );
     expect(cfg.ignored).toEqual([
       {
-        kind: 'GlobalNetworkPolicy',
-        name: 'deny',
-        reason: 'unknown kind (projectcalico.org/v3 GlobalNetworkPolicy)',
+        kind: 'HostEndpoint',
+        name: 'eth0',
+        reason: 'unknown kind (projectcalico.org/v3 HostEndpoint)',
       },
       { kind: 'Node', name: 'k8s-node', reason: 'unknown kind (v1 Node)' },
     ]);

@@ -2,18 +2,17 @@
 // set of probe addresses in a loop, checking every result against the expected values of the states
 // the table may be in while the batch ran.
 //
-// It loads the real module: the test transpiles src/dataplane/tables/lpm.ts (which imports nothing) to a
-// temporary .mjs with the `typescript` package and passes its path in workerData, so the test needs no
-// prior build and always exercises the current source.
+// It loads the real module: the test transpiles src/dataplane/tables/lpm.ts and its imports to a
+// temporary directory (test/tables/transpile.ts) and passes the module's URL in workerData, so the test
+// needs no prior build and always exercises the current source.
 //
-// workerData: { modulePath, shared (Lpm4Shared), probes (SAB u32[nProbes]), expected (SAB
+// workerData: { moduleUrl, shared (Lpm4Shared), probes (SAB u32[nProbes]), expected (SAB
 // u32[(nOps + 1) * nProbes], row k = results after k operations), nOps, sync (SAB i32: [0] operations
 // completed, [1] stop flag, [2] batches finished) }.
 import { parentPort, workerData } from 'node:worker_threads';
-import { pathToFileURL } from 'node:url';
 
-const { modulePath, shared, nOps } = workerData;
-const { Lpm4, lpmLookup } = await import(pathToFileURL(modulePath).href);
+const { moduleUrl, shared, nOps } = workerData;
+const { Lpm4, lpmLookup } = await import(moduleUrl);
 const probes = new Uint32Array(workerData.probes);
 const expected = new Uint32Array(workerData.expected);
 const sync = new Int32Array(workerData.sync);

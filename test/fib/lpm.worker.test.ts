@@ -4,33 +4,24 @@
 // alone). Every result the worker sees must be the expected value of a state the table was in during
 // that batch, or of the state being written: no torn, stale-group or garbage values.
 //
-// The worker (lpm-worker.fixture.mjs) needs JavaScript: we transpile src/dataplane/tables/lpm.ts (it has
-// no imports) with the `typescript` package into a temporary directory, so no build step is needed.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// The worker (lpm-worker.fixture.mjs) needs JavaScript: test/tables/transpile.ts transpiles lpm.ts and
+// what it imports (qsbr.ts) with the `typescript` package into a temporary directory, so no build step
+// is needed.
 import { Worker } from 'node:worker_threads';
-import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lpm4 } from '../../src/dataplane/tables/lpm.js';
 import { mask, prng } from './model.js';
+import { transpile, type Transpiled } from '../tables/transpile.js';
 
-let dir = '';
-let modulePath = '';
+let js: Transpiled | null = null;
+let moduleUrl = '';
 
 beforeAll(() => {
-  const src = readFileSync(new URL('../../src/dataplane/tables/lpm.ts', import.meta.url), 'utf8');
-  const out = ts.transpileModule(src, {
-    compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext },
-  });
-  dir = mkdtempSync(join(tmpdir(), 'calitap-lpm-'));
-  modulePath = join(dir, 'lpm.mjs');
-  writeFileSync(modulePath, out.outputText);
+  js = transpile(['src/dataplane/tables/lpm.ts']);
+  moduleUrl = js.url('src/dataplane/tables/lpm.ts');
 });
 
-afterAll(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => js?.cleanup());
 
 interface Op {
   insert: boolean;
@@ -121,7 +112,7 @@ describe('Lpm4 shared with a worker thread', () => {
     const sync = new Int32Array(new SharedArrayBuffer(16));
     const worker = new Worker(new URL('./lpm-worker.fixture.mjs', import.meta.url), {
       workerData: {
-        modulePath,
+        moduleUrl,
         shared: lpm.shared,
         probes: probes.buffer,
         expected: expected.buffer,

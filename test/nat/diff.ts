@@ -117,7 +117,7 @@ export function checkInvariants(h: Harness, cfg: DiffConfig): void {
   const outs = new Set<string>();
   const tuples = new Set<string>();
   let live = 0;
-  for (let i = 0; i < table.capacity; i++) {
+  for (let i = 0; i < table.slots; i++) {
     if (!table.isLive(i)) continue;
     live++;
     const p = table.proto(i);

@@ -1,47 +1,60 @@
-// Concurrency: worker threads attach to one table and create / look up / remove flows at the same time.
-// The workers (fixtures/nat-worker.mjs) import the table module transpiled on the fly with the
-// `typescript` package into a temporary .mjs (the module has no relative imports), so this test needs no
-// prior build and always runs the current source.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+// Concurrency: worker threads attach to one table as registered readers (quiescent between rounds, the
+// table set's protocol) and create / look up / remove flows at the same time, while this thread sweeps.
+// The workers (fixtures/nat-worker.mjs) import the table modules transpiled on the fly
+// (test/tables/transpile.ts), so this test needs no prior build and always runs the current source.
+// No sleeps decide anything: the workers count their rounds in shared memory and the test waits for
+// those counts (bounded) before it stops them.
 import { Worker } from 'node:worker_threads';
-import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatTable, type NatTableShared } from '../../src/dataplane/tables/nat/table.js';
+import { ReaderRegistry } from '../../src/dataplane/tables/qsbr.js';
+import { transpile, type Transpiled } from '../tables/transpile.js';
 
-const here = fileURLToPath(new URL('.', import.meta.url));
-const fixture = join(here, 'fixtures', 'nat-worker.mjs');
-let dir = '';
-let moduleUrl = '';
+const fixture = new URL('./fixtures/nat-worker.mjs', import.meta.url);
+let js: Transpiled | null = null;
+let tableUrl = '';
+let qsbrUrl = '';
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'calitap-nat-'));
-  const src = readFileSync(join(here, '../../src/dataplane/tables/nat/table.ts'), 'utf8');
-  const js = ts.transpileModule(src, {
-    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-  }).outputText;
-  writeFileSync(join(dir, 'table.mjs'), js);
-  moduleUrl = pathToFileURL(join(dir, 'table.mjs')).href;
+  js = transpile(['src/dataplane/tables/nat/table.ts']);
+  tableUrl = js.url('src/dataplane/tables/nat/table.ts');
+  qsbrUrl = js.url('src/dataplane/tables/qsbr.ts');
 });
-afterAll(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => js?.cleanup());
 
 interface WorkerResult {
   errors: string[];
   ops: number;
   hits: number;
+  full: number;
 }
 
-function run(shared: NatTableShared, data: Record<string, unknown>): Promise<WorkerResult> {
+function run(
+  shared: NatTableShared,
+  progress: SharedArrayBuffer,
+  data: Record<string, unknown>,
+): Promise<WorkerResult> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(fixture, { workerData: { moduleUrl, shared, ...data } });
+    const w = new Worker(fixture, { workerData: { tableUrl, qsbrUrl, shared, progress, ...data } });
     w.once('message', (m: WorkerResult) => resolve(m));
     w.once('error', reject);
     w.once('exit', (code) => code !== 0 && reject(new Error(`worker exited with ${code}`)));
   });
+}
+
+/** Waits (bounded) until every progress[id] for id in ids reached `rounds`, calling `meanwhile` often. */
+async function until(
+  progress: Int32Array,
+  ids: number[],
+  rounds: number,
+  meanwhile: () => void,
+): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (ids.some((id) => Atomics.load(progress, id) < rounds)) {
+    if (Date.now() > deadline) throw new Error(`workers did not reach ${rounds} rounds: ${[...progress]}`);
+    meanwhile();
+    await new Promise((r) => setImmediate(r));
+  }
 }
 
 const NAT = 0xc0a80164;
@@ -53,7 +66,7 @@ function scanUnique(t: NatTable): number {
   const outs = new Set<string>();
   const ins = new Set<string>();
   let live = 0;
-  for (let i = 0; i < t.capacity; i++) {
+  for (let i = 0; i < t.slots; i++) {
     if (!t.isLive(i)) continue;
     live++;
     const o = `${t.proto(i)}|${t.remoteIp(i)}|${t.remotePort(i)}|${t.natIp(i)}|${t.natPort(i)}`;
@@ -69,23 +82,33 @@ function scanUnique(t: NatTable): number {
 describe('nat table shared between worker threads', () => {
   it('three workers creating the same and different flows concurrently: no duplicates, none lost', async () => {
     const n = 40000;
+    const readers = ReaderRegistry.create();
     // Ports 20000..39999 towards 4 remotes: 10000 flows each, so random probes collide often.
-    const t = NatTable.create({ capacity: 65536, natIps: [NAT], portLo: 20000, portHi: 39999, seed: 5 });
+    const t = NatTable.create({
+      capacity: 65536,
+      natIps: [NAT],
+      portLo: 20000,
+      portHi: 39999,
+      seed: 5,
+      readers,
+    });
+    const progress = new SharedArrayBuffer(16);
     const outA = new SharedArrayBuffer(n * 4);
     const outB = new SharedArrayBuffer(n * 4);
     const outC = new SharedArrayBuffer(n * 4);
     // A and B race on the same flows in the same order; C walks them backwards.
     const results = await Promise.all([
-      run(t.shared, { role: 'create', n, reverse: false, out: outA }),
-      run(t.shared, { role: 'create', n, reverse: false, out: outB }),
-      run(t.shared, { role: 'create', n, reverse: true, out: outC }),
+      run(t.shared, progress, { role: 'create', id: 0, n, reverse: false, out: outA }),
+      run(t.shared, progress, { role: 'create', id: 1, n, reverse: false, out: outB }),
+      run(t.shared, progress, { role: 'create', id: 2, n, reverse: true, out: outC }),
     ]);
     for (const r of results) expect(r.errors).toEqual([]);
-    // Both workers got the same translation for every flow (the same entry).
+    // Every worker got the same translation for every flow (the same entry).
     expect(Buffer.from(outA).equals(Buffer.from(outB))).toBe(true);
     expect(Buffer.from(outA).equals(Buffer.from(outC))).toBe(true);
     expect(t.size).toBe(n);
     expect(t.counters.created).toBe(n);
+    expect(t.counters.busy).toBe(0);
     expect(scanUnique(t)).toBe(n);
     const ports = new Int32Array(outA);
     for (let k = 0; k < n; k++) {
@@ -94,36 +117,104 @@ describe('nat table shared between worker threads', () => {
       expect(t.natPort(i)).toBe(ports[k]);
       expect(t.lookupIn(6, dstOf(k), 443, NAT, ports[k], 1000)).toBe(i);
     }
+    // entries abandoned by the losers of creation races are swept; the flows stay
+    t.expire(1000);
+    expect(t.size).toBe(n);
+    expect(scanUnique(t)).toBe(n);
   });
 
   it('readers never miss or see torn entries while other workers free and reuse slots', async () => {
     const stable = 3000;
     const churn = 2000;
-    // Load factor ~1: stable and churned flows share chains.
-    const t = NatTable.create({ capacity: stable + 2 * churn, natIps: [NAT], portLo: 1024, portHi: 65535 });
+    const readers = ReaderRegistry.create();
+    // Stable and churned flows share chains. Removed flows stay allocated until every worker passed a
+    // quiescent point: the capacity leaves room for rounds of them (a worker descheduled for a while
+    // holds them all back; creations then fail with NAT_FULL, counted, and recover).
+    const t = NatTable.create({
+      capacity: 32768,
+      natIps: [NAT],
+      portLo: 1024,
+      portHi: 65535,
+      readers,
+    });
     const natPorts = new SharedArrayBuffer(stable * 4);
     const np = new Int32Array(natPorts);
     for (let k = 0; k < stable; k++)
       np[k] = t.natPort(t.createOut(6, srcOf(k), sportOf(k), dstOf(k), 443, 1000));
     const stop = new SharedArrayBuffer(4);
-    const readers = [run(t.shared, { role: 'read', n: stable, natPortsBuf: natPorts, stop, natIp: NAT })];
-    const churners = [
-      run(t.shared, { role: 'churn', base: 100000, n: churn, stop }),
-      run(t.shared, { role: 'churn', base: 200000, n: churn, stop }),
+    const progress = new Int32Array(new SharedArrayBuffer(16));
+    const pb = progress.buffer as SharedArrayBuffer;
+    const all = [
+      run(t.shared, pb, {
+        role: 'read',
+        id: 0,
+        n: stable,
+        natPortsBuf: natPorts,
+        stop,
+        natIp: NAT,
+        churnBases: [100000, 200000],
+        churnN: churn,
+      }),
+      run(t.shared, pb, { role: 'churn', id: 1, base: 100000, n: churn, stop }),
+      run(t.shared, pb, { role: 'churn', id: 2, base: 200000, n: churn, stop }),
     ];
-    // Let them race for a while (also exercising expire() from this thread), then stop.
-    const until = Date.now() + 1500;
-    while (Date.now() < until) {
-      t.expire(1000, 512);
-      await new Promise((r) => setTimeout(r, 5));
+    // Race until both churners freed and re-created their flows 30 times and the reader made 30 passes,
+    // sweeping from this thread meanwhile (it unlinks what the churners could not); then stop.
+    let swept = 0;
+    try {
+      await until(progress, [0, 1, 2], 30, () => {
+        t.expire(1000, 512);
+        swept++;
+      });
+    } finally {
+      Atomics.store(new Int32Array(stop), 0, 1);
     }
-    Atomics.store(new Int32Array(stop), 0, 1);
-    const results = await Promise.all([...readers, ...churners]);
+    const results = await Promise.all(all);
     for (const r of results) expect(r.errors).toEqual([]);
-    expect(results[0].hits).toBeGreaterThan(stable);
-    expect(results[1].ops + results[2].ops).toBeGreaterThan(churn);
+    expect(results[0].hits).toBeGreaterThanOrEqual(30 * stable);
+    const full = results[1].full + results[2].full;
+    expect(results[1].ops + results[2].ops - full).toBeGreaterThan(30 * churn);
+    expect(t.counters.full).toBe(full);
+    expect(swept).toBeGreaterThan(0);
     expect(t.size).toBe(stable);
     expect(scanUnique(t)).toBe(stable);
     expect(t.counters.busy).toBe(0);
+    // the workers are gone (unregistered): everything they removed is reclaimable; all fits again
+    t.expire(1000);
+    for (let k = 0; k < 2 * churn; k++)
+      expect(t.createOut(17, srcOf(300000 + k), sportOf(k), dstOf(k), 443, 1000)).toBeGreaterThanOrEqual(0);
+    expect(t.size).toBe(stable + 2 * churn);
+  });
+
+  it('creation never waits for the sweep lock; a dead holder is taken over', async () => {
+    const readers = ReaderRegistry.create();
+    const t = NatTable.create({ capacity: 8192, natIps: [NAT], portLo: 1024, portHi: 65535, readers });
+    // A reader (standing for a worker) holds the sweep lock and then never lets go.
+    const holder = readers.register();
+    const token = (readers.incarnation(holder) << 9) | (holder + 1);
+    const hdr = new Int32Array(t.shared.sab, 0, 1);
+    Atomics.store(hdr, 0, token); // word 0: the sweep lock (flows.ts H_LOCK)
+    expect(t.expire(1 << 20)).toBe(0); // busy: returns at once
+    const n = 4000;
+    const out = new SharedArrayBuffer(n * 4);
+    const [r] = await Promise.all([
+      run(t.shared, new SharedArrayBuffer(16), { role: 'create', id: 0, n, reverse: false, out }),
+    ]);
+    expect(r.errors).toEqual([]);
+    expect(t.size).toBe(n);
+    // Removing needs no lock either: it marks the flow dead; unlinking waits for a sweep.
+    const f = t.lookupOut(6, srcOf(7), sportOf(7), dstOf(7), 443, 1000);
+    expect(t.remove(f)).toBe(true);
+    expect(t.lookupOut(6, srcOf(7), sportOf(7), dstOf(7), 443, 1000)).toBe(-1);
+    expect(t.size).toBe(n - 1);
+    // The holder "dies": the control thread releases its slot, and the next sweep takes over.
+    readers.release(holder);
+    readers.unregister(holder);
+    expect(t.expire(1000)).toBe(0); // nothing expired at 1000, but the removed flow is unlinked
+    expect(t.counters.stolen).toBe(1);
+    expect(Atomics.load(hdr, 0)).toBe(0);
+    // ... and its slot is reusable: a new flow for the removed key gets created
+    expect(t.createOut(6, srcOf(7), sportOf(7), dstOf(7), 443, 1000)).toBeGreaterThanOrEqual(0);
+    expect(scanUnique(t)).toBe(n);
   });
 });

@@ -21,6 +21,8 @@ export interface RawResource {
   kind: string;
   name: string;
   namespace?: string;
+  /** metadata (labels of policy kinds and namespaces) */
+  meta: Obj;
   spec: Obj;
   where: Where;
 }
@@ -48,7 +50,7 @@ function rawResource(
   const namespace = optString(kindAt, meta, 'namespace', 'metadata.namespace');
   const where: Where = { file, what: `${kind} ${namespace ? namespace + '/' : ''}${name}` };
   const spec = mapping(where, value, 'spec', 'spec');
-  return { apiVersion, kind, name, namespace, spec, where };
+  return { apiVersion, kind, name, namespace, meta, spec, where };
 }
 
 export function parseDocuments(text: string, file: string): RawResource[] {

@@ -24,6 +24,7 @@ import {
   type Ignore,
 } from './kinds.js';
 import { crossCheck } from './cross-check.js';
+import { endpointPolicyFields, isPolicyKind, policyKindNamespaced, PolicyLoader } from './policy-load.js';
 
 export { MAX_MTU, MIN_TUNNEL_MTU, MIN_UPLINK_MTU, vtepMacForNode } from './kinds.js';
 
@@ -78,12 +79,14 @@ export function loadConfigText(text: string, sourceName: string): ClusterConfig 
   const ignore: Ignore = (r, reason) => ignored.push({ kind: r.kind, name: r.name, reason });
 
   // Per-resource validation, in document order.
+  const policy = new PolicyLoader();
   const seenNames = new Map<string, Set<string>>();
   const whereOf = new Map<object, Where>();
   for (const r of raws) {
     const known =
       (r.apiVersion === CALICO_API_VERSION && CALICO_KINDS.has(r.kind)) ||
-      (r.apiVersion === CALITAP_API_VERSION && r.kind === 'Uplink');
+      (r.apiVersion === CALITAP_API_VERSION && r.kind === 'Uplink') ||
+      isPolicyKind(r.apiVersion, r.kind);
     if (!known) {
       ignore(r, `unknown kind (${r.apiVersion} ${r.kind})`);
       continue;
@@ -95,8 +98,11 @@ export function loadConfigText(text: string, sourceName: string): ClusterConfig 
         r.name,
         `must be lower-case letters, digits, "-" or "." (at most ${MAX_NAME_LEN})`,
       );
-    // WorkloadEndpoints are namespaced in Calico; every other kind here is cluster-scoped.
-    const key = r.kind === 'WorkloadEndpoint' ? `${r.namespace ?? 'default'}/${r.name}` : r.name;
+    // WorkloadEndpoints and NetworkPolicies are namespaced in Calico; the other kinds here are cluster-scoped.
+    const key =
+      r.kind === 'WorkloadEndpoint' || policyKindNamespaced(r.kind)
+        ? `${r.namespace ?? 'default'}/${r.name}`
+        : r.name;
     const names = seenNames.get(r.kind) ?? new Set<string>();
     seenNames.set(r.kind, names);
     if (names.has(key)) fail(r.where, 'metadata.name', r.name, `duplicate ${r.kind} name`);
@@ -126,7 +132,7 @@ export function loadConfigText(text: string, sourceName: string): ClusterConfig 
         break;
       }
       case 'WorkloadEndpoint': {
-        const e = toEndpoint(r);
+        const e = { ...toEndpoint(r), ...endpointPolicyFields(r) };
         cfg.endpoints.push(e);
         whereOf.set(e, r.where);
         break;
@@ -161,9 +167,13 @@ export function loadConfigText(text: string, sourceName: string): ClusterConfig 
         whereOf.set(u, r.where);
         break;
       }
+      default:
+        policy.add(r); // NetworkPolicy, GlobalNetworkPolicy, Profile, Tier, Namespace (policy-load.ts)
     }
   }
 
   crossCheck(cfg, (o) => whereOf.get(o) as Where);
+  const pol = policy.finish();
+  if (pol) cfg.policy = pol;
   return cfg;
 }

@@ -4,6 +4,7 @@
 // sees these objects, only the FIB compiled from them. IPv4 addresses are unsigned 32-bit numbers,
 // prefixes are `Prefix4` (host bits clear), MACs are canonical lower-case `aa:bb:cc:dd:ee:ff` strings.
 import type { Prefix4 } from '../../common/addr.js';
+import type { EndpointPort, PolicyConfig } from '../policy/types.js';
 
 /** Calico's `ipipMode` / `vxlanMode` values (exact case, as Calico's validator requires). */
 export type EncapMode = 'Always' | 'CrossSubnet' | 'Never';
@@ -58,6 +59,12 @@ export interface WorkloadEndpoint {
   /** IPv4 entries of spec.ipNetworks ("10.65.0.24/32" or bare "10.65.0.24"); IPv6 entries are skipped. */
   ipNetworks: Prefix4[];
   mac: string;
+  /** metadata.labels (policy selectors match them); absent: none */
+  labels?: Record<string, string>;
+  /** spec.profiles; absent: the namespace's profile `kns.<namespace>` */
+  profiles?: string[];
+  /** spec.ports: named ports rules may refer to */
+  ports?: EndpointPort[];
 }
 
 export interface FelixConfig {
@@ -127,6 +134,8 @@ export interface ClusterConfig {
   ignored: IgnoredResource[];
   /** Where the configuration came from (file path or a caller-chosen name). */
   source: string;
+  /** Network policy resources (control/policy/types.ts); absent: none in the configuration. */
+  policy?: PolicyConfig;
 }
 
 export const FELIX_DEFAULTS: Readonly<FelixConfig> = Object.freeze({ vxlanVNI: 4096, vxlanPort: 4789 });

@@ -8,6 +8,8 @@
 //    encapsulated per that pool's mode (the same decision as config-derived routes); a prefix outside
 //    every pool becomes a plain route via the next hop. Withdrawals remove the route. Our own blocks
 //    and workloads are never replaced by learned routes.
+// A route refused by a full table (neighbours, adjacencies, FIB) is counted by the Programmer and
+// installed by its `maintain()` once room is reclaimed.
 // Runs on the daemon's main thread.
 import type { Logger } from 'pino';
 import {
@@ -151,10 +153,17 @@ export class BgpGlue implements BgpHost {
     for (const b of exportedBlocks(this.prog.cfg, this.prog.nodeName)) this.speaker.originate(b);
   }
 
-  private onRoute(prefix: Prefix4, best: BestRoute | null): void {
+  /**
+   * The speaker's best path for `prefix` changed (null: no path left). Installs, replaces or withdraws
+   * the learned route; a route a full table refused is logged and waits in the Programmer (its
+   * `maintain()` installs it when room is reclaimed) until it is withdrawn or replaced.
+   */
+  onRoute(prefix: Prefix4, best: BestRoute | null): void {
     const current = this.prog.route(prefix);
     if (best === null) {
-      if (current?.source === 'bgp') {
+      // nothing installed: a refused route may still be waiting; forget it
+      if (current === undefined) this.prog.withdraw(prefix);
+      else if (current.source === 'bgp') {
         this.prog.withdraw(prefix);
         this.log.info({ prefix: formatPrefix4(prefix) }, 'bgp route withdrawn');
       }

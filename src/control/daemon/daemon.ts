@@ -20,6 +20,7 @@ import { felixFor, localNode, sameSubnet } from '../config/compile.js';
 import type { ClusterConfig } from '../config/types.js';
 import { Programmer } from './program.js';
 import { WorkloadManager, netnsPath, probeTapOffload, type Attached } from './workloads.js';
+import { addWorkload, type DaemonDatastore } from './datastore-hooks.js';
 import { startApiServer, type ApiServer } from './api.js';
 import { CalitapError, ConfigError } from '../../common/errors.js';
 import { formatIp4, formatPrefix4 } from '../../common/addr.js';
@@ -48,15 +49,12 @@ export interface DaemonOptions {
   bgp?: boolean;
   /** 'packet' (default): AF_PACKET uplink; 'udp': VXLAN over kernel UDP sockets (no CAP_NET_RAW) */
   uplink?: UplinkMode;
-  /**
-   * workload TAPs with IFF_VNET_HDR + TSO offloads (GSO super-frames through the dataplane); default
-   * true. false (`--no-offload`) keeps plain TAPs; chosen automatically when TUNSETOFFLOAD refuses.
-   */
+  /** TAPs with IFF_VNET_HDR + TSO (default true; false: --no-offload); tapOffload: old flag, no effect */
   offload?: boolean;
-  /** accepted for compatibility (the old `--tap-offload`): offloads are on unless `offload` is false */
   tapOffload?: boolean;
+  /** datastore mode (live-config.ts): the cluster as listed, hooks for workloads and status */
+  datastore?: DaemonDatastore;
 }
-
 const UDP_ONLY =
   'udp mode carries only VXLAN between nodes; natOutgoing and non-VXLAN routes need the packet uplink';
 
@@ -106,6 +104,8 @@ interface WorkerSlot {
   restarts: number;
   /** per port: consecutive device errors (re-arm backoff) and when the last one came */
   errors: Map<number, { count: number; last: number }>;
+  /** stopped on purpose by restartWorkers() */
+  planned?: boolean;
 }
 
 /** What the control thread does about a failed device (see Daemon.onDeviceError). */
@@ -139,19 +139,19 @@ export class Daemon {
   readonly prog: Programmer;
   readonly workloads: WorkloadManager;
   private readonly slots: WorkerSlot[] = [];
-  /** workload TAPs run with offloads (asked for, and TUNSETOFFLOAD accepted them) */
-  private readonly offload: boolean;
   private readonly quietFds: number[] = [];
   private api: ApiServer | null = null;
   private metrics: http.Server | null = null;
   private seq = 0;
   private stopping = false;
+  /** the tables' periodic control-side work (Programmer.maintain) */
+  private maintainTimer: NodeJS.Timeout | null = null;
   bgp: BgpGlue | null = null;
   readonly started = Date.now();
   readonly uplinkMode: UplinkMode;
 
   constructor(readonly opts: DaemonOptions) {
-    const cfg = loadConfigFile(opts.config);
+    const cfg = opts.datastore?.cluster ?? loadConfigFile(opts.config);
     // no Uplink resource, or no gateway in it: take them from the host's kernel
     for (const line of uplinkFromKernel(cfg, opts.node)) this.log.info(`from the kernel: ${line}`);
     const uplink = cfg.uplinks.get(opts.node)!;
@@ -171,7 +171,8 @@ export class Daemon {
         'Uplink spec.mac differs from the interface; using the interface MAC',
       );
     }
-    const bgpPeers = opts.bgp === false ? 0 : speakerOptions(cfg, opts.node).peers.length;
+    const mesh = opts.datastore?.bgpMesh === true && cfg.bgp.nodeToNodeMeshEnabled ? 1 : 0;
+    const bgpPeers = opts.bgp === false ? 0 : Math.max(mesh, speakerOptions(cfg, opts.node).peers.length);
     this.prog = new Programmer(cfg, opts.node, {
       uplinkMac: mac,
       configEndpoints: false,
@@ -183,19 +184,13 @@ export class Daemon {
     for (const w of udpWarnings) this.log.warn(w);
     for (const i of cfg.ignored) this.log.info({ kind: i.kind, name: i.name }, `ignored: ${i.reason}`);
     const n = opts.workers ?? os.availableParallelism();
-    this.offload = opts.offload !== false && this.offloadProbe();
-    this.workloads = new WorkloadManager(this.prog, opts.node, opts.stateFile, n, this.offload);
+    const refused = opts.offload === false ? null : probeTapOffload();
+    if (refused !== null) this.log.warn({ reason: refused }, 'TAP offloads refused: plain TAPs'); // one line
+    const offload = opts.offload !== false && refused === null;
+    this.workloads = new WorkloadManager(this.prog, opts.node, opts.stateFile, n, offload);
     for (const w of this.workloads.restore()) this.log.warn(w);
     if (this.uplinkMode === 'udp') this.openUdpUplink(n);
     else this.openUplink(n, uplink.interfaceName);
-  }
-
-  /** Whether this kernel takes TAP offloads; logs one line when it refuses (plain TAPs then). */
-  private offloadProbe(): boolean {
-    const why = probeTapOffload();
-    if (why === null) return true;
-    this.log.warn({ reason: why }, 'TAP offloads refused: running plain TAPs (as with --no-offload)');
-    return false;
   }
 
   private addSlot(k: number, uplinkFd: number): void {
@@ -282,9 +277,10 @@ export class Daemon {
     }
     // Keep the host kernel quiet about tunnel traffic it does not own: without a listener it would
     // answer VXLAN with port unreachable and IPIP with protocol unreachable.
-    if (cfg.pools.some((x) => x.vxlanMode !== 'Never'))
+    const live = this.opts.datastore !== undefined; // a datastore may switch pool modes live
+    if (live || cfg.pools.some((x) => x.vxlanMode !== 'Never'))
       this.quietFds.push(io.udpSocket('0.0.0.0', p.vxlanPort, { rcvbuf: 1024 }));
-    if (cfg.pools.some((x) => x.ipipMode !== 'Never'))
+    if (live || cfg.pools.some((x) => x.ipipMode !== 'Never'))
       this.quietFds.push(io.rawSocket(4, { rcvbuf: 1024, dropAll: true }));
   }
 
@@ -298,18 +294,24 @@ export class Daemon {
     return { type: 'ports', seq: this.seq, specs, fds };
   }
 
+  /** Restarts every worker on the same fds (they re-read DataplaneParams), e.g. new tunnel peers. */
+  restartWorkers(why: string): void {
+    this.log.info({ why }, 'restarting dataplane workers for new parameters');
+    for (const s of this.slots) {
+      if (s.worker === null) continue;
+      s.planned = true;
+      s.control.postMessage({ type: 'stop' });
+      io.eventfdWrite(s.wakeFd, 1);
+    }
+  }
+
   private spawn(k: number): void {
     const s = this.slots[k];
     const init: WorkerInit = {
       id: k,
       control: this.peers.get(k)!,
       wakeFd: s.wakeFd,
-      tables: {
-        fib: this.prog.env.fib.shared,
-        adj: this.prog.env.adj.shared,
-        nbr: this.prog.env.nbr.shared,
-        nat: this.prog.env.nat?.shared ?? null,
-      },
+      tables: this.prog.tables.shared,
       params: this.prog.env.params,
       ports: this.portsFor(k),
       counters: s.counters,
@@ -318,7 +320,7 @@ export class Daemon {
       idleMs: 100,
       uplinkVnetHdr: this.uplinkMode === 'packet',
       uplinkMode: this.uplinkMode,
-      tapOffload: this.offload,
+      tapOffload: this.workloads.offload,
       testHooks: process.env.CALITAP_TEST_HOOKS === '1',
     };
     const w = new Worker(new URL('../../dataplane/live/worker.js', import.meta.url), {
@@ -338,9 +340,13 @@ export class Daemon {
     w.on('error', (err) => this.log.error({ worker: k, err: err.message }, 'worker error'));
     w.on('exit', (code) => {
       s.worker = null;
+      this.prog.tables.release(k); // its reader slot: reclamation must not wait for a dead worker
       if (this.stopping) return;
-      s.restarts++;
-      this.log.error({ worker: k, code, restarts: s.restarts }, 'worker exited; restarting it');
+      if (s.planned) s.planned = false;
+      else {
+        s.restarts++;
+        this.log.error({ worker: k, code, restarts: s.restarts }, 'worker exited; restarting it');
+      }
       // its control port went with it: make a new channel
       const { port1, port2 } = new MessageChannel();
       s.control = port1;
@@ -413,11 +419,15 @@ export class Daemon {
     await this.publishPorts();
     this.workloads.destroy(a);
     for (const s of this.slots) s.errors.delete(a.port);
+    // datastore mode: its WorkloadEndpoint and address go too
+    await this.opts.datastore?.release(a.record.name, a.record.ip);
     return a;
   }
 
   stats(): StatsView {
-    return collectStats(this.slots, this.prog.env.ports.names, this.prog.specs);
+    const s = collectStats(this.slots, this.prog.env.ports.names, this.prog.specs);
+    s.counters.push(...this.prog.counters()); // control-side table refusals (e.g. neighbor-table: full)
+    return s;
   }
 
   async start(): Promise<void> {
@@ -433,6 +443,7 @@ export class Daemon {
         node: this.opts.node,
         peers: this.bgp?.status() ?? [],
         uptime: (Date.now() - this.started) / 1000,
+        ...(this.opts.datastore ? { datastore: this.opts.datastore.status() } : {}),
       }),
       routes: () => this.prog.table(),
       stats: () => this.stats(),
@@ -453,12 +464,14 @@ export class Daemon {
           }
         : {}),
       'workload.add': async (p) => {
-        const a = this.workloads.add({
-          name: String(p.name),
-          netns: String(p.netns),
-          ip: p.ip as string | undefined,
-          mac: p.mac as string | undefined,
-        });
+        const a = await addWorkload(this.opts.datastore, p, (ip) =>
+          this.workloads.add({
+            name: String(p.name),
+            netns: String(p.netns),
+            ip,
+            mac: p.mac as string | undefined,
+          }),
+        );
         await this.publishPorts();
         this.log.info(a.record, 'workload added');
         return a.record;
@@ -469,6 +482,15 @@ export class Daemon {
         return a.record;
       },
     });
+    this.maintainTimer = setInterval(() => {
+      try {
+        const n = this.prog.maintain(Math.floor(Date.now() / 1000) | 0);
+        if (n > 0) this.log.info({ routes: n }, 'installed routes a full table had refused');
+      } catch (e) {
+        this.log.error({ err: (e as Error).message }, 'table maintenance failed');
+      }
+    }, 1000);
+    this.maintainTimer.unref();
     if (this.bgp !== null) await this.bgp.start();
     if (this.opts.metricsPort !== undefined) this.metrics = await startMetrics(this, this.opts.metricsPort);
     this.log.info(
@@ -487,6 +509,7 @@ export class Daemon {
     if (this.stopping) return;
     this.stopping = true;
     this.log.info({ reason }, 'stopping');
+    if (this.maintainTimer !== null) clearInterval(this.maintainTimer);
     await this.bgp?.stop();
     for (const s of this.slots) {
       if (s.worker === null) continue;

@@ -1,20 +1,26 @@
 // Programs a dataplane from the cluster configuration for one node: the port table (uplink + the
 // node's workloads), the FIB with its adjacencies, the neighbour table (static entries and every
 // uplink next hop), and the graph parameters. Runs on the control (main) thread; the tables it
-// creates are SharedArrayBuffers that workers attach to. Routes can be added and withdrawn later
-// (BGP) through `Programmer.install` / `withdraw`.
-import { Lpm4 } from '../../dataplane/tables/lpm.js';
-import { AdjacencyTable, type AdjSpec } from '../../dataplane/tables/adjacency.js';
-import { NeighborTable } from '../../dataplane/tables/neighbor.js';
+// creates (one `TableSet`) are SharedArrayBuffers that workers attach to. Routes can be added and
+// withdrawn later (BGP) through `Programmer.install` / `withdraw`.
+//
+// Table lifecycle (tables/qsbr.ts): a route holds one reference on its adjacency and one on its
+// neighbour (next hop). `install` takes the new references, publishes (FIB insert), then drops the old
+// route's; `withdraw` unpublishes, then drops. Entries whose last reference goes are reused only after
+// every worker passed a quiescent point. A table that is full refuses the route (counted, see
+// `counters()`); the refused route is kept and `maintain()` installs it as soon as room is reclaimed.
+import { Lpm4FullError } from '../../dataplane/tables/lpm.js';
+import type { AdjSpec } from '../../dataplane/tables/adjacency.js';
+import { TableSet, type TableCounterRow } from '../../dataplane/tables/set.js';
 import { PortTable, type PortSpec, PORT_UPLINK } from '../../dataplane/graph/ports.js';
 import { DEFAULT_PARAMS, type DataplaneEnv, type DataplaneParams } from '../../dataplane/graph/env.js';
 import { formatIp4, formatPrefix4, maskOf, parseMac, prefixCovers, type Prefix4 } from '../../common/addr.js';
-import { NatTable } from '../../dataplane/tables/nat/table.js';
 import { CalitapError, ConfigError } from '../../common/errors.js';
 import type { ClusterConfig, Uplink } from '../config/types.js';
 import { compileRoutes, felixFor, localNode, tunnelMtu, type RouteSpec } from '../config/compile.js';
 import { UDP_NEIGHBOR_MAC } from '../../dataplane/devices/udp-mode.js';
 import { randomInt } from 'node:crypto';
+import { PolicyProgrammer } from '../policy/programmer.js';
 
 export interface RouteRow {
   prefix: string;
@@ -29,6 +35,10 @@ export interface ProgrammerOptions {
   /** seed of NAT port allocation (replay: --seed, reproducible); absent: random (the live daemon) */
   natSeed?: number;
   natCapacity?: number;
+  /** neighbour (next hop) entries; default 16 384 (Calico clusters reach 5 000 nodes) */
+  neighborCapacity?: number;
+  /** adjacency entries; default 65 536 */
+  adjacencyCapacity?: number;
   /** the uplink's real MAC (live dataplane: read from the interface) */
   uplinkMac?: string;
   /** include the config's WorkloadEndpoints as ports (replay: yes; the live daemon attaches its own) */
@@ -56,6 +66,8 @@ export interface WorkloadPort {
 interface Installed {
   spec: RouteSpec;
   adj: number;
+  /** neighbour entry referenced (-1: none) */
+  nbr: number;
 }
 
 export class Programmer {
@@ -63,17 +75,33 @@ export class Programmer {
   readonly warnings: string[];
   readonly uplink: Uplink;
   private readonly routes = new Map<string, Installed>();
+  /** routes a full table refused, by prefix: retried by maintain() */
+  private readonly refused = new Map<string, RouteSpec>();
+  private refusedCount = 0;
+  private fibFullCount = 0;
+  /** the shared tables (env.fib/adj/nbr/nat are its members) */
+  readonly tables: TableSet;
   readonly workloadMtu: number;
   /** port slots (index = port number); null = free */
   readonly specs: (PortSpec | null)[];
   /** see ProgrammerOptions.uplinkL2 */
   private readonly uplinkL2: boolean;
+  /** network policy (control/policy/programmer.ts); null when the config has none */
+  readonly policy: PolicyProgrammer | null;
+
+  /** the configuration routes are resolved against; replaced by setConfig() on live changes */
+  get cfg(): ClusterConfig {
+    return this.config;
+  }
+
+  private config: ClusterConfig;
 
   constructor(
-    readonly cfg: ClusterConfig,
+    cfg: ClusterConfig,
     readonly nodeName: string,
     opts: ProgrammerOptions = {},
   ) {
+    this.config = cfg;
     const me = localNode(cfg, nodeName);
     const uplink = cfg.uplinks.get(nodeName);
     if (!uplink) {
@@ -115,8 +143,6 @@ export class Programmer {
     while (specs.length < (opts.portSlots ?? 0)) specs.push(null);
     this.specs = specs;
     const ports = new PortTable(specs);
-    const nbr = NeighborTable.create(4096);
-    for (const n of uplink.neighbors) nbr.setStatic(n.ip, parseMac(n.mac)!);
     const ownedIps: number[] = [];
     if (felix.natOutgoingAddress !== undefined && felix.natOutgoingAddress !== me.bgpAddress.ip) {
       ownedIps.push(felix.natOutgoingAddress);
@@ -139,7 +165,7 @@ export class Programmer {
       natOutgoing: p.natOutgoing,
     }));
     const nat = cfg.pools.some((p) => p.natOutgoing)
-      ? NatTable.create({
+      ? {
           capacity: opts.natCapacity ?? 65536,
           natIps: [felix.natOutgoingAddress ?? me.bgpAddress.ip],
           portLo: felix.natPortRange?.[0],
@@ -149,15 +175,23 @@ export class Programmer {
           // random, so NAT ports are unpredictable (RFC 6056) and flows cannot be aimed at one chain.
           seed: opts.natSeed ?? randomInt(0x7fffffff),
           hashKey: opts.natSeed === undefined ? undefined : 0x5eed,
-        })
+        }
       : null;
+    const tables = TableSet.create({
+      tbl8Groups: opts.tbl8Groups,
+      neighborCapacity: opts.neighborCapacity,
+      adjacencyCapacity: opts.adjacencyCapacity,
+      nat,
+    });
+    this.tables = tables;
+    for (const n of uplink.neighbors) tables.nbr.setStatic(n.ip, parseMac(n.mac)!);
     this.env = {
       ports,
-      fib: Lpm4.create({ tbl8Groups: opts.tbl8Groups }),
-      adj: AdjacencyTable.create(),
-      nbr,
+      fib: tables.fib,
+      adj: tables.adj,
+      nbr: tables.nbr,
       params,
-      nat,
+      nat: tables.nat,
     };
     const compiled = compileRoutes(cfg, nodeName);
     this.warnings = compiled.warnings;
@@ -165,6 +199,18 @@ export class Programmer {
       if (opts.remoteBlocksFromConfig === false && r.node !== undefined && r.node !== nodeName) continue;
       this.install(r);
     }
+    this.policy = PolicyProgrammer.attach(cfg, nodeName, this.env, {
+      seed: opts.natSeed ?? randomInt(0x7fffffff),
+    });
+  }
+
+  /**
+   * Swaps the configuration later installs resolve against (pools for NAT exclusion, tunnel MTUs,
+   * the BGP glue's lookups). Installed routes are untouched: the caller installs and withdraws the
+   * difference (datastore watch, file reload).
+   */
+  setConfig(cfg: ClusterConfig): void {
+    this.config = cfg;
   }
 
   /**
@@ -207,25 +253,90 @@ export class Programmer {
     return p;
   }
 
-  /** Adds or replaces the route for r.prefix. */
+  /**
+   * Adds or replaces the route for r.prefix. A full table (neighbours, adjacencies, FIB tbl8 groups)
+   * refuses it: the error is thrown, counted, nothing changes (a replaced route stays), and a learned
+   * (bgp) route is kept for `maintain()` to install once room is reclaimed (until withdrawn or replaced).
+   */
   install(r: RouteSpec): void {
     const key = formatPrefix4(r.prefix);
-    const adj = this.env.adj.acquire(this.adjSpec(r));
-    this.env.fib.insert(r.prefix.addr, r.prefix.len, adj);
+    const { adj, nbr } = this.tables;
+    let nb = -1;
+    let a = -1;
+    try {
+      const s = this.adjSpec(r);
+      nb = s.neighbor;
+      a = adj.acquire(s);
+      this.env.fib.insert(r.prefix.addr, r.prefix.len, a); // publish
+    } catch (e) {
+      if (a >= 0) adj.release(a);
+      if (nb >= 0) nbr.release(nb);
+      if (e instanceof Lpm4FullError) this.fibFullCount++;
+      if (isTableFull(e)) {
+        this.refusedCount++;
+        if (r.source === 'bgp') this.refused.set(key, r); // nobody re-sends a learned route: retry it
+      }
+      throw e;
+    }
+    this.refused.delete(key);
     const old = this.routes.get(key);
-    this.routes.set(key, { spec: r, adj });
-    if (old) this.env.adj.release(old.adj);
+    this.routes.set(key, { spec: r, adj: a, nbr: nb });
+    if (old) this.dropRefs(old);
   }
 
-  /** Removes the route for `prefix` (if any). */
+  /** Removes the route for `prefix` (if any; also forgets it if it was waiting after a refusal). */
   withdraw(prefix: Prefix4): boolean {
     const key = formatPrefix4(prefix);
+    const waiting = this.refused.delete(key);
     const old = this.routes.get(key);
-    if (!old) return false;
-    this.env.fib.remove(prefix.addr, prefix.len);
+    if (!old) return waiting;
+    this.env.fib.remove(prefix.addr, prefix.len); // unpublish
     this.routes.delete(key);
-    this.env.adj.release(old.adj);
+    this.dropRefs(old);
     return true;
+  }
+
+  private dropRefs(r: Installed): void {
+    this.tables.adj.release(r.adj);
+    if (r.nbr >= 0) this.tables.nbr.release(r.nbr);
+  }
+
+  /**
+   * Periodic control-thread work (the daemon calls it about once a second): reclaims what readers
+   * released, repairs neighbour entries a dead writer left locked, sweeps the NAT table (`natNow`: its
+   * clock, whole seconds) and installs refused routes that fit now. Returns how many it installed.
+   */
+  maintain(natNow?: number): number {
+    this.tables.maintain(natNow);
+    let n = 0;
+    for (const [key, r] of [...this.refused]) {
+      try {
+        this.install(r);
+        n++;
+      } catch (e) {
+        if (!isTableFull(e)) {
+          this.refused.delete(key); // cannot be installed for another reason: give up on it
+          continue;
+        }
+        this.refusedCount--; // the retry is not a new refusal
+        break; // still full: the rest waits too
+      }
+    }
+    return n;
+  }
+
+  /** Routes refused by a full table and not installed yet. */
+  get waitingRoutes(): number {
+    return this.refused.size;
+  }
+
+  /** Control-side counters for `calitap stats`: table refusals and repairs (non-zero rows). */
+  counters(): TableCounterRow[] {
+    const rows = this.tables.counters();
+    if (this.fibFullCount > 0) rows.push({ node: 'fib', reason: 'tbl8-full', count: this.fibFullCount });
+    if (this.refusedCount > 0) rows.push({ node: 'route', reason: 'refused', count: this.refusedCount });
+    if (this.refused.size > 0) rows.push({ node: 'route', reason: 'waiting', count: this.refused.size });
+    return rows;
   }
 
   /** The installed route for exactly this prefix, if any. */
@@ -246,6 +357,7 @@ export class Programmer {
       .sort((a, b) => cmpPrefix(a.prefix, b.prefix));
   }
 
+  /** The adjacency for r; for an uplink route this takes a reference on the next hop's neighbour. */
   private adjSpec(r: RouteSpec): AdjSpec {
     const ports = this.env.ports;
     const where = `${this.cfg.source}: route ${formatPrefix4(r.prefix)}`;
@@ -266,23 +378,28 @@ export class Programmer {
     const inPool = this.cfg.pools.some((p) => prefixCovers(p.cidr, r.prefix));
     const hop = r.linkNextHop ?? r.nextHop;
     if (hop === undefined) throw new ConfigError(`${where}: no next hop`);
-    let neighbor = this.env.nbr.ensure(hop);
-    if (!this.uplinkL2 && !this.env.nbr.resolved(neighbor))
-      neighbor = this.env.nbr.setStatic(hop, parseMac(UDP_NEIGHBOR_MAC)!);
     const mtu =
       r.via === 'ipip' || r.via === 'vxlan'
         ? tunnelMtu(this.cfg, this.uplink.mtu, r.via, this.nodeName)
         : this.uplink.mtu;
+    const mac = r.via === 'vxlan' ? (parseMac(r.mac ?? '') ?? undefined) : undefined;
+    const nbr = this.tables.nbr;
+    const neighbor = nbr.acquire(hop); // last: nothing below throws
+    if (!this.uplinkL2 && !nbr.resolved(neighbor)) nbr.makeStatic(neighbor, parseMac(UDP_NEIGHBOR_MAC)!);
     return {
       kind: r.via,
       port: PORT_UPLINK,
       nextHop: r.nextHop ?? hop,
       neighbor,
-      mac: r.via === 'vxlan' ? (parseMac(r.mac ?? '') ?? undefined) : undefined,
+      mac,
       mtu,
       inPool,
     };
   }
+}
+
+function isTableFull(e: unknown): boolean {
+  return e instanceof Lpm4FullError || (e instanceof CalitapError && e.code.endsWith('-table-full'));
 }
 
 function cmpPrefix(a: string, b: string): number {

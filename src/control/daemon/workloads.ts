@@ -104,7 +104,7 @@ export class WorkloadManager {
     private readonly stateFile: string,
     private readonly queues: number,
     /** IFF_VNET_HDR + TUNSETOFFLOAD(csum, tso4): the workload may send 64 KiB TCP super-frames */
-    private readonly offload = false,
+    readonly offload = false,
   ) {}
 
   /** Opens one queue of a workload TAP with this daemon's flags (and offloads). */

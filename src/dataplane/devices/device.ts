@@ -18,6 +18,7 @@ import { GraphNode, drop, event, type NodeDecl } from '../graph/graph.js';
 import { piecesPerFrame, type Batch } from '../graph/packet.js';
 import { TX_ERROR, TX_QUEUE_FULL, TX_REFUSED, type PortCounters } from '../graph/counters.js';
 import type { PortSink } from '../graph/env.js';
+import { Tcp4GroNode } from './gro-node.js'; // GRO hook
 
 /** GSO super-frame kinds a device can carry whole (TCP over IPv4: TSO4). */
 export type GsoKind = 'tcp4';
@@ -190,6 +191,8 @@ export function errnoOf(e: unknown): number {
 export class DeviceContext {
   readonly input = new PortInput();
   readonly output = new PortOutput();
+  /** what TAP receive coalescing did (tcp4-gro counters; GRO hook) */
+  readonly gro = new Tcp4GroNode();
   /** called once when a device fails (it is already marked failed); the owner stops reading it */
   onError: (dev: Device, op: DeviceOp, errno: number) => void = () => {};
 
@@ -197,7 +200,7 @@ export class DeviceContext {
 
   /** The counter-only nodes to build the graph with (as a feature: `() => ctx.nodes()`). */
   nodes(): GraphNode[] {
-    return [this.input, this.output];
+    return [this.input, this.output, this.gro]; // GRO hook: this.gro
   }
 
   /** Frames the device accepted. */

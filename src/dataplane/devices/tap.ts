@@ -8,6 +8,7 @@
 import { gsoSegments, type Batch } from '../graph/packet.js';
 import { FdDevice } from './fd.js';
 import { L2_PLAIN, type DeviceCaps, type DeviceContext } from './device.js';
+import { GroWriter } from './gro-write.js'; // GRO hook
 
 const TAP_OFFLOAD: DeviceCaps = { layer: 'l2', vnetHdr: true, gso: ['tcp4'], tunnelGso: false };
 
@@ -30,6 +31,17 @@ export class TapDevice extends FdDevice {
     readonly graphSegments = true,
   ) {
     super(name, offload ? TAP_OFFLOAD : L2_PLAIN, fd, b, ctx, { vnet: offload, gsoIn: offload });
+    // GRO hook: coalesce a round's TCP segments into super-frames when the TAP takes them (gro-write.ts)
+    this.gro =
+      this.caps.vnetHdr && this.caps.gso.includes('tcp4') ? new GroWriter(b.capacity, ctx.gro) : null;
+  }
+
+  private readonly gro: GroWriter | null; // GRO hook
+
+  // GRO hook: the round's write goes through the coalescing planner when offloads are on
+  protected override send(n: number): void {
+    if (this.gro === null) super.send(n);
+    else this.gro.send(this.fd, this.u8, this.offs, this.lens, n, this.status);
   }
 
   override slotsPerFrame(minMtu: number): number {

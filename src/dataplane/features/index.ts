@@ -5,5 +5,11 @@ import type { GraphFeature } from '../graph/build.js';
 import { spoofFeature } from './spoof/spoof-check.js';
 import { encapFeature } from './encap/nodes.js';
 import { natFeature } from './nat/nodes.js';
+import { policyFeature } from './policy/nodes.js';
 
-export const DATAPLANE_FEATURES: readonly GraphFeature[] = [spoofFeature, natFeature, encapFeature];
+export const DATAPLANE_FEATURES: readonly GraphFeature[] = [
+  spoofFeature,
+  policyFeature,
+  natFeature,
+  encapFeature,
+];

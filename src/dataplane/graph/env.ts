@@ -7,6 +7,8 @@ import type { NeighborTable } from '../tables/neighbor.js';
 import type { PortTable } from './ports.js';
 import type { Batch } from './packet.js';
 import type { NatTable } from '../tables/nat/table.js';
+import type { PolicyTables } from '../tables/policy/tables.js';
+import type { PolicyFlowTable } from '../tables/policy/flows.js';
 
 export interface DataplaneParams {
   /** this node's IP on the uplink: tunnel endpoint, ICMP error source, default SNAT address */
@@ -57,6 +59,16 @@ export interface DataplaneEnv {
   params: DataplaneParams;
   /** the shared SNAT flow table; null when no pool has natOutgoing */
   nat: NatTable | null;
+  /** network policy (features/policy); absent: no policy feature in the graph */
+  policy?: PolicyEnv;
+}
+
+/** The shared policy tables a graph's ip4-policy node reads (control/policy/programmer.ts makes them). */
+export interface PolicyEnv {
+  tables: PolicyTables;
+  flows: PolicyFlowTable;
+  /** the label of deny counter c (control side; absent in workers) */
+  describe?: (c: number) => string;
 }
 
 /** Where interface-output puts frames: one sink per port (pcap writer, TAP queue, memory ring). */

@@ -1,19 +1,11 @@
 // Messages between the daemon's control thread and its dataplane workers. Tables travel as their
 // SharedArrayBuffers (shared, not copied); ports as plain specs plus the fd this worker uses for each.
-import type { Lpm4Shared } from '../tables/lpm.js';
-import type { AdjacencyShared } from '../tables/adjacency.js';
-import type { NeighborShared } from '../tables/neighbor.js';
-import type { NatTableShared } from '../tables/nat/table.js';
+import type { SharedTables } from '../tables/set.js';
 import type { DataplaneParams } from '../graph/env.js';
 import type { PortSpec } from '../graph/ports.js';
 import type { MessagePort } from 'node:worker_threads';
 
-export interface SharedTables {
-  fib: Lpm4Shared;
-  adj: AdjacencyShared;
-  nbr: NeighborShared;
-  nat: NatTableShared | null;
-}
+export type { SharedTables };
 
 export interface PortsUpdate {
   type: 'ports';

@@ -10,10 +10,7 @@ import { workerData, parentPort, receiveMessageOnPort } from 'node:worker_thread
 import { Batch, GSO_SLOT_SIZE, SLOT_SIZE } from '../graph/packet.js';
 import { PortTable, PORT_UPLINK } from '../graph/ports.js';
 import type { DataplaneEnv } from '../graph/env.js';
-import { Lpm4 } from '../tables/lpm.js';
-import { AdjacencyTable } from '../tables/adjacency.js';
-import { NeighborTable } from '../tables/neighbor.js';
-import { NatTable } from '../tables/nat/table.js';
+import { TableSet } from '../tables/set.js';
 import * as io from '../devices/native.js';
 import type { Device } from '../devices/device.js';
 import { TapDevice } from '../devices/tap.js';
@@ -78,18 +75,18 @@ class EpollPoller implements Poller {
 }
 
 function main(init: WorkerInit): void {
-  // ---- tables: attach the shared tables; one quiescent point per round (afterRound) -------------
-  const fib = Lpm4.attach(init.tables.fib);
-  const readerSlot = fib.registerReader();
+  // ---- tables: attach every shared table and register as a reader in this worker's slot (a restart
+  // reuses it); one quiescent point per round (afterRound), when no table index is held ----------
+  const tables = TableSet.attach(init.tables, init.id);
   const env: DataplaneEnv = {
     ports: new PortTable(init.ports.specs),
-    fib,
-    adj: AdjacencyTable.attach(init.tables.adj),
-    nbr: NeighborTable.attach(init.tables.nbr),
-    nat: init.tables.nat === null ? null : NatTable.attach(init.tables.nat),
+    fib: tables.fib,
+    adj: tables.adj,
+    nbr: tables.nbr,
+    nat: tables.nat,
     params: init.params,
   };
-  const afterRound = (): void => fib.quiescent(readerSlot);
+  const afterRound = (): void => tables.quiescent();
   // ---- end of tables ----------------------------------------------------------------------------
 
   // With offloads the uplink (packet or udp) segments tunnel super-frames itself, into scratch after
@@ -139,9 +136,12 @@ function main(init: WorkerInit): void {
     testHooks: init.testHooks === true,
     afterRound,
   });
-  loop.run();
-  fib.unregisterReader(readerSlot);
-  poller.close();
+  try {
+    loop.run();
+  } finally {
+    tables.detach();
+    poller.close();
+  }
 }
 
 const init = workerData as WorkerInit;

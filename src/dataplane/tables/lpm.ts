@@ -12,7 +12,9 @@
 //   tbl8   groups of 256 entries (1 KiB each), indexed by (group << 8) | (ip & 255). A growable SAB
 //          (ES2024 `maxByteLength`): it starts at `tbl8InitialGroups` groups and doubles on demand up to
 //          `tbl8Groups` (default 65536 = 64 MiB). Views are length-tracking, so workers see growth.
-//   ctl    Int32Array header: magic, route count, tbl8 groups used, reader epoch, reader slots.
+//   ctl    Int32Array header: magic, route count, tbl8 groups used.
+// Readers register with the shared `ReaderRegistry` (qsbr.ts) the table was created with; the whole
+// `TableSet` (set.ts) shares one.
 // Pages of a SAB that were never written are not resident: a few routes cost little RSS, a default
 // route touches all of tbl24 (64 MiB).
 //
@@ -32,10 +34,10 @@
 //     entry that points at it. Readers use plain loads; the tbl8 load's address depends on the tbl24
 //     load, which orders them on every CPU Node runs on (x86 TSO, ARM address dependency).
 //   - A group is freed (its /24 lost its last route longer than /24) by first publishing a plain tbl24
-//     entry, then parking the group on a pending list tagged with the reader epoch and the time.
-//     A parked group is reused only when BOTH hold:
+//     entry, then retiring the group (qsbr.ts: tagged with the registry's epoch and the time).
+//     A retired group is reused only when BOTH hold:
 //       (a) every registered, online reader has announced a quiescent state (`quiescent(slot)`, between
-//           batches: no lookup in progress) after the free, i.e. its slot holds an epoch > the tag; and
+//           batches: no lookup in progress) after the free (ReaderRegistry#passed); and
 //       (b) `tbl8ReuseDelayMs` (default 1000 ms) have passed since the free: this protects readers that
 //           never registered (a lookup spends nanoseconds between its two loads).
 //     Fresh groups (never used) are handed out before the table grows; exhaustion with groups still
@@ -43,7 +45,8 @@
 //   - Growth (`SharedArrayBuffer.prototype.grow`) happens before the group is filled and published.
 // Errors: running out of tbl8 groups throws `Lpm4FullError` (a RangeError, code `fib-tbl8-full`) before
 // any entry is written; bad arguments throw RangeError. Both leave the table unchanged.
-// This module imports nothing, so a worker (or a test) can load it on its own.
+// Imports only qsbr.ts (which imports nothing).
+import { QSBR_MAX_READERS, ReaderRegistry, RetireQueue, type ReaderRegistryShared } from './qsbr.js';
 
 /** `lookup` result when no prefix matches. Stored values are 1..LPM_MAX_VALUE. */
 export const LPM_MISS = 0;
@@ -51,8 +54,8 @@ export const LPM_MISS = 0;
 export const LPM_MAX_VALUE = 0xffffff;
 /** Upper bound of the `tbl8Groups` option (1 GiB of tbl8). */
 export const LPM_MAX_TBL8_GROUPS = 1 << 20;
-/** Reader slots available for the quiescent-state protocol. */
-export const LPM_MAX_READERS = 64;
+/** Reader slots available for the quiescent-state protocol (the shared registry's). */
+export const LPM_MAX_READERS = QSBR_MAX_READERS;
 
 const VALUE_MASK = 0x00ffffff;
 const DEPTH_SHIFT = 24;
@@ -65,12 +68,8 @@ const GROUP_BYTES = GROUP_ENTRIES * 4;
 const CTL_MAGIC = 0;
 const CTL_ROUTES = 1;
 const CTL_GROUPS_USED = 2;
-const CTL_EPOCH = 3;
-const CTL_READERS = 8;
-const CTL_LENGTH = CTL_READERS + LPM_MAX_READERS;
+const CTL_LENGTH = 8;
 const MAGIC = 0x4c504d34; // 'LPM4'
-const SLOT_FREE = 0;
-const SLOT_OFFLINE = -1;
 
 const DEFAULT_TBL8_GROUPS = 65536;
 const DEFAULT_TBL8_INITIAL_GROUPS = 256;
@@ -79,6 +78,8 @@ const DEFAULT_REUSE_DELAY_MS = 1000;
 /** Everything a worker needs to attach: only SharedArrayBuffers and numbers (structured-cloneable). */
 export interface Lpm4Shared {
   readonly version: 1;
+  /** the reader registry shared by the table set */
+  readonly readers: ReaderRegistryShared;
   readonly tbl24: SharedArrayBuffer;
   /** growable (when the engine supports it) up to `tbl8GroupsMax` groups of 1 KiB */
   readonly tbl8: SharedArrayBuffer;
@@ -95,6 +96,8 @@ export interface Lpm4Options {
   tbl8ReuseDelayMs?: number;
   /** Clock for the reuse delay, in ms (tests inject one). Default `performance.now`. */
   now?: () => number;
+  /** Reader registry shared with the other tables (default: a private one). */
+  readers?: ReaderRegistry;
 }
 
 export interface Lpm4Stats {
@@ -170,12 +173,6 @@ interface GrowableSab extends SharedArrayBuffer {
 }
 type SabCtor = new (byteLength: number, options?: { maxByteLength?: number }) => GrowableSab;
 
-interface PendingGroup {
-  group: number;
-  epoch: number;
-  time: number;
-}
-
 export class Lpm4 {
   readonly shared: Lpm4Shared;
   /** Raw tables for `lpmLookup` (the graph keeps these; tbl8 is length-tracking). */
@@ -183,6 +180,8 @@ export class Lpm4 {
   readonly tbl8: Uint32Array;
   private readonly ctl: Int32Array;
   private readonly writable: boolean;
+  /** the shared reader registry (qsbr.ts) */
+  readonly readers: ReaderRegistry;
 
   // ---- control side only (empty in attached views) ----
   /** routes[len]: network address -> value */
@@ -190,23 +189,25 @@ export class Lpm4 {
   /** /24 index -> number of routes longer than /24 inside it (a group exists iff > 0) */
   private readonly longer = new Map<number, number>();
   private readonly freeGroups: number[] = [];
-  private readonly pending: PendingGroup[] = [];
+  private readonly pending: RetireQueue;
   private highWater = 0; // groups [0, highWater) have been handed out at least once
   private capacity = 0; // groups the tbl8 buffer holds now
   private count = 0;
   private groupsUsed = 0;
-  private readonly reuseDelayMs: number;
-  private readonly now: () => number;
 
   private constructor(shared: Lpm4Shared, writable: boolean, opts: Lpm4Options) {
     this.shared = shared;
     this.writable = writable;
+    this.readers = opts.readers ?? ReaderRegistry.attach(shared.readers);
     this.tbl24 = new Uint32Array(shared.tbl24);
     this.tbl8 = new Uint32Array(shared.tbl8); // no length: tracks a growable buffer
     this.ctl = new Int32Array(shared.ctl);
     this.capacity = shared.tbl8.byteLength / GROUP_BYTES;
-    this.reuseDelayMs = opts.tbl8ReuseDelayMs ?? DEFAULT_REUSE_DELAY_MS;
-    this.now = opts.now ?? (() => performance.now());
+    this.pending = new RetireQueue(
+      this.readers,
+      opts.tbl8ReuseDelayMs ?? DEFAULT_REUSE_DELAY_MS,
+      opts.now ?? (() => performance.now()),
+    );
     if (writable) for (let l = 0; l <= 32; l++) this.routes.push(new Map());
   }
 
@@ -227,15 +228,16 @@ export class Lpm4 {
     const Sab = SharedArrayBuffer as unknown as SabCtor;
     let tbl8 = new Sab(initial * GROUP_BYTES, { maxByteLength: max * GROUP_BYTES });
     if (tbl8.growable !== true) tbl8 = new Sab(max * GROUP_BYTES); // engine without growable SABs
+    const readers = opts.readers ?? ReaderRegistry.create();
     const shared: Lpm4Shared = {
       version: 1,
+      readers: readers.shared,
       tbl24: new SharedArrayBuffer(TBL24_ENTRIES * 4),
       tbl8,
       ctl: new SharedArrayBuffer(CTL_LENGTH * 4),
       tbl8GroupsMax: max,
     };
-    const lpm = new Lpm4(shared, true, opts);
-    Atomics.store(lpm.ctl, CTL_EPOCH, 1);
+    const lpm = new Lpm4(shared, true, { ...opts, readers });
     Atomics.store(lpm.ctl, CTL_MAGIC, MAGIC);
     return lpm;
   }
@@ -246,6 +248,8 @@ export class Lpm4 {
       shared === null ||
       typeof shared !== 'object' ||
       shared.version !== 1 ||
+      shared.readers === null ||
+      typeof shared.readers !== 'object' ||
       !(shared.tbl24 instanceof SharedArrayBuffer) ||
       !(shared.tbl8 instanceof SharedArrayBuffer) ||
       !(shared.ctl instanceof SharedArrayBuffer) ||
@@ -358,36 +362,33 @@ export class Lpm4 {
     return {
       routes: this.size,
       tbl8GroupsUsed: this.writable ? this.groupsUsed : Atomics.load(this.ctl, CTL_GROUPS_USED),
-      tbl8GroupsPending: this.pending.length,
+      tbl8GroupsPending: this.pending.size,
       tbl8GroupsCapacity: this.shared.tbl8.byteLength / GROUP_BYTES,
       tbl8GroupsMax: this.shared.tbl8GroupsMax,
       memoryBytes: this.memoryBytes(),
     };
   }
 
-  // ---- reader quiescent-state protocol (workers; see the rules at the top) ----
+  // ---- reader quiescent-state protocol (workers; see the rules at the top and qsbr.ts) ----
+  // Shorthands for the shared registry: a worker with a TableSet calls the set's methods instead.
 
   /** Claims a reader slot (online from now on). Returns its number for `quiescent`/`offline`. */
-  registerReader(): number {
-    for (let s = 0; s < LPM_MAX_READERS; s++) {
-      const epoch = Atomics.load(this.ctl, CTL_EPOCH);
-      if (Atomics.compareExchange(this.ctl, CTL_READERS + s, SLOT_FREE, epoch) === SLOT_FREE) return s;
-    }
-    throw new RangeError(`Lpm4.registerReader: all ${LPM_MAX_READERS} reader slots are taken`);
+  registerReader(slot?: number): number {
+    return this.readers.register(slot);
   }
 
   /** Call between batches, when no lookup is in progress: lets the writer reuse groups freed before. */
   quiescent(slot: number): void {
-    Atomics.store(this.ctl, CTL_READERS + slot, Atomics.load(this.ctl, CTL_EPOCH));
+    this.readers.quiescent(slot);
   }
 
   /** Call before blocking for a long time (no lookups until the next `quiescent`). */
   offline(slot: number): void {
-    Atomics.store(this.ctl, CTL_READERS + slot, SLOT_OFFLINE);
+    this.readers.offline(slot);
   }
 
   unregisterReader(slot: number): void {
-    Atomics.store(this.ctl, CTL_READERS + slot, SLOT_FREE);
+    this.readers.unregister(slot);
   }
 
   // ---- internals (writer only) ----
@@ -462,7 +463,7 @@ export class Lpm4 {
     } else {
       throw new Lpm4FullError(
         `FIB full: cannot add ${fmt(addr, len)}: all ${this.shared.tbl8GroupsMax} tbl8 groups are in use ` +
-          `(${this.groupsUsed} holding routes longer than /24, ${this.pending.length} freed and awaiting ` +
+          `(${this.groupsUsed} holding routes longer than /24, ${this.pending.size} freed and awaiting ` +
           `reader quiescence); raise Lpm4.create({ tbl8Groups })`,
       );
     }
@@ -471,28 +472,12 @@ export class Lpm4 {
   }
 
   private freeGroup(g: number): void {
-    const epoch = Atomics.load(this.ctl, CTL_EPOCH);
-    this.pending.push({ group: g, epoch, time: this.now() });
-    Atomics.add(this.ctl, CTL_EPOCH, 1);
+    this.pending.retire(g);
     Atomics.store(this.ctl, CTL_GROUPS_USED, --this.groupsUsed);
   }
 
-  /** Moves parked groups that no reader can still be inside onto the free list. */
+  /** Moves retired groups that no reader can still be inside onto the free list. */
   private reclaim(): void {
-    if (this.pending.length === 0) return;
-    let minSeen = Infinity; // smallest epoch announced by an online reader
-    for (let s = 0; s < LPM_MAX_READERS; s++) {
-      const v = Atomics.load(this.ctl, CTL_READERS + s);
-      if (v > 0 && v < minSeen) minSeen = v;
-    }
-    const now = this.now();
-    let k = 0;
-    while (k < this.pending.length) {
-      const p = this.pending[k];
-      if (p.epoch >= minSeen || now - p.time < this.reuseDelayMs) break; // FIFO: later ones are younger
-      this.freeGroups.push(p.group);
-      k++;
-    }
-    if (k > 0) this.pending.splice(0, k);
+    this.pending.reclaim((g) => this.freeGroups.push(g));
   }
 }

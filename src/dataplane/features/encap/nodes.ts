@@ -43,12 +43,13 @@ import {
 } from '../../wire/vxlan.js';
 
 /** Writes the outer Ethernet header at `off`: to the link next hop's MAC, from our uplink MAC. */
-function outerEthernet(b: Batch, off: number, nbr: NeighborTable, nb: number, ourMac: Uint8Array): void {
+function outerEthernet(b: Batch, off: number, nbr: NeighborTable, nb: number, ourMac: Uint8Array): boolean {
   const u8 = b.u8;
-  nbr.copyMac(nb, u8, off);
+  if (!nbr.copyMac(nb, u8, off)) return false;
   for (let k = 0; k < 6; k++) u8[off + 6 + k] = ourMac[k];
   u8[off + 12] = ETHERTYPE_IPV4 >>> 8;
   u8[off + 13] = ETHERTYPE_IPV4 & 255;
+  return true;
 }
 
 /** A sorted set of node IPs (binary search: no hashing, no allocation). */
@@ -82,7 +83,9 @@ function gsoLen(b: Batch, i: number, len: number, outerIp: number): number {
 
 const E_HEADROOM = 0;
 
-const ENCAP_REASONS = [drop('no-headroom'), event('encapsulated')];
+const E_NBR_BUSY = 2;
+/** neighbor-busy: the next hop's MAC was being rewritten for longer than a bounded read */
+const ENCAP_REASONS = [drop('no-headroom'), event('encapsulated'), drop('neighbor-busy')];
 
 abstract class EncapBase extends GraphNode {
   protected readonly adj: AdjacencyTable;
@@ -130,7 +133,10 @@ export class Ipip4Encap extends EncapBase {
       u8[inner + IP4_TOS],
       this.ipId,
     );
-    outerEthernet(b, start, this.nbr, this.adj.neighbor[a], this.env.ports.ourMacOf[PORT_UPLINK]);
+    if (!outerEthernet(b, start, this.nbr, this.adj.neighbor[a], this.env.ports.ourMacOf[PORT_UPLINK])) {
+      this.drop(b, i, E_NBR_BUSY);
+      return false;
+    }
     b.off[i] = start;
     b.len[i] = ETH_HLEN + IPIP_OVERHEAD + innerLen;
     b.txPort[i] = PORT_UPLINK;
@@ -210,7 +216,10 @@ export class Vxlan4Encap extends EncapBase {
       flags,
       u8[inner + IP4_TOS],
     );
-    outerEthernet(b, start, this.nbr, this.adj.neighbor[a], this.env.ports.ourMacOf[PORT_UPLINK]);
+    if (!outerEthernet(b, start, this.nbr, this.adj.neighbor[a], this.env.ports.ourMacOf[PORT_UPLINK])) {
+      this.drop(b, i, E_NBR_BUSY);
+      return false;
+    }
     b.off[i] = start;
     b.len[i] = ETH_HLEN + 20 + udpLen;
     b.txPort[i] = PORT_UPLINK;

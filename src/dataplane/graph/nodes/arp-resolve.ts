@@ -23,6 +23,7 @@ const R_RELEASED = 4;
 const R_AT_EXIT = 5;
 const R_NO_SLOT = 6;
 const R_TOO_BIG = 7;
+const R_STALE = 8;
 const N_REWRITE = 0;
 const N_OUTPUT = 1;
 
@@ -42,6 +43,8 @@ export class Ip4Arp extends GraphNode {
       drop('unresolved-at-exit'),
       drop('batch-full'),
       drop('too-big-to-hold'),
+      // the route or neighbour a held packet waited for was removed (its table entry reused)
+      drop('route-changed'),
     ],
   };
   private readonly nbr: NeighborTable;
@@ -51,6 +54,8 @@ export class Ip4Arp extends GraphNode {
   private readonly hAdj = new Uint32Array(HOLD_SLOTS);
   private readonly hRx = new Uint16Array(HOLD_SLOTS);
   private readonly hFlags = new Uint8Array(HOLD_SLOTS);
+  /** adjacency generation when held (tables/adjacency.ts gen: an index kept across rounds) */
+  private readonly hGen = new Uint32Array(HOLD_SLOTS);
   private readonly hNext = new Int32Array(HOLD_SLOTS);
   private freeHead = 0;
   private readonly head: Int32Array;
@@ -58,6 +63,8 @@ export class Ip4Arp extends GraphNode {
   private readonly held: Uint8Array;
   private readonly tries: Uint8Array;
   private readonly lastReq: Float64Array;
+  /** neighbour generation when resolution started (tables/neighbor.ts gen) */
+  private readonly nGen: Uint32Array;
   /** neighbours with packets waiting (changes only when resolution starts or ends) */
   private readonly pending = new Set<number>();
   private now = 0;
@@ -77,6 +84,7 @@ export class Ip4Arp extends GraphNode {
     this.held = new Uint8Array(c);
     this.tries = new Uint8Array(c);
     this.lastReq = new Float64Array(c);
+    this.nGen = new Uint32Array(c);
     for (let s = 0; s < HOLD_SLOTS; s++) this.hNext[s] = s + 1 < HOLD_SLOTS ? s + 1 : -1;
     this.mac = env.ports.ourMacOf[PORT_UPLINK];
     this.srcIp = env.params.nodeIp;
@@ -107,6 +115,7 @@ export class Ip4Arp extends GraphNode {
       this.hAdj[s] = b.adj[i];
       this.hRx[s] = b.rxPort[i];
       this.hFlags[s] = b.flags[i];
+      this.hGen[s] = this.adj.gen[b.adj[i]];
       this.hNext[s] = -1;
       if (this.tail[nb] >= 0) this.hNext[this.tail[nb]] = s;
       else this.head[nb] = s;
@@ -116,6 +125,7 @@ export class Ip4Arp extends GraphNode {
       if (b.trace !== null) b.note(i, this.name, `held for ${formatIp4(this.nbr.ip[nb])}`);
       if (!this.pending.has(nb)) {
         this.pending.add(nb);
+        this.nGen[nb] = this.nbr.gen[nb];
         this.tries[nb] = 0;
         this.request(b, i, nb);
       }
@@ -140,13 +150,20 @@ export class Ip4Arp extends GraphNode {
 
   override poll(b: Batch): void {
     if (this.pending.size === 0) return;
-    for (const nb of this.pending) if (this.nbr.resolved(nb)) this.release(b, nb, -1);
+    for (const nb of this.pending) {
+      if (this.nbr.gen[nb] !== this.nGen[nb]) this.discard(nb, R_STALE);
+      else if (this.nbr.resolved(nb)) this.release(b, nb, -1);
+    }
   }
 
   override tick(b: Batch, now: number): void {
     this.now = now;
     if (this.pending.size === 0) return;
     for (const nb of this.pending) {
+      if (this.nbr.gen[nb] !== this.nGen[nb]) {
+        this.discard(nb, R_STALE);
+        continue;
+      }
       if (this.nbr.resolved(nb)) {
         this.release(b, nb, -1);
         continue;
@@ -162,8 +179,9 @@ export class Ip4Arp extends GraphNode {
     if (!this.pending.has(nb)) return;
     for (let s = this.head[nb]; s >= 0;) {
       const next = this.hNext[s];
-      const j = b.alloc(cause);
-      if (j < 0) this.count(R_NO_SLOT);
+      const j = this.adj.gen[this.hAdj[s]] !== this.hGen[s] ? -2 : b.alloc(cause);
+      if (j === -2) this.count(R_STALE);
+      else if (j < 0) this.count(R_NO_SLOT);
       else {
         b.u8.set(this.pool.subarray(s * SLOT_DATA, s * SLOT_DATA + this.hLen[s]), b.off[j]);
         b.len[j] = this.hLen[s];

@@ -197,6 +197,7 @@ const W_UNRESOLVED = 3;
 const W_FRAGMENTED = 4;
 const W_SEGMENTED = 5;
 const W_GSO_FAILED = 6;
+const W_NBR_BUSY = 7;
 const N_OUTPUT = 0;
 const N_ARP = 1;
 const N_ICMP = 2;
@@ -225,6 +226,8 @@ export class Ip4Rewrite extends GraphNode {
       event('fragmented'),
       event('gso-segmented'),
       drop('gso-segmentation-failed'),
+      // the neighbour's MAC was being rewritten for longer than a bounded read (tables/neighbor.ts)
+      drop('neighbor-busy'),
     ],
   };
   private readonly adj: AdjacencyTable;
@@ -296,7 +299,10 @@ export class Ip4Rewrite extends GraphNode {
           u8[off + 5] = am[m + 5];
         } else {
           // ADJ_DIRECT / ADJ_GATEWAY: the neighbour's MAC
-          this.nbr.copyMac(nb, u8, off);
+          if (!this.nbr.copyMac(nb, u8, off)) {
+            this.drop(b, i, W_NBR_BUSY);
+            continue;
+          }
         }
         const pm = p * 6;
         u8[off + 6] = ourMac[pm];

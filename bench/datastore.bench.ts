@@ -1,0 +1,189 @@
+// Datastore benchmark: a simulated cluster of N nodes (N datastore clients in this process) against a
+// real etcd (Debian's etcd-server, started in a namespace of its own; an in-memory datastore when not
+// root or etcd is missing, and the output says so).
+//  1. register: every node joins at once (defaults, Node, IPIP tunnel address: one block claimed and
+//     one CAS allocation each);
+//  2. attach: every node attaches W workloads at once (a CAS allocation + a WorkloadEndpoint each);
+//  3. pool-mode change: every node follows the datastore (DatastoreSync + ClusterModel + route
+//     compilation, as the daemon does); `calitap apply` of the pool with ipipMode CrossSubnet; time
+//     until every node's FIB has the new route. Node 0 programs a real FIB (Programmer +
+//     Reprogrammer); the others keep their routes in a Map (a DIR-24-8 FIB is 64 MiB each).
+// Goals (issue 10): 1 000 allocations in under 10 s; the change in every FIB within 1 s.
+//   npm run bench:datastore [-- --nodes 100 --workloads 10]   (--quick: 10 nodes)
+import pino from 'pino';
+import { formatPrefix4 } from '../src/common/addr.js';
+import { compileRoutes, type RouteSpec } from '../src/control/config/compile.js';
+import { defaultPool, workloadEndpoint } from '../src/control/datastore/defaults.js';
+import { EtcdDatastore } from '../src/control/datastore/etcd.js';
+import { MemoryDatastore } from '../src/control/datastore/memory.js';
+import { ResourceClient } from '../src/control/datastore/resources.js';
+import type { Datastore } from '../src/control/datastore/types.js';
+import { DatastoreSync, joinCluster } from '../src/control/daemon/datastore-sync.js';
+import { Programmer } from '../src/control/daemon/program.js';
+import { Reprogrammer } from '../src/control/daemon/reprogram.js';
+import { CasIpam } from '../src/control/ipam/cas.js';
+import { haveEtcd, NamespacedEtcd } from '../src/lab/etcd.js';
+
+function arg(name: string, dflt: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+}
+
+const quick = process.argv.includes('--quick');
+const N = arg('nodes', quick ? 10 : 100);
+const W = arg('workloads', 10);
+const log = pino({ level: 'silent' });
+const nodeName = (i: number) => `node-${String(i).padStart(3, '0')}`;
+const nodeIp = (i: number) => `10.0.${i >> 8}.${(i & 255) + 1}/16`;
+
+async function main(): Promise<void> {
+  let etcd: NamespacedEtcd | null = null;
+  let open: () => Datastore;
+  if (haveEtcd()) {
+    etcd = new NamespacedEtcd('db');
+    await etcd.start();
+    const url = etcd.url;
+    open = () => new EtcdDatastore({ endpoints: [url] });
+  } else {
+    const mem = new MemoryDatastore();
+    open = () => mem;
+    console.log('(not root or no etcd-server: in-memory datastore)');
+  }
+  const clients: Datastore[] = Array.from({ length: N }, () => open());
+  const env = { CALICO_IPV4POOL_CIDR: '10.96.0.0/12', CALICO_IPV4POOL_IPIP: 'Always' };
+  try {
+    // 1. register
+    let t = performance.now();
+    const joined = await Promise.all(
+      clients.map((ds, i) => joinCluster(ds, { node: nodeName(i), ip: nodeIp(i), env, log })),
+    );
+    const registerMs = performance.now() - t;
+
+    // 2. attach W workloads per node
+    const ipams = clients.map((ds) => new CasIpam(ds));
+    const pools = joined[0].cfg.pools;
+    t = performance.now();
+    let allocated = 0;
+    await Promise.all(
+      clients.map(async (ds, i) => {
+        const rc = new ResourceClient(ds);
+        await Promise.all(
+          Array.from({ length: W }, async (_, k) => {
+            const name = `w${k}`;
+            const [ip] = await ipams[i].assign({
+              handle: `calitap.${nodeName(i)}.default.${name}`,
+              host: nodeName(i),
+              attrs: { node: nodeName(i) },
+              pools,
+            });
+            allocated++;
+            const a = `${ip >>> 24}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}`;
+            await rc.apply(
+              workloadEndpoint({
+                node: nodeName(i),
+                namespace: 'default',
+                workload: name,
+                ip: a,
+                mac: '52:54:00:00:00:01',
+                interfaceName: `cali${String(i * 100 + k).padStart(11, '0')}`,
+              }),
+            );
+          }),
+        );
+      }),
+    );
+    const attachMs = performance.now() - t;
+    const conflicts = ipams.reduce((n, x) => n + x.stats.conflicts, 0);
+
+    // 3. every node follows the datastore; one pool change
+    const want = (i: number) => (i === 0 ? 1 : 0); // a block of node 1, seen from node 0 / any block of node 0 elsewhere
+    let done = 0;
+    let resolveAll: () => void = () => undefined;
+    const all = new Promise<void>((r) => (resolveAll = r));
+    const syncs: DatastoreSync[] = [];
+    let prog: Programmer | null = null;
+    for (let i = 0; i < N; i++) {
+      const j = joined[i];
+      const me = nodeName(i);
+      const target = nodeName(want(i));
+      let seen = false;
+      const check = (routes: Iterable<RouteSpec>) => {
+        if (seen) return;
+        for (const r of routes)
+          if (r.node === target && r.prefix.len === 26 && r.via === 'direct') {
+            seen = true;
+            if (++done === N) resolveAll();
+            return;
+          }
+      };
+      const cfg0 = j.model.build();
+      cfg0.uplinks.set(me, { node: me, interfaceName: 'up0', mtu: 1500, neighbors: [], gateway: 0x0a00fffe });
+      let onChange: (cfg: typeof cfg0) => void;
+      if (i === 0) {
+        prog = new Programmer(cfg0, me, {
+          uplinkMac: '02:00:00:00:00:01',
+          configEndpoints: false,
+          portSlots: 4,
+          natCapacity: 1024,
+        });
+        const p = prog;
+        const rp = new Reprogrammer(p, { bgp: null, restartWorkers: () => undefined, log }, true);
+        onChange = (cfg) => {
+          rp.apply(cfg);
+          check([...p.table()].map((row) => ({ ...p.route(parsePrefix(row.prefix))! })));
+        };
+      } else {
+        const fib = new Map<string, RouteSpec>();
+        onChange = (cfg) => {
+          cfg.uplinks.set(me, cfg0.uplinks.get(me)!);
+          for (const r of compileRoutes(cfg, me).routes) fib.set(formatPrefix4(r.prefix), r);
+          check(fib.values());
+        };
+      }
+      const s = new DatastoreSync(clients[i], j.model, onChange, log, 0);
+      s.start((await clients[i].list('/cali')).revision);
+      j.model.reset((await clients[i].list('/cali')).kvs);
+      syncs.push(s);
+    }
+    await new Promise((r) => setTimeout(r, 500)); // watches established
+    const pool = defaultPool(env);
+    (pool.spec as Record<string, unknown>).ipipMode = 'CrossSubnet';
+    t = performance.now();
+    await new ResourceClient(clients[0]).apply(pool);
+    const applied = performance.now() - t;
+    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000));
+    const r = await Promise.race([all.then(() => 'ok' as const), timeout]);
+    const changeMs = performance.now() - t;
+    for (const s of syncs) s.stop();
+
+    const rows = [
+      ['datastore', etcd ? `etcd ${etcd.url} (etcd-server, own namespace)` : 'memory'],
+      ['nodes x workloads', `${N} x ${W}`],
+      ['register (join, block claim, tunnel address)', `${registerMs.toFixed(0)} ms`],
+      [
+        `attach: ${allocated} CAS allocations + WorkloadEndpoints`,
+        `${attachMs.toFixed(0)} ms (${((attachMs / allocated) * 1000).toFixed(0)} us each, ${conflicts} conflicts retried)`,
+      ],
+      ['pool mode change: write', `${applied.toFixed(0)} ms`],
+      [
+        `pool mode change: in every FIB (${done}/${N})`,
+        r === 'ok' ? `${changeMs.toFixed(0)} ms` : 'TIMEOUT (30 s)',
+      ],
+    ];
+    for (const [k, v] of rows) console.log(`${k.padEnd(52)} ${v}`);
+  } finally {
+    for (const c of new Set(clients)) await c.close();
+    await etcd?.destroy();
+  }
+}
+
+function parsePrefix(text: string): { addr: number; len: number } {
+  const [a, l] = text.split('/');
+  const addr = a.split('.').reduce((x, o) => x * 256 + Number(o), 0) >>> 0;
+  return { addr, len: Number(l) };
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});

@@ -1,0 +1,173 @@
+// Live reprogramming: a new ClusterConfig (from a datastore watch or a file reload) is compiled and
+// only the difference reaches the dataplane — routes withdrawn, added or replaced one prefix at a time
+// (a replaced prefix swaps its adjacency atomically, so flows the change does not touch never miss a
+// packet), BGP exports and mesh peers added or removed, learned routes re-resolved (a pool's
+// encapsulation mode applies to them too). Changes the workers only read at start (tunnel peers, the
+// pool list for NAT) are handed over by restarting the workers on the same fds. Workload /32s belong
+// to the WorkloadManager and are never touched here. Control thread.
+import type { Logger } from 'pino';
+import { formatPrefix4, maskOf } from '../../common/addr.js';
+import { compileRoutes, localNode, type RouteSpec } from '../config/compile.js';
+import type { ClusterConfig } from '../config/types.js';
+import { exportedBlocks, learnedRoute, speakerOptions, type BgpGlue } from './bgp-glue.js';
+import type { Programmer } from './program.js';
+
+export interface ReprogramHooks {
+  /** BGP glue when the speaker runs */
+  bgp: BgpGlue | null;
+  /** restarts the dataplane workers (they re-read DataplaneParams) */
+  restartWorkers: (why: string) => void;
+  log: Logger;
+}
+
+export interface ReprogramResult {
+  added: number;
+  removed: number;
+  replaced: number;
+  restarted: boolean;
+}
+
+function same(a: RouteSpec, b: RouteSpec): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+export class Reprogrammer {
+  /** the config-derived routes this object answers for, by prefix */
+  private installed = new Map<string, RouteSpec>();
+  private readonly node: string;
+
+  constructor(
+    private readonly prog: Programmer,
+    private readonly hooks: ReprogramHooks,
+    /** false when BGP brings other nodes' blocks (only borrowed /32s come from the config then) */
+    private readonly remoteBlocksFromConfig: boolean,
+  ) {
+    this.node = prog.nodeName;
+    for (const r of this.compile(prog.cfg))
+      if (prog.route(r.prefix) !== undefined) this.installed.set(formatPrefix4(r.prefix), r);
+  }
+
+  /** The config routes this node installs (workload /32s excluded: the WorkloadManager owns those). */
+  private compile(cfg: ClusterConfig): RouteSpec[] {
+    const blocks = new Set(cfg.affinities.map((a) => formatPrefix4(a.cidr)));
+    return compileRoutes(cfg, this.node).routes.filter((r) => {
+      if (r.via === 'local') return false;
+      const remote = r.node !== undefined && r.node !== this.node;
+      return !remote || this.remoteBlocksFromConfig || !blocks.has(formatPrefix4(r.prefix));
+    });
+  }
+
+  /** Fills what the datastore does not hold: this node's uplink (from the kernel at start). */
+  private complete(cfg: ClusterConfig): ClusterConfig {
+    if (!cfg.uplinks.has(this.node)) cfg.uplinks.set(this.node, this.prog.uplink);
+    cfg.endpoints = cfg.endpoints.filter((e) => e.node !== this.node);
+    return cfg;
+  }
+
+  apply(input: ClusterConfig): ReprogramResult {
+    const res: ReprogramResult = { added: 0, removed: 0, replaced: 0, restarted: false };
+    const cfg = this.complete(input);
+    const me = cfg.nodes.get(this.node);
+    if (me?.bgpAddress === undefined) {
+      this.hooks.log.warn(
+        { node: this.node },
+        'this node is missing from the datastore (or has no spec.bgp.ipv4Address): keeping the dataplane as it is',
+      );
+      return res;
+    }
+    const old = this.prog.cfg;
+    const routes = this.compile(cfg);
+    this.prog.setConfig(cfg);
+    const next = new Map(routes.map((r) => [formatPrefix4(r.prefix), r]));
+    for (const [k, r] of this.installed) {
+      if (next.has(k)) continue;
+      const cur = this.prog.route(r.prefix);
+      if (cur !== undefined && cur.source !== 'workload' && cur.source !== 'bgp') {
+        this.prog.withdraw(r.prefix);
+        res.removed++;
+      }
+    }
+    for (const [k, r] of next) {
+      const prev = this.installed.get(k);
+      const cur = this.prog.route(r.prefix);
+      if (cur?.source === 'workload') continue;
+      if (prev !== undefined && same(prev, r) && cur !== undefined) continue;
+      try {
+        this.prog.install(r);
+        if (prev === undefined) res.added++;
+        else res.replaced++;
+      } catch (e) {
+        this.hooks.log.error({ prefix: k, err: (e as Error).message }, 'cannot install route');
+        next.delete(k);
+      }
+    }
+    this.installed = next;
+    this.syncBgp(old, cfg);
+    res.restarted = this.syncParams(cfg);
+    return res;
+  }
+
+  private syncBgp(old: ClusterConfig, cfg: ClusterConfig): void {
+    const bgp = this.hooks.bgp;
+    if (bgp === null) return;
+    const sp = bgp.speaker;
+    const had = new Set(exportedBlocks(old, this.node).map(formatPrefix4));
+    const has = new Set(exportedBlocks(cfg, this.node).map(formatPrefix4));
+    for (const b of has) if (!had.has(b)) sp.originate(b);
+    for (const b of had) if (!has.has(b)) sp.withdraw(b);
+    const before = new Map(speakerOptions(old, this.node).peers.map((p) => [p.peerAddress, p]));
+    const after = new Map(speakerOptions(cfg, this.node).peers.map((p) => [p.peerAddress, p]));
+    for (const [a, p] of after) {
+      const o = before.get(a);
+      if (o !== undefined && JSON.stringify(o) === JSON.stringify(p)) continue;
+      if (o !== undefined) sp.removePeer(a);
+      sp.addPeer(p);
+      this.hooks.log.info({ peer: a, description: p.description }, 'bgp peer added');
+    }
+    for (const a of before.keys())
+      if (!after.has(a)) {
+        sp.removePeer(a);
+        this.hooks.log.info({ peer: a }, 'bgp peer removed');
+      }
+    // learned routes follow the pools' modes and the nodes' addresses
+    const warnings: string[] = [];
+    for (const best of sp.routes()) {
+      const cur = this.prog.route(best.prefix);
+      if (cur !== undefined && cur.source !== 'bgp') continue;
+      const r = learnedRoute(cfg, this.node, best, warnings);
+      if (r === undefined) continue;
+      if (cur !== undefined && same(cur, r)) continue;
+      try {
+        this.prog.install(r);
+      } catch (e) {
+        this.hooks.log.error(
+          { prefix: formatPrefix4(best.prefix), err: (e as Error).message },
+          'cannot install bgp route',
+        );
+      }
+    }
+  }
+
+  /** Updates the parameters workers read once; restarts them when something changed. */
+  private syncParams(cfg: ClusterConfig): boolean {
+    const p = this.prog.env.params;
+    const me = localNode(cfg, this.node);
+    const peers = [...cfg.nodes.values()]
+      .filter((n) => n.name !== this.node && n.bgpAddress !== undefined)
+      .map((n) => n.bgpAddress!.ip)
+      .sort((a, b) => a - b);
+    const pools = cfg.pools.map((x) => ({
+      addr: x.cidr.addr,
+      mask: maskOf(x.cidr.len),
+      natOutgoing: x.natOutgoing,
+    }));
+    const samePeers = JSON.stringify([...p.tunnelPeers].sort((a, b) => a - b)) === JSON.stringify(peers);
+    const samePools = JSON.stringify(p.pools) === JSON.stringify(pools);
+    if (samePeers && samePools) return false;
+    if (me.bgpAddress !== undefined && me.bgpAddress.ip !== p.nodeIp)
+      this.hooks.log.warn('this node\u2019s address changed in the datastore: restart calitap to use it');
+    this.prog.env.params = { ...p, tunnelPeers: peers, pools };
+    this.hooks.restartWorkers(!samePeers ? 'tunnel peers changed' : 'pools changed');
+    return true;
+  }
+}

@@ -1,0 +1,266 @@
+// The cluster state a datastore holds, as the ClusterConfig that route compilation, BGP and the
+// dataplane set-up consume. Fed with the key/values of a list and then watch events; each value is
+// parsed and validated once per revision (the same field checks as the config file, via load.ts) and
+// cached, so a change re-parses one key. A value that does not parse or validate is reported once
+// (key and reason) and left out; everything else keeps being applied. Blocks become the affinities
+// routes are computed from (Felix routes by the block's `affinity`). Control thread only.
+import { parsePrefix4, formatPrefix4, prefixesOverlap } from '../../common/addr.js';
+import { loadConfigText } from '../config/load.js';
+import {
+  BGP_DEFAULTS,
+  FELIX_DEFAULTS,
+  type BlockAffinity,
+  type ClusterConfig,
+  type IgnoredResource,
+} from '../config/types.js';
+import { decodeBlock, blockHost } from './ipam-records.js';
+import { isObject, toPlain } from './json.js';
+import { BLOCKS_PREFIX, parseBlockKey, parseResourceKey, UPLINKS_PREFIX } from './layout.js';
+import { decodeResource, type V3Object } from './resources.js';
+import type { KV, WatchEvent } from './types.js';
+
+const ROUTED_KINDS = new Set([
+  'IPPool',
+  'Node',
+  'BlockAffinity',
+  'WorkloadEndpoint',
+  'FelixConfiguration',
+  'BGPConfiguration',
+  'BGPPeer',
+  'Uplink',
+]);
+
+/** What one stored value contributes. */
+export type Piece =
+  | { t: 'config'; cfg: ClusterConfig; kind: string; name: string }
+  | { t: 'block'; affinity?: BlockAffinity }
+  | { t: 'none' };
+
+function stubDocs(obj: Record<string, unknown>): string[] {
+  const spec = isObject(obj.spec as never) ? (obj.spec as Record<string, unknown>) : {};
+  const docs: string[] = [];
+  const node = (n: unknown) => {
+    if (typeof n === 'string' && n !== '' && obj.kind !== 'Node')
+      docs.push(JSON.stringify({ apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: n } }));
+  };
+  const pool = (text: unknown) => {
+    if (typeof text !== 'string') return;
+    const p = parsePrefix4(text.includes('/') ? text : `${text}/32`, true);
+    if (p === null || prefixesOverlap(p, { addr: 0xa9fe0000, len: 16 })) return;
+    const cidr = formatPrefix4(p);
+    docs.push(
+      JSON.stringify({
+        apiVersion: 'projectcalico.org/v3',
+        kind: 'IPPool',
+        metadata: { name: `stub-${docs.length}` },
+        spec: { cidr, blockSize: Math.max(p.len, 20) },
+      }),
+    );
+  };
+  if (obj.kind === 'WorkloadEndpoint') {
+    node(spec.node);
+    if (Array.isArray(spec.ipNetworks)) spec.ipNetworks.forEach(pool);
+  } else if (obj.kind === 'BlockAffinity') {
+    node(spec.node);
+    pool(spec.cidr);
+  } else if (obj.kind === 'BGPPeer') node(spec.node);
+  else if (obj.kind === 'Uplink') node((obj.metadata as { name?: unknown } | undefined)?.name);
+  return docs;
+}
+
+/**
+ * Validates one resource (plain object) with the config file's checks, in isolation (references to
+ * other resources are not checked here). Returns the one-resource ClusterConfig; throws ConfigError.
+ */
+export function parseResource(obj: Record<string, unknown>, source: string): ClusterConfig {
+  const docs = [...stubDocs(obj), JSON.stringify(obj)];
+  const cfg = loadConfigText(docs.join('\n---\n'), source);
+  if (obj.kind === 'WorkloadEndpoint' || obj.kind === 'BlockAffinity') {
+    cfg.pools = [];
+    cfg.nodes.clear();
+  }
+  if (obj.kind === 'BGPPeer' || obj.kind === 'Uplink') cfg.nodes.clear();
+  return cfg;
+}
+
+export function pieceOf(kv: KV): Piece {
+  if (kv.key.startsWith(BLOCKS_PREFIX)) {
+    const cidr = parseBlockKey(kv.key);
+    if (!cidr) return { t: 'none' };
+    const b = decodeBlock(kv.key, kv.value, cidr);
+    const host = blockHost(b);
+    if (host === undefined || b.deleted) return { t: 'block' };
+    return {
+      t: 'block',
+      affinity: {
+        name: `block-${formatPrefix4(cidr)}`,
+        node: host,
+        cidr,
+        state: 'confirmed',
+        deleted: false,
+      },
+    };
+  }
+  if (parseResourceKey(kv.key) === undefined && !kv.key.startsWith(UPLINKS_PREFIX)) return { t: 'none' };
+  const obj: V3Object = decodeResource(kv);
+  // kinds routing does not use (ClusterInformation, policies, profiles): stored, not parsed
+  if (!ROUTED_KINDS.has(obj.kind)) return { t: 'none' };
+  const plain = toPlain(obj) as Record<string, unknown>;
+  const cfg = parseResource(plain, kv.key);
+  return { t: 'config', cfg, kind: obj.kind, name: obj.metadata.name };
+}
+
+export interface BadValue {
+  key: string;
+  reason: string;
+}
+
+export class ClusterModel {
+  private readonly pieces = new Map<string, { rev: number; piece: Piece }>();
+  /** bad values by key (the reason), current ones only */
+  readonly bad = new Map<string, string>();
+
+  constructor(
+    readonly source: string,
+    /** called once per bad key and revision */
+    private readonly onBad: (b: BadValue) => void = () => undefined,
+  ) {}
+
+  /** Replaces everything with a list's result; returns the keys whose pieces changed. */
+  reset(kvs: KV[]): number {
+    const seen = new Set<string>();
+    let changed = 0;
+    for (const kv of kvs) {
+      seen.add(kv.key);
+      if (this.put(kv)) changed++;
+    }
+    for (const key of [...this.pieces.keys()]) {
+      if (!seen.has(key)) {
+        this.pieces.delete(key);
+        this.bad.delete(key);
+        changed++;
+      }
+    }
+    return changed;
+  }
+
+  /** Applies watch events; returns how many keys changed. */
+  apply(events: WatchEvent[]): number {
+    let changed = 0;
+    for (const ev of events) {
+      if (ev.type === 'put') {
+        if (this.put(ev.kv)) changed++;
+      } else if (this.pieces.delete(ev.key)) {
+        this.bad.delete(ev.key);
+        changed++;
+      }
+    }
+    return changed;
+  }
+
+  private put(kv: KV): boolean {
+    const old = this.pieces.get(kv.key);
+    if (old !== undefined && old.rev === kv.modRevision) return false;
+    let piece: Piece;
+    try {
+      piece = pieceOf(kv);
+      this.bad.delete(kv.key);
+    } catch (e) {
+      const reason = e instanceof Error ? e.message : String(e);
+      this.bad.set(kv.key, reason);
+      this.onBad({ key: kv.key, reason });
+      // keep what the key contributed before (nothing already programmed is torn down)
+      if (old !== undefined) {
+        this.pieces.set(kv.key, { rev: kv.modRevision, piece: old.piece });
+        return false;
+      }
+      piece = { t: 'none' };
+    }
+    this.pieces.set(kv.key, { rev: kv.modRevision, piece });
+    return true;
+  }
+
+  /** The cluster state as a ClusterConfig (a fresh object every call). */
+  build(): ClusterConfig {
+    const cfg: ClusterConfig = {
+      pools: [],
+      nodes: new Map(),
+      affinities: [],
+      endpoints: [],
+      felix: { ...FELIX_DEFAULTS },
+      felixNodeOverrides: new Map(),
+      bgp: { ...BGP_DEFAULTS },
+      peers: [],
+      uplinks: new Map(),
+      ignored: [],
+      source: this.source,
+    };
+    const ignored: IgnoredResource[] = cfg.ignored;
+    const owner = new Map<string, string>();
+    const keys = [...this.pieces.keys()].sort();
+    for (const key of keys) {
+      const { piece } = this.pieces.get(key)!;
+      if (piece.t === 'block') {
+        if (piece.affinity) {
+          cfg.affinities.push(piece.affinity);
+          owner.set(formatPrefix4(piece.affinity.cidr), piece.affinity.node);
+        }
+        continue;
+      }
+      if (piece.t !== 'config') continue;
+      const c = piece.cfg;
+      for (const p of c.pools) {
+        const clash = cfg.pools.find((q) => prefixesOverlap(q.cidr, p.cidr));
+        if (clash) {
+          this.noteBad(
+            key,
+            `IPPool ${p.name}: spec.cidr ${formatPrefix4(p.cidr)}: overlaps IPPool ${clash.name}`,
+          );
+          continue;
+        }
+        cfg.pools.push(p);
+      }
+      for (const n of c.nodes.values()) {
+        const dup =
+          n.bgpAddress === undefined
+            ? undefined
+            : [...cfg.nodes.values()].find((m) => m.bgpAddress?.ip === n.bgpAddress!.ip);
+        if (dup) {
+          this.noteBad(key, `Node ${n.name}: spec.bgp.ipv4Address: same address as Node ${dup.name}`);
+          continue;
+        }
+        cfg.nodes.set(n.name, n);
+      }
+      cfg.endpoints.push(...c.endpoints);
+      cfg.peers.push(...c.peers);
+      for (const [k, u] of c.uplinks) cfg.uplinks.set(k, u);
+      for (const [k, f] of c.felixNodeOverrides) cfg.felixNodeOverrides.set(k, f);
+      if (piece.kind === 'FelixConfiguration' && piece.name === 'default') cfg.felix = c.felix;
+      if (piece.kind === 'BGPConfiguration' && piece.name === 'default') cfg.bgp = c.bgp;
+      for (const a of c.affinities) {
+        // hand-written v3 BlockAffinity resources: only when no block says otherwise
+        const k = formatPrefix4(a.cidr);
+        if (owner.has(k) && owner.get(k) !== a.node) continue;
+        cfg.affinities.push(a);
+      }
+      ignored.push(...c.ignored);
+    }
+    return cfg;
+  }
+
+  private readonly noted = new Set<string>();
+
+  private noteBad(key: string, reason: string): void {
+    const id = `${key}\0${reason}`;
+    if (this.noted.has(id)) return;
+    this.noted.add(id);
+    this.onBad({ key, reason });
+  }
+}
+
+/** Convenience: a model built from one list result. */
+export function configFromKvs(kvs: KV[], source: string, onBad?: (b: BadValue) => void): ClusterConfig {
+  const m = new ClusterModel(source, onBad);
+  m.reset(kvs);
+  return m.build();
+}
