@@ -57,7 +57,11 @@ export function buildProgram(): Command {
     .option('--workers <n>', 'dataplane worker threads (default: number of cores)')
     .option('--metrics <port>', 'serve Prometheus metrics on 127.0.0.1:<port>')
     .option('--no-bgp', 'do not start the BGP speaker')
-    .option('--tap-offload', 'workload TAPs with IFF_VNET_HDR and TSO: 64 KiB TCP super-frames (throughput)')
+    .option(
+      '--no-offload',
+      'plain workload TAPs: no IFF_VNET_HDR/TSO super-frames (old kernels; default: on)',
+    )
+    .option('--tap-offload', 'accepted for compatibility: offloads are on by default (no-op)')
     .option(
       '--uplink <mode>',
       'uplink: packet (AF_PACKET) or udp (VXLAN over a kernel UDP socket, no CAP_NET_RAW)',
@@ -79,7 +83,7 @@ export function buildProgram(): Command {
         metricsPort: o.metrics === undefined ? undefined : positiveInt('--metrics', o.metrics),
         bgp: o.bgp,
         uplink: o.uplink,
-        tapOffload: o.tapOffload === true,
+        offload: o.offload !== false,
       });
       await new Promise(() => {}); // until a signal stops the daemon
     });

@@ -19,7 +19,7 @@ import { loadConfigFile } from '../config/load.js';
 import { felixFor, localNode, sameSubnet } from '../config/compile.js';
 import type { ClusterConfig } from '../config/types.js';
 import { Programmer } from './program.js';
-import { WorkloadManager, netnsPath, type Attached } from './workloads.js';
+import { WorkloadManager, netnsPath, probeTapOffload, type Attached } from './workloads.js';
 import { addWorkload, type DaemonDatastore } from './datastore-hooks.js';
 import { startApiServer, type ApiServer } from './api.js';
 import { CalitapError, ConfigError } from '../../common/errors.js';
@@ -49,7 +49,8 @@ export interface DaemonOptions {
   bgp?: boolean;
   /** 'packet' (default): AF_PACKET uplink; 'udp': VXLAN over kernel UDP sockets (no CAP_NET_RAW) */
   uplink?: UplinkMode;
-  /** workload TAPs with IFF_VNET_HDR + TSO offloads (GSO super-frames through the dataplane) */
+  /** TAPs with IFF_VNET_HDR + TSO (default true; false: --no-offload); tapOffload: old flag, no effect */
+  offload?: boolean;
   tapOffload?: boolean;
   /** datastore mode (live-config.ts): the cluster as listed, hooks for workloads and status */
   datastore?: DaemonDatastore;
@@ -183,7 +184,10 @@ export class Daemon {
     for (const w of udpWarnings) this.log.warn(w);
     for (const i of cfg.ignored) this.log.info({ kind: i.kind, name: i.name }, `ignored: ${i.reason}`);
     const n = opts.workers ?? os.availableParallelism();
-    this.workloads = new WorkloadManager(this.prog, opts.node, opts.stateFile, n, opts.tapOffload === true);
+    const refused = opts.offload === false ? null : probeTapOffload();
+    if (refused !== null) this.log.warn({ reason: refused }, 'TAP offloads refused: plain TAPs'); // one line
+    const offload = opts.offload !== false && refused === null;
+    this.workloads = new WorkloadManager(this.prog, opts.node, opts.stateFile, n, offload);
     for (const w of this.workloads.restore()) this.log.warn(w);
     if (this.uplinkMode === 'udp') this.openUdpUplink(n);
     else this.openUplink(n, uplink.interfaceName);
@@ -316,7 +320,7 @@ export class Daemon {
       idleMs: 100,
       uplinkVnetHdr: this.uplinkMode === 'packet',
       uplinkMode: this.uplinkMode,
-      tapOffload: this.opts.tapOffload === true,
+      tapOffload: this.workloads.offload,
       testHooks: process.env.CALITAP_TEST_HOOKS === '1',
     };
     const w = new Worker(new URL('../../dataplane/live/worker.js', import.meta.url), {

@@ -76,6 +76,25 @@ function nsArgs(netns: string): string[] {
   return netns.startsWith('/') ? ['-n', path.basename(netns)] : ['-n', netns];
 }
 
+/**
+ * Opens a throw-away TAP with IFF_VNET_HDR and asks for the offloads workload TAPs use (TUNSETOFFLOAD
+ * CSUM + TSO4); returns null when the kernel takes them, else the one-line reason. The TAP is not
+ * persistent: closing its fd removes it. USO is not asked for: the dataplane carries TCP super-frames
+ * only (a UDP super-frame from a workload would be dropped as port-input: gso-unsupported).
+ */
+export function probeTapOffload(): string | null {
+  let fd = -1;
+  try {
+    fd = io.tapOpen(`ctprobe${process.pid % 100000}`, { vnetHdr: true }).fd;
+    io.tapSetOffload(fd, { csum: true, tso4: true });
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    if (fd >= 0) io.close(fd);
+  }
+}
+
 export class WorkloadManager {
   private readonly attached = new Map<string, Attached>();
 
@@ -85,7 +104,7 @@ export class WorkloadManager {
     private readonly stateFile: string,
     private readonly queues: number,
     /** IFF_VNET_HDR + TUNSETOFFLOAD(csum, tso4): the workload may send 64 KiB TCP super-frames */
-    private readonly offload = false,
+    readonly offload = false,
   ) {}
 
   /** Opens one queue of a workload TAP with this daemon's flags (and offloads). */

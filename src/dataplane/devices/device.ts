@@ -30,7 +30,11 @@ export interface DeviceCaps {
   readonly vnetHdr: boolean;
   /** GSO super-frames it may deliver on receive and takes whole on transmit */
   readonly gso: readonly GsoKind[];
-  /** takes GSO super-frames inside a tunnel (UDP tunnel / IPIP GSO): none does yet */
+  /**
+   * takes TCP super-frames inside a tunnel (IPIP, VXLAN) whole and segments them at write time (the
+   * packet and udp uplinks with offloads: tunnel-seg.ts); the live owner copies it into
+   * PortTable.tunnelGso, which tells ip4-rewrite not to segment in the graph
+   */
   readonly tunnelGso: boolean;
 }
 
@@ -105,10 +109,13 @@ export class PortOutput extends GraphNode {
       drop('error'),
       // a device failed on write (counted once per flush): reported to the control thread
       event('write-error'),
+      // a tunnel super-frame the device segmented natively at write time (tunnel-seg.ts)
+      event('tunnel-segmented'),
     ],
   };
 }
 const PO_WRITE_ERROR = 3;
+const PO_TUNNEL_SEGMENTED = 4;
 
 export type DeviceOp = 'read' | 'write';
 
@@ -207,6 +214,12 @@ export class DeviceContext {
     this.ports.txDropped[r][p] += frames;
     const o = this.output;
     o.c[o.base + r] += frames;
+  }
+
+  /** A tunnel super-frame a device segmented itself (counted once per super-frame). */
+  tunnelSegmented(): void {
+    const o = this.output;
+    o.c[o.base + PO_TUNNEL_SEGMENTED]++;
   }
 
   /** A read failed with errno: counted, the device marked failed and reported. */

@@ -112,17 +112,19 @@ export interface FdDeviceOptions {
   vnet: boolean;
   /** keep TCPv4 GSO super-frames whole on receive (the batch has 64 KiB slots) */
   gsoIn: boolean;
+  /** frames one round may queue (default: the batch capacity) */
+  queue?: number;
 }
 
 /** A TAP queue or packet socket: Ethernet frames, optionally behind a vnet header. */
 export abstract class FdDevice extends QueuedDevice {
   protected readonly u8: Uint8Array;
   private readonly views: BatchViews;
-  private readonly vnet: boolean;
+  protected readonly vnet: boolean;
   private readonly gsoIn: boolean;
 
   constructor(name: string, caps: DeviceCaps, fd: number, b: Batch, ctx: DeviceContext, o: FdDeviceOptions) {
-    super(name, caps, fd, ctx, b.capacity);
+    super(name, caps, fd, ctx, o.queue ?? b.capacity);
     this.u8 = b.u8;
     this.views = batchViews(b);
     this.vnet = o.vnet;

@@ -14,8 +14,9 @@
 // Who owns the buffers: the worker's batch arena; the device only records offsets until flush().
 // Which thread runs it: the worker that owns the batch. No allocation per packet.
 import { GraphNode, drop, type NodeDecl } from '../graph/graph.js';
-import type { Batch } from '../graph/packet.js';
-import { QueuedDevice, errnoOf, type DeviceCaps, type DeviceContext } from './device.js';
+import { PKT_GSO, type Batch } from '../graph/packet.js';
+import { QueuedDevice, TX_REFUSED, errnoOf, type DeviceCaps, type DeviceContext } from './device.js';
+import { TUNNEL_SCRATCH_SEGS, TunnelSegmenter, type GsoQueue } from './tunnel-seg.js';
 import { batchViews } from './fd.js';
 import * as io from './native.js';
 
@@ -133,12 +134,20 @@ export function vxlanPayload(u8: Uint8Array, off: number, len: number, port: num
 }
 
 const UDP_CAPS: DeviceCaps = { layer: 'l3', vnetHdr: false, gso: [], tunnelGso: false };
+const UDP_CAPS_GSO: DeviceCaps = { ...UDP_CAPS, tunnelGso: true };
 
-/** The uplink as one UDP socket: VXLAN payloads in and out (one recvmmsg / sendmmsg per batch). */
-export class UdpDevice extends QueuedDevice {
+/**
+ * The uplink as one UDP socket: VXLAN payloads in and out (one recvmmsg / sendmmsg per batch). Given
+ * a scratch range it takes VXLAN TCP super-frames whole (caps.tunnelGso): their inner frame is cut
+ * natively into VXLAN datagrams of equal size sent with UDP GSO (tunnel-seg.ts segmentUdpGso; one
+ * UDP_SEGMENT send counts as one frame in the port's tx counters).
+ */
+export class UdpDevice extends QueuedDevice implements GsoQueue {
   private readonly u8: Uint8Array;
   private readonly addrs: Uint32Array;
   private readonly dports: Uint16Array;
+  private readonly gsoSizes: Uint16Array;
+  private readonly seg: TunnelSegmenter | null;
   private readonly rx: { off: Uint32Array[]; addr: Uint32Array[]; port: Uint16Array[] };
   private readonly lenViews: Uint32Array[];
 
@@ -153,11 +162,16 @@ export class UdpDevice extends QueuedDevice {
     private readonly vxlanPort: number,
     /** the uplink port's MAC (destination of the synthesized outer Ethernet header) */
     private readonly mac: () => Uint8Array,
+    /** scratch range of the batch's arena for VXLAN super-frames' datagrams (UDP GSO) */
+    scratch?: { start: number; end: number },
   ) {
-    super(name, UDP_CAPS, fd, ctx, b.capacity);
+    const queue = b.capacity + (scratch !== undefined ? TUNNEL_SCRATCH_SEGS : 0);
+    super(name, scratch !== undefined ? UDP_CAPS_GSO : UDP_CAPS, fd, ctx, queue);
     this.u8 = b.u8;
-    this.addrs = new Uint32Array(b.capacity);
-    this.dports = new Uint16Array(b.capacity);
+    this.addrs = new Uint32Array(queue);
+    this.dports = new Uint16Array(queue);
+    this.gsoSizes = new Uint16Array(queue);
+    this.seg = scratch === undefined ? null : new TunnelSegmenter(b, scratch.start, scratch.end, false);
     const v = batchViews(b);
     this.rx = v.udpViews(UDP_OUTER_LEN);
     this.lenViews = v.len;
@@ -208,6 +222,17 @@ export class UdpDevice extends QueuedDevice {
   }
 
   override tx(b: Batch, i: number): void {
+    if (this.seg !== null && (b.flags[i] & PKT_GSO) !== 0) {
+      const r = this.seg.segmentUdpGso(b, i, this);
+      if (r > 0) {
+        this.ctx.tunnelSegmented();
+        return;
+      }
+      if (r < 0) {
+        this.ctx.refused(this.port, TX_REFUSED, 1);
+        return;
+      }
+    }
     const at = vxlanPayload(b.u8, b.off[i], b.len[i], this.vxlanPort);
     if (at < 0) {
       this.counters.notVxlan(b, i);
@@ -223,10 +248,40 @@ export class UdpDevice extends QueuedDevice {
     this.bytes[n] = b.len[i];
     this.addrs[n] = vxlanFrame.dst;
     this.dports[n] = this.vxlanPort;
+    this.gsoSizes[n] = 0;
     this.n = n + 1;
   }
 
+  /** GsoQueue: datagrams at [off, off + len) of the arena, cut every gsoSize bytes, to dst. */
+  pushGso(off: number, len: number, gsoSize: number, dst: number): void {
+    const n = this.n;
+    this.offs[n] = off;
+    this.lens[n] = len;
+    this.bytes[n] = len;
+    this.addrs[n] = dst;
+    this.dports[n] = this.vxlanPort;
+    this.gsoSizes[n] = gsoSize;
+    this.n = n + 1;
+  }
+
+  room(): number {
+    return this.offs.length - this.n;
+  }
+
+  flushQueue(): void {
+    this.flush();
+  }
+
+  override flush(): void {
+    super.flush();
+    this.seg?.reset();
+  }
+
   protected send(n: number): void {
-    io.writeBatchStatus(this.fd, this.u8, this.offs, this.lens, n, this.status, this.addrs, this.dports);
+    if (this.seg !== null) {
+      const g = this.gsoSizes;
+      io.writeBatchUdpGso(this.fd, this.u8, this.offs, this.lens, n, g, this.status, this.addrs, this.dports);
+    } else
+      io.writeBatchStatus(this.fd, this.u8, this.offs, this.lens, n, this.status, this.addrs, this.dports);
   }
 }

@@ -41,6 +41,12 @@ export class PortTable {
   readonly srcMask: Uint32Array;
   readonly srcStart: Uint32Array;
   readonly srcCount: Uint32Array;
+  /**
+   * Capability bits set by the live owner from each port's device (DeviceCaps.tunnelGso), 0 in
+   * replay: 1 = the port takes a tunnel TCP super-frame whole (outer header written once, PKT_GSO
+   * kept) and segments it at write time, so ip4-rewrite does not segment in the graph.
+   */
+  readonly tunnelGso: Uint8Array;
   private readonly byName = new Map<string, number>();
 
   constructor(readonly specs: (PortSpec | null)[]) {
@@ -54,6 +60,7 @@ export class PortTable {
     this.mtu = new Uint16Array(n);
     this.srcStart = new Uint32Array(n);
     this.srcCount = new Uint32Array(n);
+    this.tunnelGso = new Uint8Array(n);
     const total = specs.reduce((a, s) => a + (s?.ips?.length ?? 0), 0);
     this.srcAddr = new Uint32Array(total);
     this.srcMask = new Uint32Array(total);

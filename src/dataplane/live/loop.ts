@@ -204,6 +204,9 @@ export class WorkerLoop {
       devices[p] = dev;
       o.poller.add(dev);
     }
+    // the graph learns which ports segment tunnel super-frames themselves (ip4-rewrite's decision)
+    const tg = o.env.ports.tunnelGso;
+    for (let p = 0; p < tg.length; p++) tg[p] = devices[p]?.caps.tunnelGso === true ? 1 : 0;
   }
 
   /** A device failed: stop waiting for it and tell the control thread (once, until re-armed). */

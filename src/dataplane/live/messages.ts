@@ -32,7 +32,10 @@ export interface WorkerInit {
   idleMs: number;
   /** the uplink socket carries a virtio_net_hdr per frame (PACKET_VNET_HDR) */
   uplinkVnetHdr: boolean;
-  /** workload TAPs were opened with IFF_VNET_HDR and offloads (TSO super-frames) */
+  /**
+   * workload TAPs were opened with IFF_VNET_HDR and offloads (TSO super-frames; the default, unless
+   * `--no-offload` or the kernel refused): 64 KiB slots, and the uplink segments tunnel super-frames
+   */
   tapOffload: boolean;
   /**
    * 'packet' (default): the uplink fd is an AF_PACKET socket carrying Ethernet frames. 'udp': it is a

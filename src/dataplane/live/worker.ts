@@ -15,6 +15,7 @@ import * as io from '../devices/native.js';
 import type { Device } from '../devices/device.js';
 import { TapDevice } from '../devices/tap.js';
 import { PacketSocketDevice } from '../devices/packet-socket.js';
+import { TUNNEL_SCRATCH_BYTES } from '../devices/tunnel-seg.js';
 import { UdpDevice, UdpUplinkCounters } from '../devices/udp.js';
 import { WorkerLoop, type ControlChannel, type DeviceFactory, type Poller } from './loop.js';
 import type { ControlMessage, WorkerEvent, WorkerInit } from './messages.js';
@@ -88,20 +89,30 @@ function main(init: WorkerInit): void {
   const afterRound = (): void => tables.quiescent();
   // ---- end of tables ----------------------------------------------------------------------------
 
-  const batch = new Batch(init.batchSize, undefined, 0, init.tapOffload ? GSO_SLOT_SIZE : SLOT_SIZE);
+  // With offloads the uplink (packet or udp) segments tunnel super-frames itself, into scratch after
+  // the batch's slots; then no TAP frame needs slots reserved for the graph's segmentation
+  const slot = init.tapOffload ? GSO_SLOT_SIZE : SLOT_SIZE;
   const udpCounters = init.uplinkMode === 'udp' ? new UdpUplinkCounters() : null;
+  const tunnelSeg = init.tapOffload;
+  const slots = init.batchSize * slot;
+  const arena = new SharedArrayBuffer(slots + (tunnelSeg ? TUNNEL_SCRATCH_BYTES : 0));
+  const batch = new Batch(init.batchSize, arena, 0, slot);
+  const scratch = tunnelSeg ? { start: slots, end: slots + TUNNEL_SCRATCH_BYTES } : undefined;
   const devices: DeviceFactory = (p, spec, fd, ctx, b) => {
-    if (p !== PORT_UPLINK) return new TapDevice(spec.name, fd, b, ctx, init.tapOffload);
+    // super-frames need the graph's segmentation (and slots reserved for it) only without tunnelSeg
+    if (p !== PORT_UPLINK) return new TapDevice(spec.name, fd, b, ctx, init.tapOffload, !tunnelSeg);
     if (udpCounters !== null) {
       const { nodeIp, vxlanPort } = init.params;
       // the outer Ethernet header goes to the uplink's MAC (port 0's)
-      return new UdpDevice(spec.name, fd, b, ctx, udpCounters, nodeIp, vxlanPort, () => env.ports.ourMac);
+      const mac = (): Uint8Array => env.ports.ourMac;
+      return new UdpDevice(spec.name, fd, b, ctx, udpCounters, nodeIp, vxlanPort, mac, scratch);
     }
     return new PacketSocketDevice(spec.name, fd, b, ctx, {
       vnet: init.uplinkVnetHdr,
       // with big slots the uplink takes super-frames too (veth peers, NICs doing GRO): they can only
       // go to local workloads, whose TAPs take them whole
       gsoIn: init.tapOffload,
+      scratch,
     });
   };
   const control: ControlChannel = {

@@ -7,7 +7,7 @@
 // peers allowed to send to us are the cluster's node IPs; the inner packet then goes through
 // ip4-input again (marked PKT_DECAP, so it can only be delivered to a local workload).
 import { GraphNode, drop, event, type NodeDecl } from '../../graph/graph.js';
-import { PKT_DECAP, type Batch } from '../../graph/packet.js';
+import { PKT_DECAP, PKT_GSO, type Batch } from '../../graph/packet.js';
 import type { DataplaneEnv } from '../../graph/env.js';
 import type { GraphFeature } from '../../graph/build.js';
 import { ARC_IP4_LOCAL, ARC_IP4_OUTPUT } from '../../graph/arcs.js';
@@ -70,6 +70,17 @@ function hasPeer(set: Uint32Array, ip: number): boolean {
   return false;
 }
 
+/**
+ * The length an outer header field carries for packet i (`len` bytes after an outer IPv4 header of
+ * `outerIp` bytes). A TCP super-frame (PKT_GSO) reaches an encap node only when its tunnel port
+ * segments tunnel super-frames at write time (ports.tunnelGso: the outer header is written once here,
+ * PKT_GSO kept, and the device rewrites lengths, ids and checksums per segment): its fields only have
+ * to stay within 16 bits.
+ */
+function gsoLen(b: Batch, i: number, len: number, outerIp: number): number {
+  return (b.flags[i] & PKT_GSO) !== 0 ? Math.min(len, 0xffff - outerIp) : len;
+}
+
 const E_HEADROOM = 0;
 
 const E_NBR_BUSY = 2;
@@ -117,7 +128,7 @@ export class Ipip4Encap extends EncapBase {
       start + ETH_HLEN,
       this.nodeIp,
       this.adj.nextHop[a],
-      innerLen,
+      gsoLen(b, i, innerLen, 20),
       df,
       u8[inner + IP4_TOS],
       this.ipId,
@@ -188,7 +199,8 @@ export class Vxlan4Encap extends EncapBase {
     const ipOff = start + ETH_HLEN;
     const udpOff = ipOff + 20;
     emitVxlanHeader(u8, udpOff + UDP_HLEN, this.vni);
-    emitUdpHeader(u8, udpOff, sport, this.port, udpLen, 0);
+    const wireUdpLen = gsoLen(b, i, udpLen, 20);
+    emitUdpHeader(u8, udpOff, sport, this.port, wireUdpLen, 0);
     const df = (u8[inner + IP4_FRAG] & (IP4_DF >>> 8)) !== 0;
     this.ipId = (this.ipId + 1) & 0xffff;
     const flags = df ? IP4_DF : 0;
@@ -198,7 +210,7 @@ export class Vxlan4Encap extends EncapBase {
       this.nodeIp,
       this.adj.nextHop[a],
       IPPROTO_UDP,
-      20 + udpLen,
+      20 + wireUdpLen,
       64,
       this.ipId,
       flags,

@@ -320,8 +320,10 @@ export class Ip4Rewrite extends GraphNode {
         }
       }
       if (gso) {
-        // TAPs and the uplink take the super-frame whole (their kernels segment it); a tunnel cannot
-        if (!tunnel) {
+        // TAPs and the uplink take the super-frame whole (their kernels segment it); a tunnel port
+        // takes it whole only when its device segments tunnel super-frames at write time (capability
+        // bit set by the live owner; never in replay, which keeps segmenting here, addon-free)
+        if (!tunnel || this.env.ports.tunnelGso[p] === 1) {
           out.enter(b, i, kind);
           continue;
         }
