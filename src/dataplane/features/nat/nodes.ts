@@ -126,6 +126,8 @@ export class Snat4In2Out extends GraphNode {
   private readonly keys: Int32Array;
   private readonly found: Int32Array;
   private readonly st: Int32Array;
+  /** per packet index: pass() queued it for translation (process() skips the masquerade rule) */
+  private readonly queued: Uint8Array;
 
   constructor(
     private readonly env: DataplaneEnv,
@@ -138,6 +140,7 @@ export class Snat4In2Out extends GraphNode {
     this.keys = new Int32Array(capacity * 5);
     this.found = new Int32Array(capacity);
     this.st = new Int32Array(capacity);
+    this.queued = new Uint8Array(capacity);
   }
 
   override tick(_b: Batch, now: number): void {
@@ -171,6 +174,7 @@ export class Snat4In2Out extends GraphNode {
   override pass(b: Batch, i: number): boolean {
     if (this.passThrough(b, i)) return true;
     if (b.count < BATCH_MIN) return this.translate(b, i, NAT_MISS, false);
+    this.queued[i] = 1;
     this.q[this.n++] = i;
     return false;
   }
@@ -181,16 +185,18 @@ export class Snat4In2Out extends GraphNode {
    * lookupOutBatch loads every bucket head and first entry before walking: independent cache misses
    * the CPU overlaps; ~4 M lookups/s at 1 M flows against ~1 M one by one), (3) translate in arrival
    * order (misses create their flow: createOut finds one an earlier packet of the batch created).
-   * Packets queued by pass() are sorted again here: cheap next to one cache miss.
+   * Packets queued by pass() are known to need translation (queued[i]); others (unfused) are sorted.
    */
   override process(b: Batch, q: Uint16Array, n: number): void {
     const u8 = b.u8;
     const keys = this.keys;
     const st = this.st;
+    const queued = this.queued;
     let m = 0;
     for (let k = 0; k < n; k++) {
       const i = q[k];
-      if (this.passThrough(b, i)) {
+      if (queued[i] === 1) queued[i] = 0;
+      else if (this.passThrough(b, i)) {
         st[k] = -1;
         continue;
       }
