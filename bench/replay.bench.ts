@@ -1,4 +1,4 @@
-// End-to-end replay benchmark: `replay()` over a 2 M-frame capture (the size issue 9 names) of 60-byte frames (64 on the wire)
+// End-to-end replay benchmark: `replay()` over a 2 M-frame capture (issue 9) of 60-byte frames (64 on the wire)
 // on the direct path (workload 10.65.0.2 -> node-b's 10.65.0.70), reading the pcap, running the full
 // graph and writing <port>.pcap, against `tcpdump -r in.pcap -w out.pcap` on the same file for scale.
 // Not a test. Run: `npx tsc -p tsconfig.build.json && node dist/bench/replay.bench.js [--quick]`
