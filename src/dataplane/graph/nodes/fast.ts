@@ -11,13 +11,15 @@
 //
 // Semantics are the general graph's: it decides nothing the general nodes would not. Every check
 // comes before any change: a packet that is not plain IPv4 to our MAC with a 20-byte header and a
-// valid checksum, that is martian or for the node itself, whose rx key's ip4-unicast chain or whose
+// valid checksum, that is martian or from a workload to the node itself, whose rx key's ip4-unicast chain or whose
 // adjacency kind's ip4-output chain is not fused features only, that needs no route / blackhole /
 // reflection handling, a tunnel, TTL or MTU handling or an unresolved neighbour, that is flagged
 // (GSO, ...), goes to ethernet-input untouched, and so does the rest of the batch after it: the
 // general nodes then see the batch's packets in the order they would have (per-flow order, the
 // order NAT flows are created in and tunnels number their packets stay exactly the general graph's;
 // the cost is that a batch with an unusual packet early takes the general path for its tail). The
+// Packets for the node's own addresses from the uplink (tunnels, NAT replies) enter arc ip4-local in
+// batch order, as ip4-input does (its features are always inline). The
 // features on the arcs run exactly as on the fused edges (the same Next objects: passAll), so their
 // counters and drops are the same; the fast node itself counts nothing (it has no reasons). With
 // tracing on every packet takes the general path (the traces are the general graph's).
@@ -27,6 +29,7 @@ import { ownsAddress, type DataplaneEnv } from '../env.js';
 import { KIND_WORKLOAD } from '../ports.js';
 import { UNICAST_KEYS, unicastKey } from '../arcs.js';
 import { lpmLookup } from '../../tables/lpm.js';
+import { Ip4Input } from './ip4.js';
 import { ADJ_DIRECT, ADJ_GATEWAY, ADJ_KIND_NAMES, ADJ_LOCAL } from '../../tables/adjacency.js';
 import { ip4DecTtl } from '../../wire/ipv4.js';
 
@@ -36,6 +39,8 @@ const N_REWRITE = 2;
 const N_OUTPUT = 3;
 const N_UNICAST = 4;
 const N_OUT_ARC = 5;
+const N_LOCAL = 6;
+const N_IP4_INPUT = 7;
 
 export class Ip4Fast extends GraphNode {
   readonly decl: NodeDecl = {
@@ -47,6 +52,8 @@ export class Ip4Fast extends GraphNode {
       'interface-output',
       'arc:ip4-unicast',
       'arc:ip4-output',
+      'arc:ip4-local',
+      'ip4-input',
     ],
   };
   private readonly nodeIp: number;
@@ -80,6 +87,8 @@ export class Ip4Fast extends GraphNode {
   override process(b: Batch, q: Uint16Array, n: number): void {
     if (!this.ready) this.init();
     const eth = this.next[N_ETH].node!;
+    const local = this.next[N_LOCAL];
+    const ip4in = this.next[N_IP4_INPUT].node!;
     if (b.trace !== null) {
       for (let k = 0; k < n; k++) eth.q[eth.n++] = q[k];
       return;
@@ -156,12 +165,18 @@ export class Ip4Fast extends GraphNode {
         s8 >= 224 ||
         d8 === 0 ||
         d8 === 127 ||
-        d8 >= 224 ||
-        dst === nodeIp ||
-        unicastFast[key] === 0 ||
-        ownsAddress(owned, dst >>> 0)
+        d8 >= 224
       )
         break;
+      if (dst === nodeIp || ownsAddress(owned, dst >>> 0)) {
+        // for the node, from the uplink: ip4-input's work, then arc ip4-local, whose features (all
+        // inline: tunnels, NAT replies) claim theirs; the rest is the host's, counted by ip4-input
+        if (rk === KIND_WORKLOAD) break;
+        b.len[i] = 14 + tot;
+        if (!local.enter(b, i)) ip4in.drop(b, i, Ip4Input.R_NOT_OURS);
+        continue;
+      }
+      if (unicastFast[key] === 0) break;
       // ---- ip4-lookup and ip4-rewrite's checks: a plain adjacency (no reflection: traffic from the
       // uplink only goes to local workloads), TTL, MTU, output features all fused, neighbour known
       const a = lpmLookup(tbl24, tbl8, dst >>> 0);
