@@ -1,4 +1,4 @@
-// End-to-end replay benchmark: `replay()` over a 1 M-frame capture of 60-byte frames (64 on the wire)
+// End-to-end replay benchmark: `replay()` over a 2 M-frame capture (issue 9) of 60-byte frames (64 on the wire)
 // on the direct path (workload 10.65.0.2 -> node-b's 10.65.0.70), reading the pcap, running the full
 // graph and writing <port>.pcap, against `tcpdump -r in.pcap -w out.pcap` on the same file for scale.
 // Not a test. Run: `npx tsc -p tsconfig.build.json && node dist/bench/replay.bench.js [--quick]`
@@ -84,7 +84,7 @@ function timeTcpdump(input: string, output: string): number | null {
 }
 
 export async function runReplayBench(opts: { quick?: boolean } = {}): Promise<ReplayBenchResult> {
-  const frames = opts.quick ? 200_000 : 1_000_000;
+  const frames = opts.quick ? 200_000 : 2_000_000;
   const runs = opts.quick ? 2 : 3;
   const dir = mkdtempSync(path.join(tmpdir(), 'calitap-replay-bench-'));
   try {

@@ -121,6 +121,8 @@ export interface HarnessOpts {
   features?: readonly GraphFeature[];
   /** fuse fusable features into the edges entering their arcs (default: CALITAP_TEST_UNFUSED unset) */
   fused?: boolean;
+  /** put ip4-fast in front of the general nodes (default: CALITAP_TEST_NO_FAST unset) */
+  fast?: boolean;
   /**
    * Start with every ARP-learned neighbour back to incomplete (the Programmer, and so its neighbour
    * table, is shared between harnesses of the same config: a fresh one costs a 64 MiB FIB).
@@ -173,7 +175,11 @@ export class Harness {
       env.ports.names.map((n, p) => new MemSink(n, this.sent, pc, p)),
       capacity,
       opts.features ?? DATAPLANE_FEATURES,
-      { fused: opts.fused ?? process.env.CALITAP_TEST_UNFUSED === undefined, shared: { portCounters: pc } },
+      {
+        fused: opts.fused ?? process.env.CALITAP_TEST_UNFUSED === undefined,
+        fast: opts.fast ?? process.env.CALITAP_TEST_NO_FAST === undefined,
+        shared: { portCounters: pc },
+      },
     );
     this.b = new Batch(capacity);
     if (opts.trace) this.b.trace = [];

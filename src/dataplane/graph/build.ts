@@ -2,7 +2,7 @@
 // a factory returning its nodes, or none when it is off), and any counter-only nodes of the caller.
 // Resolves every declared next name and arc once, fuses fusable features into the edges that enter
 // their arcs (unless `fused: false`), and fixes the dispatch order (reverse post-order from
-// ethernet-input: packets flow mostly forward in one pass). Called once per worker (live) or once per
+// the entry: packets flow mostly forward in one pass). Called once per worker (live) or once per
 // replay run; the result is owned by that thread. Port changes do not rebuild it: nodes read
 // env.ports at every batch, and interface-output reads its sinks array at every packet.
 import { Graph, GraphNode, KeyedNext, makeNext, type Next } from './graph.js';
@@ -14,6 +14,7 @@ import { Ip4Input, Ip4Lookup, Ip4Rewrite } from './nodes/ip4.js';
 import { Ip4Arp } from './nodes/arp-resolve.js';
 import { Ip4IcmpError } from './nodes/icmp-error.js';
 import { InterfaceOutput } from './nodes/output.js';
+import { Ip4Fast } from './nodes/fast.js';
 
 /** A feature: builds its nodes for this dataplane (none when it does not apply, e.g. NAT off). */
 export type GraphFeature = (env: DataplaneEnv, capacity: number) => GraphNode[];
@@ -28,6 +29,12 @@ export interface BuildOptions {
    * packet, and masquerade/encapsulation inline save one each on the way out. Tests build both ways.
    */
   fused?: boolean;
+  /**
+   * Put ip4-fast in front of ethernet-input (default true): one loop doing ethernet-input, ip4-input,
+   * ip4-lookup and ip4-rewrite for plain unicast IPv4, handing everything else to the general nodes
+   * (nodes/fast.ts). Tests build with and without it (CALITAP_TEST_NO_FAST in the test harness).
+   */
+  fast?: boolean;
 }
 
 export interface BuiltGraph {
@@ -37,9 +44,10 @@ export interface BuiltGraph {
   minMtu: number;
 }
 
-/** The core nodes every dataplane has, in declaration order (ethernet-input first: the entry). */
-function coreNodes(env: DataplaneEnv, sinks: (PortSink | null)[]): GraphNode[] {
+/** The core nodes every dataplane has, in declaration order (the first is the entry). */
+function coreNodes(env: DataplaneEnv, sinks: (PortSink | null)[], fast: boolean): GraphNode[] {
   return [
+    ...(fast ? [new Ip4Fast(env)] : []),
     new EthernetInput(env),
     new ArpReply(env),
     new Ip4Input(env),
@@ -59,7 +67,7 @@ export function buildGraph(
   opts: BuildOptions = {},
 ): BuiltGraph {
   const graph = new Graph(capacity, env.ports.count, opts.shared?.portCounters);
-  for (const n of coreNodes(env, sinks)) graph.add(n);
+  for (const n of coreNodes(env, sinks, opts.fast ?? true)) graph.add(n);
   for (const f of features) for (const n of f(env, capacity)) graph.add(n);
   resolve(graph, env, CORE_ARCS, opts.fused ?? true);
   graph.seal(dispatchOrder(graph), opts.shared?.counters);

@@ -70,6 +70,14 @@ export class Next {
     node.q[node.n++] = i;
     return true;
   }
+
+  /**
+   * Runs the fused features only (not the queue): true when packet i goes on to `node`, false when a
+   * feature dropped or claimed it. For ip4-fast, which does the end node's work itself.
+   */
+  passAll(_b: Batch, _i: number): boolean {
+    return true;
+  }
 }
 
 class Next1 extends Next {
@@ -84,6 +92,9 @@ class Next1 extends Next {
     if (node === null) return false;
     node.q[node.n++] = i;
     return true;
+  }
+  override passAll(b: Batch, i: number): boolean {
+    return this.f0.pass(b, i);
   }
 }
 
@@ -102,6 +113,9 @@ class Next2 extends Next {
     node.q[node.n++] = i;
     return true;
   }
+  override passAll(b: Batch, i: number): boolean {
+    return this.f0.pass(b, i) && this.f1.pass(b, i);
+  }
 }
 
 class NextN extends Next {
@@ -111,6 +125,11 @@ class NextN extends Next {
     const node = this.node;
     if (node === null) return false;
     node.q[node.n++] = i;
+    return true;
+  }
+  override passAll(b: Batch, i: number): boolean {
+    const f = this.inline;
+    for (let k = 0; k < f.length; k++) if (!f[k].pass(b, i)) return false;
     return true;
   }
 }
