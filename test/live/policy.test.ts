@@ -2,7 +2,8 @@
 // attached with `workload add --namespace --label`) behind a policy matrix checked with real TCP
 // connections both ways; a policy changed live (config file rewritten, the daemon reloads it) keeps
 // an established connection while new connections follow the new policy; denials show in
-// `calitap stats --json`; a Log rule reaches the daemon's log.
+// `calitap stats --json`; a Log rule reaches the daemon's log; a restarted daemon polices its restored
+// workloads by the namespace and labels they were added with.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -178,4 +179,14 @@ c.sendall(b'two\\n'); print(f.readline().strip(), flush=True)
     await open.wait(20_000);
     expect(open.stdout.trim().split('\n')).toEqual(['db:one', 'db:two']); // the open one lives on
   }, 90_000);
+
+  it('keeps policing restored workloads by their namespace and labels after a daemon restart', async () => {
+    await lab.stop(1, 'SIGKILL');
+    await lab.start(1);
+    // the policy in force is the reloaded one: db takes web, not api
+    expect(await connect(w.web.ns, w.db.ip)).toBe('ok:db:hi');
+    expect(await connect(w.api.ns, w.db.ip)).toMatch(/^fail:/);
+    expect(await connect(w.web.ns, w.api.ip)).toBe('ok:api:hi');
+    expect(await connect(w.db.ns, w.web.ip)).toMatch(/^fail:/);
+  }, 60_000);
 });

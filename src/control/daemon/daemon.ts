@@ -193,6 +193,7 @@ export class Daemon {
       opts.node,
       () => this.workloads.all().map((a) => a.record),
       this.log,
+      opts.stateFile,
     );
     if (this.uplinkMode === 'udp') this.openUdpUplink(n);
     else this.openUplink(n, uplink.interfaceName);

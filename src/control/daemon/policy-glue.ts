@@ -4,9 +4,11 @@
 // ip4-policy passes every packet on one load). Keeps the compiler's endpoints in step with the
 // workloads this daemon attached: a local workload is policed as the config's (or datastore's)
 // WorkloadEndpoint with its address, else with the namespace and labels `workload add` gave (default
-// namespace `default`, no labels, profile `kns.<namespace>`). A config change (file reload,
+// namespace `default`, no labels, profile `kns.<namespace>`; kept in `<state file>.policy.json` so
+// a restarted daemon polices its restored workloads the same way). A config change (file reload,
 // datastore watch) reprograms incrementally; flows already allowed keep passing. Log-rule hits are
 // drained into the daemon's pino log. Control (main) thread only; buffers belong to the tables.
+import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import { parseIp4 } from '../../common/addr.js';
 import type { PolicyShared } from '../../dataplane/features/policy/nodes.js';
@@ -28,6 +30,7 @@ const LOG_LINES_PER_DRAIN = 100;
 export class PolicyGlue {
   readonly policy: PolicyProgrammer;
   private readonly added = new Map<string, AddedMeta>();
+  private readonly metaFile: string | null;
   /** the last full configuration's policy and endpoints (this node's WorkloadEndpoints included) */
   private src: Pick<ClusterConfig, 'policy' | 'endpoints'>;
 
@@ -37,11 +40,16 @@ export class PolicyGlue {
     /** the workloads attached now (WorkloadManager) */
     private readonly attached: () => readonly WorkloadRecord[],
     private readonly log: Logger,
+    /** the daemon's state file: what `workload add` said is kept beside it (`.policy.json`) */
+    stateFile?: string,
   ) {
+    this.metaFile = stateFile === undefined ? null : `${stateFile}.policy.json`;
+    this.loadMeta();
     this.src = { policy: prog.cfg.policy, endpoints: prog.cfg.endpoints };
     // always: workers cannot add the ip4-policy node later; disabled tables cost one load per packet
     this.policy =
       prog.policy ?? PolicyProgrammer.attach(prog.cfg, prog.nodeName, prog.env, { always: true })!;
+    this.program(this.src, 'start'); // the workloads restored from the state file
   }
 
   /** What the workers attach (WorkerInit.policy). */
@@ -96,12 +104,44 @@ export class PolicyGlue {
     }
     const ns = typeof p.namespace === 'string' && p.namespace !== '' ? p.namespace : 'default';
     this.added.set(r.name, { namespace: ns, labels });
+    this.saveMeta();
+  }
+
+  private loadMeta(): void {
+    if (this.metaFile === null || !fs.existsSync(this.metaFile)) return;
+    try {
+      const v = JSON.parse(fs.readFileSync(this.metaFile, 'utf8')) as Record<string, AddedMeta>;
+      for (const [k, m] of Object.entries(v))
+        if (typeof m?.namespace === 'string' && typeof m.labels === 'object' && m.labels !== null)
+          this.added.set(k, { namespace: m.namespace, labels: { ...m.labels } });
+    } catch (e) {
+      this.log.warn(
+        { file: this.metaFile, err: (e as Error).message },
+        "policy: cannot read the workloads' namespaces and labels; restored workloads get none",
+      );
+    }
+  }
+
+  private saveMeta(): void {
+    if (this.metaFile === null) return;
+    try {
+      const tmp = `${this.metaFile}.tmp`;
+      fs.writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.added)));
+      fs.renameSync(tmp, this.metaFile);
+    } catch (e) {
+      this.log.warn(
+        { file: this.metaFile, err: (e as Error).message },
+        'policy: cannot save workload labels',
+      );
+    }
   }
 
   /** Recompiles the endpoints after workloads came or went (called before ports are published). */
   refresh(): void {
     const live = new Set(this.attached().map((r) => r.name));
-    for (const k of [...this.added.keys()]) if (!live.has(k)) this.added.delete(k);
+    const gone = [...this.added.keys()].filter((k) => !live.has(k));
+    for (const k of gone) this.added.delete(k);
+    if (gone.length > 0) this.saveMeta();
     this.program(this.src, 'workloads changed');
   }
 
