@@ -105,8 +105,13 @@ export function buildProgram(): Command {
     .requiredOption('--netns <ns>', 'network namespace (name under /var/run/netns, or a path)')
     .option('--ip <ip>', 'address (default: next free in this node’s blocks)')
     .option('--mac <mac>', 'MAC of eth0 (default: the kernel’s)')
-    .option('--namespace <ns>', 'the WorkloadEndpoint’s namespace (datastore mode)')
-    .option('--label <k=v>', 'a WorkloadEndpoint label (repeatable; datastore mode)', collect, [])
+    .option('--namespace <ns>', 'the WorkloadEndpoint’s namespace (policy; datastore: written there)')
+    .option(
+      '--label <k=v>',
+      'a WorkloadEndpoint label (repeatable; policy; datastore: written there)',
+      collect,
+      [],
+    )
     .option('--socket <path>', 'control API socket', DEFAULT_SOCKET)
     .action((o) =>
       cmdWorkload(

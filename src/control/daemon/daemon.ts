@@ -12,7 +12,7 @@
 // (VXLAN only; for hosts without CAP_NET_RAW; see docs/live.md and dataplane/devices/udp.ts).
 import * as os from 'node:os';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
+import type * as http from 'node:http';
 import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
 import pino from 'pino';
 import { loadConfigFile } from '../config/load.js';
@@ -36,6 +36,8 @@ import { PORT_UPLINK } from '../../dataplane/graph/ports.js';
 import { collectStats, type StatsView } from './stats.js';
 import { BgpGlue, speakerOptions } from './bgp-glue.js';
 import { uplinkFromKernel } from './host-uplink.js';
+import { startMetrics } from './metrics.js';
+import { PolicyGlue } from './policy-glue.js'; // policy wiring (issue 11)
 
 export interface DaemonOptions {
   config: string;
@@ -138,6 +140,7 @@ export class Daemon {
   readonly log = pino({ name: 'calitap', level: process.env.CALITAP_LOG ?? 'info' }, pino.destination(2));
   readonly prog: Programmer;
   readonly workloads: WorkloadManager;
+  readonly policy: PolicyGlue; // network policy (policy-glue.ts)
   private readonly slots: WorkerSlot[] = [];
   private readonly quietFds: number[] = [];
   private api: ApiServer | null = null;
@@ -189,6 +192,13 @@ export class Daemon {
     const offload = opts.offload !== false && refused === null;
     this.workloads = new WorkloadManager(this.prog, opts.node, opts.stateFile, n, offload);
     for (const w of this.workloads.restore()) this.log.warn(w);
+    this.policy = new PolicyGlue(
+      this.prog,
+      opts.node,
+      () => this.workloads.all().map((a) => a.record),
+      this.log,
+      opts.stateFile,
+    );
     if (this.uplinkMode === 'udp') this.openUdpUplink(n);
     else this.openUplink(n, uplink.interfaceName);
   }
@@ -312,6 +322,7 @@ export class Daemon {
       control: this.peers.get(k)!,
       wakeFd: s.wakeFd,
       tables: this.prog.tables.shared,
+      policy: this.policy.shared(), // policy: always attached (the graph is built once)
       params: this.prog.env.params,
       ports: this.portsFor(k),
       counters: s.counters,
@@ -357,6 +368,7 @@ export class Daemon {
 
   /** Sends the current port table to every worker and waits until all applied it. */
   async publishPorts(): Promise<void> {
+    this.policy.refresh(); // policy: workloads that came or went, before their ports change
     this.seq++;
     for (let k = 0; k < this.slots.length; k++) {
       const s = this.slots[k];
@@ -427,6 +439,7 @@ export class Daemon {
   stats(): StatsView {
     const s = collectStats(this.slots, this.prog.env.ports.names, this.prog.specs);
     s.counters.push(...this.prog.counters()); // control-side table refusals (e.g. neighbor-table: full)
+    s.counters.push(...this.policy.counterRows()); // policy: denials per endpoint, direction, cause
     return s;
   }
 
@@ -472,6 +485,7 @@ export class Daemon {
             mac: p.mac as string | undefined,
           }),
         );
+        this.policy.remember(a.record, p); // policy: its namespace and labels
         await this.publishPorts();
         this.log.info(a.record, 'workload added');
         return a.record;
@@ -486,6 +500,7 @@ export class Daemon {
       try {
         const n = this.prog.maintain(Math.floor(Date.now() / 1000) | 0);
         if (n > 0) this.log.info({ routes: n }, 'installed routes a full table had refused');
+        this.policy.drainLog(); // policy: Log-rule hits into the log
       } catch (e) {
         this.log.error({ err: (e as Error).message }, 'table maintenance failed');
       }
@@ -536,56 +551,6 @@ export class Daemon {
     // workload TAPs are persistent: closing the queues leaves them (and the workloads) in place
     for (const a of this.workloads.all()) for (const fd of a.fds) io.close(fd);
   }
-}
-
-async function startMetrics(d: Daemon, port: number): Promise<http.Server> {
-  const prom = await import('prom-client');
-  const registry = new prom.Registry();
-  new prom.Gauge({
-    name: 'calitap_node_counter',
-    help: 'Per-node, per-reason packet counters summed over workers',
-    labelNames: ['node', 'reason'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const c of d.stats().counters) this.set({ node: c.node, reason: c.reason }, c.count);
-    },
-  });
-  new prom.Gauge({
-    name: 'calitap_port_packets',
-    help: 'Per-port packets summed over workers',
-    labelNames: ['port', 'direction'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const p of d.stats().ports) {
-        this.set({ port: p.port, direction: 'rx' }, p.rxPackets);
-        this.set({ port: p.port, direction: 'tx' }, p.txPackets);
-      }
-    },
-  });
-  new prom.Gauge({
-    name: 'calitap_port_tx_dropped',
-    help: 'Per-port frames the port refused to transmit, by reason (queue-full, refused, error), summed over workers',
-    labelNames: ['port', 'reason'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const p of d.stats().ports)
-        for (const [reason, v] of Object.entries(p.txDroppedBy)) this.set({ port: p.port, reason }, v);
-    },
-  });
-  const server = http.createServer((req, res) => {
-    if (req.url !== '/metrics') {
-      res.writeHead(404).end();
-      return;
-    }
-    void registry
-      .metrics()
-      .then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body));
-  });
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
-  return server;
 }
 
 export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {

@@ -144,7 +144,9 @@ async function runFileDaemon(opts: LiveOptions): Promise<Daemon> {
     }
     if (r.changed === 0) return;
     try {
-      const res = reprog.apply(loadConfigFile(file));
+      const cfg = loadConfigFile(file);
+      d.policy.program(cfg, why); // policy: before apply() filters this node's endpoints out of cfg
+      const res = reprog.apply(cfg);
       d.log.info({ ...res, keys: r.changed, why }, 'config reloaded');
     } catch (e) {
       d.log.error(`config reload failed (${why}); keeping the running state: ${(e as Error).message}`);
@@ -178,6 +180,7 @@ async function runDatastoreDaemon(opts: LiveOptions): Promise<Daemon> {
     }
   }
   const cluster = joined.cfg;
+  const fullEndpoints = cluster.endpoints; // policy: this node's endpoints carry its workloads' labels
   // this node's endpoints are re-attached from the state file by the WorkloadManager
   cluster.endpoints = cluster.endpoints.filter((e) => e.node !== opts.node);
   let sync: DatastoreSync | null = null;
@@ -195,6 +198,7 @@ async function runDatastoreDaemon(opts: LiveOptions): Promise<Daemon> {
     },
   });
   const daemon = d;
+  daemon.policy.program({ ...cluster, endpoints: fullEndpoints }, 'datastore listed'); // policy
   const reprog = new Reprogrammer(
     daemon.prog,
     { bgp: daemon.bgp, restartWorkers: (w) => daemon.restartWorkers(w), log: daemon.log },
@@ -205,6 +209,7 @@ async function runDatastoreDaemon(opts: LiveOptions): Promise<Daemon> {
     ds,
     joined.model,
     (cfg) => {
+      daemon.policy.program(cfg, 'datastore change'); // policy: before apply() filters cfg
       const res = reprog.apply(cfg);
       if (res.added + res.removed + res.replaced > 0 || res.restarted)
         daemon.log.info(res, 'datastore change applied');

@@ -3,6 +3,7 @@
 import type { SharedTables } from '../tables/set.js';
 import type { DataplaneParams } from '../graph/env.js';
 import type { PortSpec } from '../graph/ports.js';
+import type { PolicyShared } from '../features/policy/nodes.js';
 import type { MessagePort } from 'node:worker_threads';
 
 export type { SharedTables };
@@ -22,6 +23,8 @@ export interface WorkerInit {
   /** eventfd the control thread writes after posting a message (wakes epoll) */
   wakeFd: number;
   tables: SharedTables;
+  /** network policy: the control thread's PolicyProgrammer.shared() (absent: no ip4-policy node) */
+  policy?: PolicyShared;
   params: DataplaneParams;
   ports: PortsUpdate;
   /** counters to continue (a restarted worker keeps its predecessor's) */

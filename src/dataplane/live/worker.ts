@@ -11,6 +11,7 @@ import { Batch, GSO_SLOT_SIZE, SLOT_SIZE } from '../graph/packet.js';
 import { PortTable, PORT_UPLINK } from '../graph/ports.js';
 import type { DataplaneEnv } from '../graph/env.js';
 import { TableSet } from '../tables/set.js';
+import { attachPolicy } from '../features/policy/nodes.js';
 import * as io from '../devices/native.js';
 import type { Device } from '../devices/device.js';
 import { TapDevice } from '../devices/tap.js';
@@ -86,6 +87,8 @@ function main(init: WorkerInit): void {
     nat: tables.nat,
     params: init.params,
   };
+  // policy: attached before the graph is built (the graph gets ip4-policy only when env.policy is set)
+  if (init.policy !== undefined) env.policy = attachPolicy(init.policy);
   const afterRound = (): void => tables.quiescent();
   // ---- end of tables ----------------------------------------------------------------------------
 
