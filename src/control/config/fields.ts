@@ -48,7 +48,7 @@ export const NO_VALUE = Symbol('no value');
 
 export function fail(w: Where, path: string, value: unknown, reason: string): never {
   const v = value === NO_VALUE || value === undefined ? '' : ' ' + fmtValue(value);
-  throw new ConfigError(`${w.file}: ${w.what}: ${path}${v}: ${reason}`);
+  throw new ConfigError(`${w.file}: ${w.what}: ${path}${v}: ${reason.replace(/[\r\n]+/g, ' ')}`);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -1,57 +1,31 @@
 // Typed field readers for the policy kinds (policy-load.ts): each takes the parent object, the key and
 // the dotted path, and throws one ConfigError line `<file>: <Kind> <name>: <path> <value>: <reason>`
 // (the same format as load.ts). Kubernetes label and name rules live here too. Control thread only.
-import { ConfigError } from '../../common/errors.js';
+import {
+  NO_VALUE,
+  fail,
+  mapping,
+  optBool as optBoolOr,
+  own,
+  typeName,
+  type Obj,
+  type Where,
+} from './fields.js';
 
-export type Obj = Record<string, unknown>;
-
-export interface Where {
-  file: string;
-  what: string;
-}
-
-/** One-line rendering of a value for an error message. */
-export function fmtValue(v: unknown): string {
-  let s: string;
-  if (typeof v === 'string') s = v !== '' && /^[\x21-\x7e]+$/.test(v) ? v : JSON.stringify(v);
-  else if (typeof v === 'number' || typeof v === 'boolean' || v === null) s = String(v);
-  else {
-    try {
-      s = JSON.stringify(v) ?? String(v);
-    } catch {
-      s = Array.isArray(v) ? '[...]' : '{...}';
-    }
-  }
-  s = s.replace(/[\r\n]+/g, ' ');
-  return s.length > 80 ? s.slice(0, 77) + '...' : s;
-}
-
-export const NO_VALUE = Symbol('no value');
-
-export function fail(w: Where, path: string, value: unknown, reason: string): never {
-  const v = value === NO_VALUE || value === undefined ? '' : ' ' + fmtValue(value);
-  throw new ConfigError(`${w.file}: ${w.what}: ${path}${v}: ${reason.replace(/[\r\n]+/g, ' ')}`);
-}
-
-export function own(o: Obj, key: string): unknown {
-  return Object.prototype.hasOwnProperty.call(o, key) ? o[key] : undefined;
-}
-
-export function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-export function typeName(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : typeof v;
-}
-
-/** A sub-mapping; absent or null gives an empty object. */
-export function mapping(w: Where, o: Obj, key: string, path: string): Obj {
-  const v = own(o, key);
-  if (v === undefined || v === null) return {};
-  if (!isObj(v)) fail(w, path, v, `must be a mapping, got ${typeName(v)}`);
-  return v;
-}
+// the readers both loaders share live in fields.ts; re-exported for policy-load.ts
+export {
+  NO_VALUE,
+  fail,
+  fmtValue,
+  isObj,
+  mapping,
+  optInt,
+  optString,
+  own,
+  typeName,
+  type Obj,
+  type Where,
+} from './fields.js';
 
 /** A list; absent or null gives an empty list. */
 export function list(w: Where, o: Obj, key: string, path: string, max?: number): unknown[] {
@@ -63,39 +37,15 @@ export function list(w: Where, o: Obj, key: string, path: string, max?: number):
   return v;
 }
 
-export function optString(w: Where, o: Obj, key: string, path: string): string | undefined {
-  const v = own(o, key);
-  if (v === undefined || v === null || v === '') return undefined;
-  if (typeof v !== 'string') fail(w, path, v, `must be a string, got ${typeName(v)}`);
-  return v;
-}
-
+/** A boolean; absent or null is false. */
 export function optBool(w: Where, o: Obj, key: string, path: string): boolean {
-  const v = own(o, key);
-  if (v === undefined || v === null) return false;
-  if (typeof v !== 'boolean') fail(w, path, v, 'must be true or false');
-  return v;
+  return optBoolOr(w, o, key, path, false);
 }
 
 export function optNumber(w: Where, o: Obj, key: string, path: string): number | undefined {
   const v = own(o, key);
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'number' || !Number.isFinite(v)) fail(w, path, v, 'must be a number');
-  return v;
-}
-
-export function optInt(
-  w: Where,
-  o: Obj,
-  key: string,
-  path: string,
-  lo: number,
-  hi: number,
-): number | undefined {
-  const v = own(o, key);
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v)) fail(w, path, v, 'must be an integer');
-  if (v < lo || v > hi) fail(w, path, v, `must be between ${lo} and ${hi}`);
   return v;
 }
 
