@@ -127,7 +127,7 @@ async function main(): Promise<void> {
           natCapacity: 1024,
         });
         const p = prog;
-        const rp = new Reprogrammer(p, { bgp: null, restartWorkers: () => undefined, log }, true);
+        const rp = new Reprogrammer(p, { bgp: null, publishParams: () => undefined, log }, true);
         onChange = (cfg) => {
           rp.apply(cfg);
           check([...p.table()].map((row) => ({ ...p.route(parsePrefix(row.prefix))! })));

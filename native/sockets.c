@@ -246,6 +246,39 @@ static napi_value RawSocket(napi_env env, napi_callback_info info) {
   return make_int(env, fd);
 }
 
+// setBpf(fd, bpf: Uint8Array): replaces the classic BPF filter of an open socket (SO_ATTACH_FILTER swaps
+// it atomically: every frame is judged by the old or by the new program, none unfiltered).
+static napi_value SetBpf(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, "setBpf", &a)) return NULL;
+  int fd;
+  if (!arg_fd(&a, 0, &fd)) return NULL;
+  void *bpf = NULL;
+  size_t bpf_len = 0;
+  if (!value_typed(env, a.fn, a.argv[1], "bpf", napi_uint8_array, "Uint8Array", &bpf, &bpf_len)) return NULL;
+  if (bpf_len == 0 || bpf_len % sizeof(struct sock_filter) != 0 ||
+      bpf_len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+    throw_range(env, "setBpf(fd %d): bpf must hold 1..%d sock_filter structs of 8 bytes, got %zu bytes", fd,
+                BPF_MAXINSNS, bpf_len);
+    return NULL;
+  }
+  struct sock_filter *prog = malloc(bpf_len);
+  if (!prog) {
+    throw_errno(env, ENOMEM, "malloc", "setBpf(fd %d)", fd);
+    return NULL;
+  }
+  memcpy(prog, bpf, bpf_len);
+  struct sock_fprog fprog = {.len = (unsigned short)(bpf_len / sizeof *prog), .filter = prog};
+  int rc = setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof fprog);
+  int err = errno;
+  free(prog);
+  if (rc != 0) {
+    throw_errno(env, err, "SO_ATTACH_FILTER", "setBpf(fd %d)", fd);
+    return NULL;
+  }
+  return make_undefined(env);
+}
+
 // sockName(fd) -> { address, port } of an AF_INET socket.
 static napi_value SockName(napi_env env, napi_callback_info info) {
   args_t a;
@@ -312,6 +345,7 @@ bool sockets_init(napi_env env, napi_value exports, napi_value c) {
       {"udpSocket", UdpSocket},
       {"rawSocket", RawSocket},
       {"sockName", SockName},
+      {"setBpf", SetBpf},
       {"close", Close},
       {"fdMode", FdMode},
   };

@@ -113,7 +113,7 @@ describe('live reprogramming vs a Programmer built from scratch', () => {
         const prog = new Programmer(start, 'node-a', OPTS);
         const rp = new Reprogrammer(
           prog,
-          { bgp: null, restartWorkers: () => undefined, log: pino({ level: 'silent' }) },
+          { bgp: null, publishParams: () => undefined, log: pino({ level: 'silent' }) },
           true,
         );
         let cfg = start;

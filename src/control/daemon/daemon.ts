@@ -16,17 +16,18 @@ import type * as http from 'node:http';
 import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
 import pino from 'pino';
 import { loadConfigFile } from '../config/load.js';
-import { felixFor, localNode, sameSubnet } from '../config/compile.js';
+import { localNode, sameSubnet } from '../config/compile.js';
 import type { ClusterConfig } from '../config/types.js';
 import { Programmer } from './program.js';
 import { WorkloadManager, netnsPath, probeTapOffload, type Attached } from './workloads.js';
 import { addWorkload, type DaemonDatastore } from './datastore-hooks.js';
 import { startApiServer, type ApiServer } from './api.js';
 import { CalitapError, ConfigError } from '../../common/errors.js';
-import { formatIp4, formatPrefix4 } from '../../common/addr.js';
+import { formatIp4 } from '../../common/addr.js';
 import * as io from '../../dataplane/devices/native.js';
 import type {
   DeviceErrorEvent,
+  ParamsUpdate,
   PortsUpdate,
   UplinkMode,
   WorkerEvent,
@@ -38,6 +39,7 @@ import { BgpGlue, speakerOptions } from './bgp-glue.js';
 import { uplinkFromKernel } from './host-uplink.js';
 import { startMetrics } from './metrics.js';
 import { PolicyGlue } from './policy-glue.js'; // policy wiring (issue 11)
+import { uplinkFilterExpr } from './uplink-filter.js';
 
 export interface DaemonOptions {
   config: string;
@@ -106,8 +108,6 @@ interface WorkerSlot {
   restarts: number;
   /** per port: consecutive device errors (re-arm backoff) and when the last one came */
   errors: Map<number, { count: number; last: number }>;
-  /** stopped on purpose by restartWorkers() */
-  planned?: boolean;
 }
 
 /** What the control thread does about a failed device (see Daemon.onDeviceError). */
@@ -146,6 +146,8 @@ export class Daemon {
   private api: ApiServer | null = null;
   private metrics: http.Server | null = null;
   private seq = 0;
+  /** the uplink BPF filter in force (tcpdump expression); null: none could be compiled */
+  private uplinkFilter: string | null = null;
   private stopping = false;
   /** the tables' periodic control-side work (Programmer.maintain) */
   private maintainTimer: NodeJS.Timeout | null = null;
@@ -252,20 +254,11 @@ export class Daemon {
   private openUplink(n: number, ifname: string): void {
     const cfg = this.prog.cfg;
     const p = this.prog.env.params;
-    const felix = felixFor(cfg, this.opts.node);
-    const node = formatIp4(p.nodeIp);
-    const nets = cfg.pools.map((x) => `dst net ${formatPrefix4({ addr: x.cidr.addr, len: x.cidr.len })}`);
-    const [lo, hi] = felix.natPortRange ?? [32768, 60999];
-    const natIps = [felix.natOutgoingAddress ?? p.nodeIp].map(formatIp4);
-    const nat = natIps.map(
-      (a) => `(dst host ${a} and (icmp or ((tcp or udp) and dst portrange ${lo}-${hi})))`,
-    );
-    const tunnels = `(dst host ${node} and (ip proto 4 or (udp dst port ${p.vxlanPort})))`;
-    const owned = p.ownedIps.map((a) => `dst host ${formatIp4(a)}`);
-    const expr = `arp or (ip and (${[...nets, tunnels, ...nat, ...owned].join(' or ')}))`;
+    const expr = uplinkFilterExpr(cfg, p, this.opts.node);
     let bpf: Uint8Array | undefined;
     try {
       bpf = io.bpfFromTcpdump(expr, ifname);
+      this.uplinkFilter = expr;
     } catch (e) {
       this.log.warn(
         { err: (e as Error).message },
@@ -304,14 +297,33 @@ export class Daemon {
     return { type: 'ports', seq: this.seq, specs, fds };
   }
 
-  /** Restarts every worker on the same fds (they re-read DataplaneParams), e.g. new tunnel peers. */
-  restartWorkers(why: string): void {
-    this.log.info({ why }, 'restarting dataplane workers for new parameters');
+  /**
+   * Hands the current DataplaneParams (and the NAT table, once it exists) to every running worker,
+   * which applies them between two batches: no restart, nothing queued is lost. A worker (re)started
+   * later reads them from WorkerInit. The uplink filter follows new pools and addresses.
+   */
+  publishParams(why: string): void {
+    this.seq++;
+    const msg: ParamsUpdate = {
+      type: 'params',
+      seq: this.seq,
+      params: this.prog.env.params,
+      nat: this.prog.tables.nat?.shared ?? null,
+    };
     for (const s of this.slots) {
       if (s.worker === null) continue;
-      s.planned = true;
-      s.control.postMessage({ type: 'stop' });
+      s.control.postMessage(msg);
       io.eventfdWrite(s.wakeFd, 1);
+    }
+    this.log.info({ why }, 'dataplane parameters updated live');
+    const expr = uplinkFilterExpr(this.prog.cfg, this.prog.env.params, this.opts.node);
+    if (this.uplinkMode !== 'packet' || this.uplinkFilter === null || expr === this.uplinkFilter) return;
+    try {
+      const bpf = io.bpfFromTcpdump(expr, this.prog.uplink.interfaceName);
+      for (const s of this.slots) io.setBpf(s.uplinkFd, bpf);
+      this.uplinkFilter = expr;
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, 'uplink filter not updated: restart calitap for it');
     }
   }
 
@@ -353,11 +365,8 @@ export class Daemon {
       s.worker = null;
       this.prog.tables.release(k); // its reader slot: reclamation must not wait for a dead worker
       if (this.stopping) return;
-      if (s.planned) s.planned = false;
-      else {
-        s.restarts++;
-        this.log.error({ worker: k, code, restarts: s.restarts }, 'worker exited; restarting it');
-      }
+      s.restarts++;
+      this.log.error({ worker: k, code, restarts: s.restarts }, 'worker exited; restarting it');
       // its control port went with it: make a new channel
       const { port1, port2 } = new MessageChannel();
       s.control = port1;

@@ -134,7 +134,7 @@ async function runFileDaemon(opts: LiveOptions): Promise<Daemon> {
   const d = new Daemon({ ...opts, config: file });
   const reprog = new Reprogrammer(
     d.prog,
-    { bgp: d.bgp, restartWorkers: (w) => d.restartWorkers(w), log: d.log },
+    { bgp: d.bgp, publishParams: (w) => d.publishParams(w), log: d.log },
     d.bgp === null,
   );
   const applyReload = (r: ReloadResult, why: string) => {
@@ -201,7 +201,7 @@ async function runDatastoreDaemon(opts: LiveOptions): Promise<Daemon> {
   daemon.policy.program({ ...cluster, endpoints: fullEndpoints }, 'datastore listed'); // policy
   const reprog = new Reprogrammer(
     daemon.prog,
-    { bgp: daemon.bgp, restartWorkers: (w) => daemon.restartWorkers(w), log: daemon.log },
+    { bgp: daemon.bgp, publishParams: (w) => daemon.publishParams(w), log: daemon.log },
     daemon.bgp === null,
   );
   let tunnels: Promise<unknown> = Promise.resolve();
@@ -211,7 +211,7 @@ async function runDatastoreDaemon(opts: LiveOptions): Promise<Daemon> {
     (cfg) => {
       daemon.policy.program(cfg, 'datastore change'); // policy: before apply() filters cfg
       const res = reprog.apply(cfg);
-      if (res.added + res.removed + res.replaced > 0 || res.restarted)
+      if (res.added + res.removed + res.replaced > 0 || res.params.length > 0)
         daemon.log.info(res, 'datastore change applied');
       // a pool switched to IPIP or VXLAN needs this node's tunnel address
       tunnels = tunnels.then(() =>

@@ -12,6 +12,7 @@
 import { Lpm4FullError } from '../../dataplane/tables/lpm.js';
 import type { AdjSpec } from '../../dataplane/tables/adjacency.js';
 import { TableSet, type TableCounterRow } from '../../dataplane/tables/set.js';
+import type { NatTableOptions } from '../../dataplane/tables/nat/table.js';
 import { PortTable, type PortSpec, PORT_UPLINK } from '../../dataplane/graph/ports.js';
 import { DEFAULT_PARAMS, type DataplaneEnv, type DataplaneParams } from '../../dataplane/graph/env.js';
 import { formatIp4, formatPrefix4, maskOf, parseMac, prefixCovers, type Prefix4 } from '../../common/addr.js';
@@ -70,6 +71,32 @@ interface Installed {
   nbr: number;
 }
 
+/** DataplaneParams.pools of a configuration (the NAT nodes' pool rule). */
+export function poolParams(cfg: ClusterConfig): DataplaneParams['pools'] {
+  return cfg.pools.map((p) => ({ addr: p.cidr.addr, mask: maskOf(p.cidr.len), natOutgoing: p.natOutgoing }));
+}
+
+/** Does the configuration need a NAT table (some pool has natOutgoing)? */
+function natNeeded(cfg: ClusterConfig): boolean {
+  return cfg.pools.some((p) => p.natOutgoing);
+}
+
+function natTableOptions(cfg: ClusterConfig, nodeName: string, opts: ProgrammerOptions): NatTableOptions {
+  const felix = felixFor(cfg, nodeName);
+  const nodeIp = localNode(cfg, nodeName).bgpAddress?.ip ?? 0;
+  return {
+    capacity: opts.natCapacity ?? 65536,
+    natIps: [felix.natOutgoingAddress ?? nodeIp],
+    portLo: felix.natPortRange?.[0],
+    portHi: felix.natPortRange?.[1],
+    reservedPorts: [...new Set([4789, felix.vxlanPort])],
+    // replay passes a seed: ports and bucket hashing are then reproducible. Live (no seed): both
+    // random, so NAT ports are unpredictable (RFC 6056) and flows cannot be aimed at one chain.
+    seed: opts.natSeed ?? randomInt(0x7fffffff),
+    hashKey: opts.natSeed === undefined ? undefined : 0x5eed,
+  };
+}
+
 export class Programmer {
   readonly env: DataplaneEnv;
   readonly warnings: string[];
@@ -86,6 +113,8 @@ export class Programmer {
   readonly specs: (PortSpec | null)[];
   /** see ProgrammerOptions.uplinkL2 */
   private readonly uplinkL2: boolean;
+  /** the options a NAT table created later (ensureNat) is made with */
+  private readonly natOpts: ProgrammerOptions;
   /** network policy (control/policy/programmer.ts); null when the config has none */
   readonly policy: PolicyProgrammer | null;
 
@@ -159,29 +188,13 @@ export class Programmer {
       vxlanVni: felix.vxlanVNI,
       vtepMac: parseMac(me.vxlanTunnelMac)!,
     };
-    params.pools = cfg.pools.map((p) => ({
-      addr: p.cidr.addr,
-      mask: maskOf(p.cidr.len),
-      natOutgoing: p.natOutgoing,
-    }));
-    const nat = cfg.pools.some((p) => p.natOutgoing)
-      ? {
-          capacity: opts.natCapacity ?? 65536,
-          natIps: [felix.natOutgoingAddress ?? me.bgpAddress.ip],
-          portLo: felix.natPortRange?.[0],
-          portHi: felix.natPortRange?.[1],
-          reservedPorts: [...new Set([4789, felix.vxlanPort])],
-          // replay passes a seed: ports and bucket hashing are then reproducible. Live (no seed): both
-          // random, so NAT ports are unpredictable (RFC 6056) and flows cannot be aimed at one chain.
-          seed: opts.natSeed ?? randomInt(0x7fffffff),
-          hashKey: opts.natSeed === undefined ? undefined : 0x5eed,
-        }
-      : null;
+    params.pools = poolParams(cfg);
+    this.natOpts = opts;
     const tables = TableSet.create({
       tbl8Groups: opts.tbl8Groups,
       neighborCapacity: opts.neighborCapacity,
       adjacencyCapacity: opts.adjacencyCapacity,
-      nat,
+      nat: natNeeded(cfg) ? natTableOptions(cfg, nodeName, opts) : null,
     });
     this.tables = tables;
     for (const n of uplink.neighbors) tables.nbr.setStatic(n.ip, parseMac(n.mac)!);
@@ -211,6 +224,17 @@ export class Programmer {
    */
   setConfig(cfg: ClusterConfig): void {
     this.config = cfg;
+  }
+
+  /**
+   * Live: creates the shared NAT table when `cfg` has the first natOutgoing pool (sized and seeded as
+   * at start, SNAT address from the FelixConfiguration of the moment) and sets env.nat. True when it
+   * created one: the caller hands it to the workers (`params` message).
+   */
+  ensureNat(cfg: ClusterConfig): boolean {
+    if (this.tables.nat !== null || !natNeeded(cfg)) return false;
+    this.env.nat = this.tables.createNat(natTableOptions(cfg, this.nodeName, this.natOpts));
+    return true;
   }
 
   /**

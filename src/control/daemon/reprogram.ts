@@ -2,21 +2,24 @@
 // only the difference reaches the dataplane — routes withdrawn, added or replaced one prefix at a time
 // (a replaced prefix swaps its adjacency atomically, so flows the change does not touch never miss a
 // packet), BGP exports and mesh peers added or removed, learned routes re-resolved (a pool's
-// encapsulation mode applies to them too). Changes the workers only read at start (tunnel peers, the
-// pool list for NAT) are handed over by restarting the workers on the same fds. Workload /32s belong
-// to the WorkloadManager and are never touched here. Control thread.
+// encapsulation mode applies to them too). Changed DataplaneParams (tunnel peers, pools, owned
+// addresses, VXLAN port / VNI / VTEP MAC) and the NAT table the first natOutgoing pool needs are handed
+// to the running workers in a `params` message (applied between two batches: nothing is restarted,
+// nothing queued is lost). Workload /32s belong to the WorkloadManager and are never touched here.
+// Control thread.
 import type { Logger } from 'pino';
-import { formatPrefix4, maskOf } from '../../common/addr.js';
-import { compileRoutes, localNode, type RouteSpec } from '../config/compile.js';
+import { formatIp4, formatPrefix4, parseMac } from '../../common/addr.js';
+import { compileRoutes, felixFor, localNode, type RouteSpec } from '../config/compile.js';
 import type { ClusterConfig } from '../config/types.js';
 import { exportedBlocks, learnedRoute, speakerOptions, type BgpGlue } from './bgp-glue.js';
-import type { Programmer } from './program.js';
+import { poolParams, type Programmer } from './program.js';
+import type { DataplaneParams } from '../../dataplane/graph/env.js';
 
 export interface ReprogramHooks {
   /** BGP glue when the speaker runs */
   bgp: BgpGlue | null;
-  /** restarts the dataplane workers (they re-read DataplaneParams) */
-  restartWorkers: (why: string) => void;
+  /** hands prog.env.params (and a NAT table created since) to the running workers, live */
+  publishParams: (why: string) => void;
   log: Logger;
 }
 
@@ -24,7 +27,8 @@ export interface ReprogramResult {
   added: number;
   removed: number;
   replaced: number;
-  restarted: boolean;
+  /** what changed in DataplaneParams (handed to the workers live); empty when nothing did */
+  params: string[];
 }
 
 function same(a: RouteSpec, b: RouteSpec): boolean {
@@ -65,7 +69,7 @@ export class Reprogrammer {
   }
 
   apply(input: ClusterConfig): ReprogramResult {
-    const res: ReprogramResult = { added: 0, removed: 0, replaced: 0, restarted: false };
+    const res: ReprogramResult = { added: 0, removed: 0, replaced: 0, params: [] };
     const cfg = this.complete(input);
     const me = cfg.nodes.get(this.node);
     if (me?.bgpAddress === undefined) {
@@ -103,7 +107,7 @@ export class Reprogrammer {
     }
     this.installed = next;
     this.syncBgp(old, cfg);
-    res.restarted = this.syncParams(cfg);
+    res.params = this.syncParams(cfg);
     return res;
   }
 
@@ -148,26 +152,47 @@ export class Reprogrammer {
     }
   }
 
-  /** Updates the parameters workers read once; restarts them when something changed. */
-  private syncParams(cfg: ClusterConfig): boolean {
+  /**
+   * Updates DataplaneParams from cfg and hands them to the workers when something changed (with the
+   * NAT table when the first natOutgoing pool appeared). Returns the names of what changed. The
+   * node's own address is not changed live (the uplink sockets and the NAT table are bound to it).
+   */
+  private syncParams(cfg: ClusterConfig): string[] {
     const p = this.prog.env.params;
     const me = localNode(cfg, this.node);
-    const peers = [...cfg.nodes.values()]
-      .filter((n) => n.name !== this.node && n.bgpAddress !== undefined)
-      .map((n) => n.bgpAddress!.ip)
-      .sort((a, b) => a - b);
-    const pools = cfg.pools.map((x) => ({
-      addr: x.cidr.addr,
-      mask: maskOf(x.cidr.len),
-      natOutgoing: x.natOutgoing,
-    }));
-    const samePeers = JSON.stringify([...p.tunnelPeers].sort((a, b) => a - b)) === JSON.stringify(peers);
-    const samePools = JSON.stringify(p.pools) === JSON.stringify(pools);
-    if (samePeers && samePools) return false;
+    const felix = felixFor(cfg, this.node);
+    const owned: number[] = [];
+    if (felix.natOutgoingAddress !== undefined && felix.natOutgoingAddress !== p.nodeIp)
+      owned.push(felix.natOutgoingAddress);
+    const next: DataplaneParams = {
+      ...p,
+      tunnelPeers: [...cfg.nodes.values()]
+        .filter((n) => n.name !== this.node && n.bgpAddress !== undefined)
+        .map((n) => n.bgpAddress!.ip)
+        .sort((a, b) => a - b),
+      pools: poolParams(cfg),
+      ownedIps: owned,
+      vxlanPort: felix.vxlanPort,
+      vxlanVni: felix.vxlanVNI,
+      vtepMac: parseMac(me.vxlanTunnelMac) ?? p.vtepMac,
+    };
+    const sorted = (a: number[]) => JSON.stringify([...a].sort((x, y) => x - y));
+    const changed: string[] = [];
+    if (sorted(p.tunnelPeers) !== sorted(next.tunnelPeers)) changed.push('tunnelPeers');
+    if (JSON.stringify(p.pools) !== JSON.stringify(next.pools)) changed.push('pools');
+    if (sorted(p.ownedIps) !== sorted(next.ownedIps)) changed.push('ownedIps');
+    if (p.vxlanPort !== next.vxlanPort) changed.push('vxlanPort');
+    if (p.vxlanVni !== next.vxlanVni) changed.push('vxlanVni');
+    if (p.vtepMac.join() !== next.vtepMac.join()) changed.push('vtepMac');
     if (me.bgpAddress !== undefined && me.bgpAddress.ip !== p.nodeIp)
-      this.hooks.log.warn('this node\u2019s address changed in the datastore: restart calitap to use it');
-    this.prog.env.params = { ...p, tunnelPeers: peers, pools };
-    this.hooks.restartWorkers(!samePeers ? 'tunnel peers changed' : 'pools changed');
-    return true;
+      this.hooks.log.warn(
+        { was: formatIp4(p.nodeIp), now: formatIp4(me.bgpAddress.ip) },
+        'this node\u2019s address changed in the datastore: restart calitap to use it',
+      );
+    if (this.prog.ensureNat(cfg)) changed.push('nat');
+    if (changed.length === 0) return changed;
+    this.prog.env.params = next;
+    this.hooks.publishParams(changed.join(', '));
+    return changed;
   }
 }

@@ -54,7 +54,7 @@ export {
   tapSetTunnelGso,
   tapSetVnetHdrSize,
 } from './native/tap.js';
-export { close, packetSocket, rawSocket, sockName, udpSocket } from './native/sockets.js';
+export { close, packetSocket, rawSocket, setBpf, sockName, udpSocket } from './native/sockets.js';
 export {
   ERRNO,
   UDP_MAX_PAYLOAD,

@@ -12,6 +12,7 @@
 // received packet to ethernet-input and keeps dispatching, in the builder's order, until no node has
 // packets queued (decapsulation loops back to ip4-input, so one pass is not always enough).
 import type { Batch } from './packet.js';
+import type { DataplaneEnv } from './env.js';
 import { CounterRegistry, CounterSet, PortCounters } from './counters.js';
 
 export type ReasonKind = 'drop' | 'event';
@@ -215,6 +216,12 @@ export abstract class GraphNode {
   /** Optional end-of-run hook (replay): release or count whatever the node still holds. */
   finish?(b: Batch): void;
 
+  /**
+   * Optional: env.params or env.nat changed (a live `params` message, between batches). Nodes that
+   * copied parameters into fields at construction copy them again here; packets they hold stay.
+   */
+  setParams?(env: DataplaneEnv): void;
+
   /** Queues packet i on this node. */
   push(i: number): void {
     this.q[this.n++] = i;
@@ -299,6 +306,14 @@ export class Graph {
       entry.q[entry.n++] = i;
     }
     this.dispatch(b);
+  }
+
+  /**
+   * New parameters (env.params, env.nat) between two batches: every node that copied them takes the
+   * new values; queues, held packets and counters are untouched.
+   */
+  setParams(env: DataplaneEnv): void {
+    for (const node of this.order) node.setParams?.(env);
   }
 
   /** Lets every node release or count what it still holds (end of a replay). */

@@ -7,7 +7,9 @@
 // device; then the owner's per-round hook (the tables' quiescent point).
 // A port change swaps the port table and the devices of the ports that changed, in place: the graph
 // is built once, so what it holds (ip4-arp's parked packets, the ICMP rate limiter, counters) lives
-// on and no other port loses a frame. A device that fails is taken out of the poller, counted, and
+// on and no other port loses a frame. A params change (new tunnel peers, pools, the NAT table when the
+// first natOutgoing pool appears) replaces env.params (and env.nat) and lets every graph node copy
+// the new values (Graph.setParams), between two batches, likewise without a rebuild. A device that fails is taken out of the poller, counted, and
 // reported to the control thread (`device-error`), which re-arms it (`rearm`) or removes the port.
 // Who owns the buffers: the loop owns its batch, graph, devices and counters; the tables in env are
 // shared (read only, except neighbours learned from ARP). Which thread runs it: one worker thread
@@ -15,6 +17,7 @@
 import { PortTable, MAX_PORTS, type PortSpec } from '../graph/ports.js';
 import type { Batch } from '../graph/packet.js';
 import type { DataplaneEnv } from '../graph/env.js';
+import type { NatTable, NatTableShared } from '../tables/nat/table.js';
 import type { GraphNode } from '../graph/graph.js';
 import { buildGraph, type BuiltGraph, type GraphFeature } from '../graph/build.js';
 import { PortCounters } from '../graph/counters.js';
@@ -73,6 +76,11 @@ export interface LoopOptions {
   testHooks?: boolean;
   /** called after every round (the tables' quiescent point) */
   afterRound?: () => void;
+  /**
+   * attaches the NAT table a `params` message brings (the worker's TableSet.attachNat; tests:
+   * NatTable.attach); absent: such a message's table is ignored
+   */
+  attachNat?: (shared: NatTableShared) => NatTable;
 }
 
 export class WorkerLoop {
@@ -163,6 +171,15 @@ export class WorkerLoop {
           this.driver.minMtu = pathMinMtu(this.o.env);
           this.o.control.post({ type: 'applied', id: this.o.id, seq: msg.seq });
           break;
+        case 'params': {
+          const env = this.o.env;
+          if (env.nat === null && msg.nat !== null && this.o.attachNat !== undefined)
+            env.nat = this.o.attachNat(msg.nat);
+          env.params = msg.params;
+          this.built.graph.setParams(env);
+          this.o.control.post({ type: 'applied', id: this.o.id, seq: msg.seq });
+          break;
+        }
         case 'rearm': {
           const dev = this.devices[msg.port];
           if (dev === null || dev === undefined || dev.name !== msg.name || !dev.failed) break;

@@ -4,6 +4,7 @@ import type { SharedTables } from '../tables/set.js';
 import type { DataplaneParams } from '../graph/env.js';
 import type { PortSpec } from '../graph/ports.js';
 import type { PolicyShared } from '../features/policy/nodes.js';
+import type { NatTableShared } from '../tables/nat/table.js';
 import type { MessagePort } from 'node:worker_threads';
 
 export type { SharedTables };
@@ -15,6 +16,20 @@ export interface PortsUpdate {
   specs: (PortSpec | null)[];
   /** per port slot: the fd this worker reads and writes (-1: none) */
   fds: number[];
+}
+
+/**
+ * New DataplaneParams (tunnel peers, pools, owned addresses, VXLAN port / VNI, ...) and, when the first
+ * natOutgoing pool appeared after the worker started, the NAT table to attach. The loop applies it
+ * between two batches (graph nodes copy the new values; nothing queued or held is dropped) and
+ * acknowledges it with an 'applied' event, like a ports update.
+ */
+export interface ParamsUpdate {
+  type: 'params';
+  seq: number;
+  params: DataplaneParams;
+  /** the shared NAT table (null: none yet); attached once, when the worker has none */
+  nat: NatTableShared | null;
 }
 
 export interface WorkerInit {
@@ -65,7 +80,7 @@ export interface RearmMessage {
  * `crash`: a test hook that makes the worker throw, to prove restarts work; obeyed only by workers
  * started with `testHooks` (CALITAP_TEST_HOOKS=1), ignored otherwise.
  */
-export type ControlMessage = PortsUpdate | RearmMessage | { type: 'stop' } | { type: 'crash' };
+export type ControlMessage = PortsUpdate | ParamsUpdate | RearmMessage | { type: 'stop' } | { type: 'crash' };
 
 /**
  * A port's device failed (a read or write error that is not about one frame): the worker stopped

@@ -138,6 +138,7 @@ function main(init: WorkerInit): void {
     extraNodes: udpCounters !== null ? [udpCounters] : [],
     testHooks: init.testHooks === true,
     afterRound,
+    attachNat: (shared) => tables.attachNat(shared),
   });
   try {
     loop.run();

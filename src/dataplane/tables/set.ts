@@ -1,5 +1,6 @@
 // The shared tables as one set with one reader registry: FIB, adjacencies, neighbours and the optional
-// NAT flow table. The control thread creates the set (`TableSet.create`) and programs it; each worker
+// NAT flow table (created with the set, or later by `createNat` when the first natOutgoing pool appears;
+// workers started before then `attachNat` it when the control thread sends it). The control thread creates the set (`TableSet.create`) and programs it; each worker
 // attaches the set it was sent (`TableSet.attach(shared, slot)`), which registers it as a reader, calls
 // `quiescent()` once per loop round (no table reference held across it) and `detach()` when it ends.
 // The control thread `release(slot)`s the slot of a worker that died, so reclamation never waits for a
@@ -47,8 +48,25 @@ export class TableSet {
     readonly fib: Lpm4,
     readonly adj: AdjacencyTable,
     readonly nbr: NeighborTable,
-    readonly nat: NatTable | null,
+    private natTable: NatTable | null,
   ) {}
+
+  /** the NAT flow table; null until some pool has natOutgoing */
+  get nat(): NatTable | null {
+    return this.natTable;
+  }
+
+  /** Control thread: creates the NAT table (the first natOutgoing pool); the existing one if any. */
+  createNat(opts: Omit<NatTableOptions, 'readers'>): NatTable {
+    this.natTable ??= NatTable.create({ ...opts, readers: this.readers });
+    return this.natTable;
+  }
+
+  /** Worker: attaches the NAT table created after it started (no-op when attached already). */
+  attachNat(shared: NatTableShared): NatTable {
+    this.natTable ??= NatTable.attach(shared, this.slot >= 0 ? this.slot : undefined);
+    return this.natTable;
+  }
 
   /** Control thread: creates every table with one shared reader registry. */
   static create(opts: TableSetOptions = {}): TableSet {

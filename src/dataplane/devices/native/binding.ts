@@ -63,6 +63,7 @@ export interface NativeBinding {
   udpSocket(bindAddr: string, port: number, opts?: UdpSocketOptions): number;
   rawSocket(proto: number, opts?: RawSocketOptions): number;
   sockName(fd: number): SockAddr;
+  setBpf(fd: number, bpf: Uint8Array): void;
   close(fd: number): void;
   fdMode(fd: number): Mode;
   readBatch(

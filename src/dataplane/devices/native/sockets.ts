@@ -56,6 +56,14 @@ export function rawSocket(proto: number, opts: RawSocketOptions = {}): number {
   return fd;
 }
 
+/**
+ * Replaces the classic BPF filter of an open socket (e.g. the uplink's, when a pool is added live):
+ * the kernel swaps it atomically.
+ */
+export function setBpf(fd: number, bpf: Uint8Array): void {
+  nb().setBpf(fd, bpf);
+}
+
 /** getsockname() of an AF_INET socket. */
 export function sockName(fd: number): SockAddr {
   return nb().sockName(fd);

@@ -90,7 +90,7 @@ const ENCAP_REASONS = [drop('no-headroom'), event('encapsulated'), drop('neighbo
 abstract class EncapBase extends GraphNode {
   protected readonly adj: AdjacencyTable;
   protected readonly nbr: NeighborTable;
-  protected readonly nodeIp: number;
+  protected nodeIp: number;
   /** outer IPv4 identification counter (per graph owner) */
   protected ipId = 1;
 
@@ -98,6 +98,10 @@ abstract class EncapBase extends GraphNode {
     super();
     this.adj = env.adj;
     this.nbr = env.nbr;
+    this.nodeIp = env.params.nodeIp >>> 0;
+  }
+
+  override setParams(env: DataplaneEnv): void {
     this.nodeIp = env.params.nodeIp >>> 0;
   }
 }
@@ -157,12 +161,19 @@ export class Vxlan4Encap extends EncapBase {
     arc: { name: ARC_IP4_OUTPUT, keys: [ADJ_VXLAN], after: ['snat4-in2out'] },
     reasons: ENCAP_REASONS,
   };
-  private readonly vtepMac: Uint8Array;
-  private readonly port: number;
-  private readonly vni: number;
+  private vtepMac: Uint8Array;
+  private port: number;
+  private vni: number;
 
   constructor(env: DataplaneEnv) {
     super(env);
+    this.vtepMac = env.params.vtepMac;
+    this.port = env.params.vxlanPort;
+    this.vni = env.params.vxlanVni;
+  }
+
+  override setParams(env: DataplaneEnv): void {
+    super.setParams(env);
     this.vtepMac = env.params.vtepMac;
     this.port = env.params.vxlanPort;
     this.vni = env.params.vxlanVni;
@@ -245,11 +256,17 @@ const D_DECAP = 3;
  * fragment (calitap does not reassemble). Reasons 0 and 1 of both nodes are these two drops.
  */
 abstract class DecapBase extends GraphNode {
-  private readonly peers: Uint32Array;
-  protected readonly nodeIp: number;
+  private peers: Uint32Array;
+  protected nodeIp: number;
 
   constructor(env: DataplaneEnv) {
     super();
+    this.peers = peerSet(env.params.tunnelPeers);
+    this.nodeIp = env.params.nodeIp >>> 0;
+  }
+
+  /** New tunnel peers (a node joined or left): packets from others are dropped from the next batch on. */
+  override setParams(env: DataplaneEnv): void {
     this.peers = peerSet(env.params.tunnelPeers);
     this.nodeIp = env.params.nodeIp >>> 0;
   }
@@ -335,12 +352,19 @@ export class Vxlan4Input extends DecapBase {
       event('decapsulated'),
     ],
   };
-  private readonly vni: number;
-  private readonly vtepMac: Uint8Array;
-  private readonly port: number;
+  private vni: number;
+  private vtepMac: Uint8Array;
+  private port: number;
 
   constructor(env: DataplaneEnv) {
     super(env);
+    this.vni = env.params.vxlanVni;
+    this.vtepMac = env.params.vtepMac;
+    this.port = env.params.vxlanPort;
+  }
+
+  override setParams(env: DataplaneEnv): void {
+    super.setParams(env);
     this.vni = env.params.vxlanVni;
     this.vtepMac = env.params.vtepMac;
     this.port = env.params.vxlanPort;

@@ -5,6 +5,11 @@
 // workload. Calico's rule (felix masq_mgr): SNAT when the source is in a pool with natOutgoing and the
 // destination is in no pool at all (disabled pools count as pools).
 //
+// Both nodes are in every graph. While the dataplane has no NAT table (env.nat null: no pool has
+// natOutgoing) they are inert: snat4-in2out passes everything on, snat4-out2in claims nothing. A live
+// `params` message that brings the table (the first natOutgoing pool) or a new pool list reaches them
+// through setParams() between two batches, so the graph is never rebuilt for it.
+//
 // Runs in the graph owner's thread; the flow table is the shared NatTable (all workers see one
 // mapping). Checksums are updated incrementally (RFC 1624) except the ICMP checksum of translated
 // errors, which is recomputed over the (at most 576-byte) message.
@@ -131,8 +136,9 @@ export class Snat4In2Out extends GraphNode {
 
   constructor(
     private readonly env: DataplaneEnv,
-    private readonly nat: NatTable,
-    private readonly pools: PoolSet,
+    /** null: inert (no pool has natOutgoing) */
+    private nat: NatTable | null,
+    private pools: PoolSet,
     capacity: number,
   ) {
     super();
@@ -145,7 +151,12 @@ export class Snat4In2Out extends GraphNode {
 
   override tick(_b: Batch, now: number): void {
     this.now = clock(now);
-    this.nat.expire(this.now, 256);
+    this.nat?.expire(this.now, 256);
+  }
+
+  override setParams(env: DataplaneEnv): void {
+    this.nat = env.nat;
+    this.pools = new PoolSet(env.params.pools);
   }
 
   /**
@@ -155,9 +166,11 @@ export class Snat4In2Out extends GraphNode {
    * False when the packet is the feature's to masquerade.
    */
   private passThrough(b: Batch, i: number): boolean {
+    const nat = this.nat;
+    if (nat === null) return true;
     const f = b.flags[i];
     if ((f & PKT_LOCAL) !== 0) {
-      if ((f & PKT_DNATED) !== 0) untranslateQuote(b.u8, b.off[i] + ETH_HLEN, this.nat, b.aux[i]);
+      if ((f & PKT_DNATED) !== 0) untranslateQuote(b.u8, b.off[i] + ETH_HLEN, nat, b.aux[i]);
       return true;
     }
     if ((this.adj.flags[b.adj[i]] & ADJ_F_IN_POOL) !== 0) return true;
@@ -220,7 +233,7 @@ export class Snat4In2Out extends GraphNode {
       }
       st[k] = m++;
     }
-    if (m > 0) this.nat.lookupOutBatch(keys, m, this.now, this.found);
+    if (m > 0) this.nat!.lookupOutBatch(keys, m, this.now, this.found);
     const next = this.arcNext;
     for (let k = 0; k < n; k++) {
       const s = st[k];
@@ -256,7 +269,7 @@ export class Snat4In2Out extends GraphNode {
    */
   private translate(b: Batch, i: number, f: number, parsed: boolean): boolean {
     const u8 = b.u8;
-    const nat = this.nat;
+    const nat = this.nat!; // only packets passThrough() kept come here: the table exists
     const now = this.now;
     const ip = b.off[i] + ETH_HLEN;
     const l4 = parsed ? ip + ip4Hlen(u8, ip) : this.parse(b, i, ip);
@@ -330,7 +343,8 @@ export class Snat4Out2In extends GraphNode {
   private readonly st: Int32Array;
 
   constructor(
-    private readonly nat: NatTable,
+    /** null: inert (claims nothing) */
+    private nat: NatTable | null,
     capacity: number,
   ) {
     super();
@@ -343,11 +357,17 @@ export class Snat4Out2In extends GraphNode {
     this.now = clock(now);
   }
 
+  override setParams(env: DataplaneEnv): void {
+    this.nat = env.nat;
+  }
+
   /**
    * Claims every packet for our addresses (the last feature on ip4-local): translates or drops it at
    * once in a small batch, else queues it here for process() (batched lookups, as snat4-in2out).
+   * Without a NAT table it claims nothing (ip4-input counts what no feature took).
    */
   override pass(b: Batch, i: number): boolean {
+    if (this.nat === null) return true;
     if (b.count < BATCH_MIN) this.translate(b, i, NAT_MISS, false);
     else this.q[this.n++] = i;
     return false;
@@ -362,7 +382,7 @@ export class Snat4Out2In extends GraphNode {
     const st = this.st;
     let m = 0;
     for (let k = 0; k < n; k++) st[k] = this.keyOf(b, q[k], m * 5) ? m++ : -1;
-    if (m > 0) this.nat.lookupInBatch(this.keys, m, this.now, this.found);
+    if (m > 0) this.nat!.lookupInBatch(this.keys, m, this.now, this.found);
     for (let k = 0; k < n; k++) {
       const s = st[k];
       this.translate(b, q[k], s < 0 ? NAT_MISS : this.found[s], s >= 0);
@@ -396,7 +416,7 @@ export class Snat4Out2In extends GraphNode {
   /** Translates (or drops) packet i; `looked`: process() looked its flow up already (`f`). */
   private translate(b: Batch, i: number, f: number, looked: boolean): void {
     const u8 = b.u8;
-    const nat = this.nat;
+    const nat = this.nat!; // pass() queues nothing without a table
     const now = this.now;
     const ip = b.off[i] + ETH_HLEN;
     if (ip4IsFragment(u8, ip)) {
@@ -464,7 +484,7 @@ export class Snat4Out2In extends GraphNode {
     b.aux[i] = f;
     this.count(O_TRANSLATED);
     if (b.trace !== null) {
-      b.note(i, this.name, `-> ${formatIp4(this.nat.insideIp(f))}:${this.nat.insidePort(f)}`);
+      b.note(i, this.name, `-> ${formatIp4(this.nat!.insideIp(f))}:${this.nat!.insidePort(f)}`);
     }
     this.next[0].enter(b, i);
   }
@@ -504,13 +524,14 @@ export class Snat4Out2In extends GraphNode {
       this.drop(b, i, O_NO_FLOW);
       return;
     }
-    const f = this.nat.lookupIn(iproto, idst, dport, isrc, sport, this.now);
+    const nat = this.nat!;
+    const f = nat.lookupIn(iproto, idst, dport, isrc, sport, this.now);
     if (f < 0) {
       this.drop(b, i, O_NO_FLOW);
       return;
     }
-    const inIp = this.nat.insideIp(f);
-    const inPort = this.nat.insidePort(f);
+    const inIp = nat.insideIp(f);
+    const inPort = nat.insidePort(f);
     // the quoted header: source address and port back to the workload's (checksums where quoted)
     ip4SetSrc(u8, inner, inIp);
     if (iproto === IPPROTO_ICMP) {
@@ -568,11 +589,11 @@ export function untranslateQuote(u8: Uint8Array, ip: number, nat: NatTable, flow
   icmpSetChecksum(u8, l4, end - l4);
 }
 
-/** natOutgoing: on when the dataplane has a NAT table (some pool masquerades). */
-export const natFeature: GraphFeature = (env, capacity) => {
-  if (env.nat === null) return [];
-  return [
-    new Snat4In2Out(env, env.nat, new PoolSet(env.params.pools), capacity),
-    new Snat4Out2In(env.nat, capacity),
-  ];
-};
+/**
+ * natOutgoing: always in the graph, active when the dataplane has a NAT table (some pool masquerades;
+ * a live `params` message may bring one later), inert before.
+ */
+export const natFeature: GraphFeature = (env, capacity) => [
+  new Snat4In2Out(env, env.nat, new PoolSet(env.params.pools), capacity),
+  new Snat4Out2In(env.nat, capacity),
+];

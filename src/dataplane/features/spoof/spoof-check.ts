@@ -21,10 +21,14 @@ export class Ip4SpoofCheck extends GraphNode {
     arc: { name: ARC_IP4_UNICAST, keys: [unicastKey(KIND_WORKLOAD)] },
     reasons: [drop('spoofed-source'), drop('ipip-from-workload'), drop('vxlan-from-workload')],
   };
-  private readonly vxlanPort: number;
+  private vxlanPort: number;
 
   constructor(private readonly env: DataplaneEnv) {
     super();
+    this.vxlanPort = env.params.vxlanPort;
+  }
+
+  override setParams(env: DataplaneEnv): void {
     this.vxlanPort = env.params.vxlanPort;
   }
 

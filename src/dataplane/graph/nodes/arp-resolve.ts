@@ -69,11 +69,11 @@ export class Ip4Arp extends GraphNode {
   private readonly pending = new Set<number>();
   private now = 0;
   private readonly mac: Uint8Array;
-  private readonly srcIp: number;
+  private srcIp: number;
 
   constructor(
     env: DataplaneEnv,
-    private readonly p = env.params,
+    private p = env.params,
   ) {
     super();
     this.nbr = env.nbr;
@@ -87,6 +87,11 @@ export class Ip4Arp extends GraphNode {
     this.nGen = new Uint32Array(c);
     for (let s = 0; s < HOLD_SLOTS; s++) this.hNext[s] = s + 1 < HOLD_SLOTS ? s + 1 : -1;
     this.mac = env.ports.ourMacOf[PORT_UPLINK];
+    this.srcIp = env.params.nodeIp;
+  }
+
+  override setParams(env: DataplaneEnv): void {
+    this.p = env.params;
     this.srcIp = env.params.nodeIp;
   }
 

@@ -56,8 +56,8 @@ export class Ip4Fast extends GraphNode {
       'ip4-input',
     ],
   };
-  private readonly nodeIp: number;
-  private readonly owned: Uint32Array;
+  private nodeIp: number;
+  private owned: Uint32Array;
   /** per ip4-unicast key: its chain is fused features only, ending in ip4-lookup */
   private readonly unicastFast = new Uint8Array(UNICAST_KEYS);
   /** per adjacency kind: its ip4-output chain is fused features only, ending in interface-output */
@@ -66,6 +66,11 @@ export class Ip4Fast extends GraphNode {
 
   constructor(private readonly env: DataplaneEnv) {
     super();
+    this.nodeIp = env.params.nodeIp | 0;
+    this.owned = Uint32Array.from(env.params.ownedIps);
+  }
+
+  override setParams(env: DataplaneEnv): void {
     this.nodeIp = env.params.nodeIp | 0;
     this.owned = Uint32Array.from(env.params.ownedIps);
   }

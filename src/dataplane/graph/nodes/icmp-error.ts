@@ -34,9 +34,9 @@ export class Ip4IcmpError extends GraphNode {
       drop('not-allowed'),
     ],
   };
-  private readonly nodeIp: number;
-  private readonly rate: number;
-  private readonly burst: number;
+  private nodeIp: number;
+  private rate: number;
+  private burst: number;
   private tokens: number;
   private last = -1;
 
@@ -46,6 +46,13 @@ export class Ip4IcmpError extends GraphNode {
     this.rate = env.params.icmpRate;
     this.burst = env.params.icmpBurst;
     this.tokens = this.burst;
+  }
+
+  override setParams(env: DataplaneEnv): void {
+    this.nodeIp = env.params.nodeIp;
+    this.rate = env.params.icmpRate;
+    this.burst = env.params.icmpBurst;
+    this.tokens = Math.min(this.tokens, this.burst);
   }
 
   /** Refills the token bucket up to time `now` (seconds). */

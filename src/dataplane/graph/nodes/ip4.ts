@@ -67,11 +67,16 @@ export class Ip4Input extends GraphNode {
   static readonly R_MARTIAN_DST = 9;
   static readonly R_NOT_OURS = 10;
   static readonly R_TO_HOST = 11;
-  private readonly nodeIp: number;
-  private readonly owned: Uint32Array;
+  private nodeIp: number;
+  private owned: Uint32Array;
 
   constructor(private readonly env: DataplaneEnv) {
     super();
+    this.nodeIp = env.params.nodeIp >>> 0;
+    this.owned = Uint32Array.from(env.params.ownedIps);
+  }
+
+  override setParams(env: DataplaneEnv): void {
     this.nodeIp = env.params.nodeIp >>> 0;
     this.owned = Uint32Array.from(env.params.ownedIps);
   }

@@ -117,11 +117,15 @@ export class ArpReply extends GraphNode {
     ],
   };
   private readonly nbr: NeighborTable;
-  private readonly owned: Uint32Array;
+  private owned: Uint32Array;
 
   constructor(private readonly env: DataplaneEnv) {
     super();
     this.nbr = env.nbr;
+    this.owned = Uint32Array.from(env.params.ownedIps);
+  }
+
+  override setParams(env: DataplaneEnv): void {
     this.owned = Uint32Array.from(env.params.ownedIps);
   }
 
