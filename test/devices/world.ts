@@ -18,6 +18,7 @@ import {
 } from '../../src/dataplane/live/loop.js';
 import type { ControlMessage, DeviceErrorEvent, WorkerEvent } from '../../src/dataplane/live/messages.js';
 import { clusterYaml, UPLINK_MAC } from '../dataplane/harness.js';
+import { NatTable } from '../../src/dataplane/tables/nat/table.js';
 
 export const UPLINK = 'uplink';
 
@@ -85,6 +86,7 @@ export class World {
       now: () => this.clockMs,
       idleMs: 0,
       testHooks: o.testHooks,
+      attachNat: (shared) => NatTable.attach(shared),
     };
     this.loop = new WorkerLoop(opts);
   }
