@@ -115,6 +115,8 @@ export class Programmer {
   private readonly uplinkL2: boolean;
   /** the options a NAT table created later (ensureNat) is made with */
   private readonly natOpts: ProgrammerOptions;
+  /** the SNAT addresses of the NAT table, fixed when it is created (empty: no table yet) */
+  natIps: number[] = [];
   /** network policy (control/policy/programmer.ts); null when the config has none */
   readonly policy: PolicyProgrammer | null;
 
@@ -194,7 +196,7 @@ export class Programmer {
       tbl8Groups: opts.tbl8Groups,
       neighborCapacity: opts.neighborCapacity,
       adjacencyCapacity: opts.adjacencyCapacity,
-      nat: natNeeded(cfg) ? natTableOptions(cfg, nodeName, opts) : null,
+      nat: natNeeded(cfg) ? this.natTableOptions(cfg, nodeName, opts) : null,
     });
     this.tables = tables;
     for (const n of uplink.neighbors) tables.nbr.setStatic(n.ip, parseMac(n.mac)!);
@@ -233,8 +235,14 @@ export class Programmer {
    */
   ensureNat(cfg: ClusterConfig): boolean {
     if (this.tables.nat !== null || !natNeeded(cfg)) return false;
-    this.env.nat = this.tables.createNat(natTableOptions(cfg, this.nodeName, this.natOpts));
+    this.env.nat = this.tables.createNat(this.natTableOptions(cfg, this.nodeName, this.natOpts));
     return true;
+  }
+
+  private natTableOptions(cfg: ClusterConfig, nodeName: string, opts: ProgrammerOptions): NatTableOptions {
+    const o = natTableOptions(cfg, nodeName, opts);
+    this.natIps = o.natIps;
+    return o;
   }
 
   /**

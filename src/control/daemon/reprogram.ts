@@ -161,9 +161,14 @@ export class Reprogrammer {
     const p = this.prog.env.params;
     const me = localNode(cfg, this.node);
     const felix = felixFor(cfg, this.node);
-    const owned: number[] = [];
-    if (felix.natOutgoingAddress !== undefined && felix.natOutgoingAddress !== p.nodeIp)
-      owned.push(felix.natOutgoingAddress);
+    // the NAT table's SNAT address stays ours while the table exists (its flows use it)
+    const want = felix.natOutgoingAddress ?? p.nodeIp;
+    if (this.prog.natIps.length > 0 && !this.prog.natIps.includes(want))
+      this.hooks.log.warn(
+        { snat: this.prog.natIps.map(formatIp4), wanted: formatIp4(want) },
+        'natOutgoingAddress changed: the NAT table keeps its address; restart calitap to use the new one',
+      );
+    const owned = [...new Set([want, ...this.prog.natIps])].filter((a) => a !== p.nodeIp);
     const next: DataplaneParams = {
       ...p,
       tunnelPeers: [...cfg.nodes.values()]
