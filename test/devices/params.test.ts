@@ -11,6 +11,7 @@ import { EE, arp, icmpL4, ip4, ipStr, ping, PAYLOAD } from '../dataplane/frames.
 import { GW_IP, GW_MAC, NAT_IP, NODE_IP, UPLINK_MAC, W1, W2, clusterYaml } from '../dataplane/harness.js';
 import { loadConfigText } from '../../src/control/config/load.js';
 import { Reprogrammer } from '../../src/control/daemon/reprogram.js';
+import { uplinkFilterExpr } from '../../src/control/daemon/uplink-filter.js';
 import { IPPROTO_ICMP, IPPROTO_IPIP } from '../../src/dataplane/wire/ipv4.js';
 
 const A = { name: W1.port, ip: W1.ip, mac: W1.mac };
@@ -155,5 +156,31 @@ describe('live DataplaneParams on the worker loop', () => {
     expect(reprog.apply(loadConfigText(clusterYaml(), 'same.yaml')).params).toEqual([]);
     expect(published).toBe(0);
     expect(w.prog.env.nat).toBeNull();
+  });
+
+  it('the uplink filter follows a new pool (and keeps tunnels, NAT replies and owned addresses)', () => {
+    const w = new World();
+    const before = uplinkFilterExpr(w.prog.cfg, w.prog.env.params, 'node-a');
+    const yaml = `${changedYaml(true)}---
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: { name: pool-b }
+spec: { cidr: 10.70.0.0/16, natOutgoing: true }
+`;
+    let published = 0;
+    const reprog = new Reprogrammer(
+      w.prog,
+      { bgp: null, publishParams: () => published++, log: pino({ level: 'silent' }) },
+      true,
+    );
+    expect(reprog.apply(loadConfigText(yaml, 'b.yaml')).params).toEqual(['tunnelPeers', 'pools', 'nat']);
+    expect(published).toBe(1);
+    const after = uplinkFilterExpr(w.prog.cfg, w.prog.env.params, 'node-a');
+    expect(before).not.toContain('10.70.0.0/16');
+    expect(after).toBe(
+      'arp or (ip and (dst net 10.65.0.0/16 or dst net 10.70.0.0/16 or ' +
+        `(dst host ${NODE_IP} and (ip proto 4 or (udp dst port 4789))) or ` +
+        `(dst host ${NAT_IP} and (icmp or ((tcp or udp) and dst portrange 32768-60999))) or dst host ${NAT_IP}))`,
+    );
   });
 });
