@@ -1,7 +1,8 @@
 // Latency by construction, without clocks: a frame read in a round leaves in that same round (nothing
 // waits for a batch to fill, a later round or a timer), a device that gave fewer frames than asked is
 // not read again in the round (no EAGAIN-only system call), timers run after the round's frames are
-// written, and GRO writes every frame of a round in that round (no frame is held for the next one).
+// written, busy polling (opt-in) keeps waiting with timeout 0 for a while after traffic, and GRO
+// writes every frame of a round in that round (no frame is held for the next one).
 // Rounds are driven by hand on MemDevices (World) and GRO writes to a regular file; nothing here
 // measures time.
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -24,8 +25,8 @@ const pingAB = (id: number): Uint8Array => ping({ ethSrc: W1.mac, ethDst: EE, sr
  * A world with both workloads attached, every control message applied, and its first round run (the
  * first round starts the graph's clocks: its timers run before its reads, the only time they do).
  */
-function world(): World {
-  const w = new World();
+function world(o: ConstructorParameters<typeof World>[0] = {}): World {
+  const w = new World(o);
   w.drain();
   w.round();
   return w;
@@ -84,6 +85,26 @@ describe('worker loop latency (MemDevices)', () => {
     expect(w.dev(W2.port).take().length).toBe(300 - w.dev(W1.port).pending);
     w.drain();
     expect(w.dev(W1.port).pending).toBe(0);
+  });
+
+  it('sleeps between rounds by default; busy polling waits with timeout 0 for a while after traffic', () => {
+    const idle = world({ idleMs: 100 });
+    idle.dev(W1.port).inject(pingAB(1));
+    idle.round();
+    expect(idle.loop.nextWait()).toBe(100);
+
+    const w = world({ idleMs: 100, busyPollMs: 0.2 });
+    expect(w.loop.nextWait()).toBe(100); // no traffic yet: sleep
+    w.dev(W1.port).inject(pingAB(1));
+    w.round();
+    expect(w.dev(W2.port).take()).toHaveLength(1);
+    // the round read a frame: keep polling (the reply may come within the window)...
+    expect(w.loop.nextWait()).toBe(0);
+    w.clockMs += 0.1;
+    expect(w.loop.nextWait()).toBe(0);
+    // ...and sleep once the window has passed without frames
+    w.clockMs += 0.2;
+    expect(w.loop.nextWait()).toBe(100);
   });
 
   it('timers due in a round run after its frames are written', () => {

@@ -43,6 +43,9 @@ export interface WorldOptions {
   staticNeighbors?: boolean;
   capacity?: number;
   testHooks?: boolean;
+  /** LoopOptions idleMs (default 0) and busyPollMs (default off) */
+  idleMs?: number;
+  busyPollMs?: number;
 }
 
 export class World {
@@ -83,7 +86,8 @@ export class World {
       poller: this.poller,
       control,
       now: () => this.clockMs,
-      idleMs: 0,
+      idleMs: o.idleMs ?? 0,
+      busyPollMs: o.busyPollMs,
       testHooks: o.testHooks,
     };
     this.loop = new WorkerLoop(opts);
