@@ -11,6 +11,8 @@
 //   - calitap `--uplink udp`, VXLAN Always cross host [vxlan-udp]: the other VXLAN send path that
 //     exists, UDP GSO sends on kernel UDP sockets. Tunnel-GSO writes of VXLAN super-frames to a host
 //     TAP are not a mode of the daemon (only the primitive exists, docs/live.md), so not measured;
+//   - calitap with busy polling (CALITAP_BUSY_POLL_US=200, experimental), IPIP same and cross host
+//     [busy-poll]: the worker polls for 200 µs after traffic before sleeping in epoll;
 //   - calitap `--no-offload` (plain TAPs): IPIP same and cross host [no-offload-ipip], Never cross
 //     host [no-offload-never], for comparison.
 // Each load runs twice (once with --quick, 2-s runs instead of 5) and the table shows the better run:
@@ -89,6 +91,8 @@ export interface CalitapScenario {
   /** extra `calitap run` flags (none: the defaults) */
   args?: string[];
   uplink?: 'packet' | 'udp';
+  /** extra environment for the daemons */
+  env?: Record<string, string>;
   /** column label (after "calitap: ") */
   label: string;
 }
@@ -112,6 +116,14 @@ export const SCENARIOS: CalitapScenario[] = [
     sameHost: false,
     uplink: 'udp',
     label: '--uplink udp (UDP GSO)',
+  },
+  {
+    name: 'busy-poll',
+    key: 'busy-poll-ipip',
+    mode: 'ipip',
+    sameHost: true,
+    env: { CALITAP_BUSY_POLL_US: '200' },
+    label: 'CALITAP_BUSY_POLL_US=200',
   },
   {
     name: 'no-offload-ipip',
@@ -144,6 +156,7 @@ async function calitapRuns(
     hosts: 2,
     workers: 2,
     daemonArgs: sc.args ?? [],
+    daemonEnv: sc.env,
     uplink: sc.uplink,
   });
   live.add(lab);
