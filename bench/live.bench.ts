@@ -26,7 +26,7 @@ import { KernelLab } from './live-kernel.js';
 import { measure, sleep, sysCpu, type LiveBenchReport, type LiveResult } from './live-measure.js';
 import { formatLiveReport } from './live-report.js';
 
-// the helpers live-profile.ts and others import from here
+// re-exported for scripts that imported the helpers from here (they live in live-measure.ts now)
 export { generate, iperfServer, nsRun, ping, stopChild, tcpGbps } from './live-measure.js';
 export type { LiveBenchReport, LiveResult } from './live-measure.js';
 export { formatLiveReport } from './live-report.js';
