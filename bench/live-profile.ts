@@ -18,7 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Lab, REPO } from '../src/lab/lab.js';
-import { generate, iperfServer, nsRun, ping, stopChild, tcpGbps } from './live.bench.js';
+import { generate, iperfServer, nsRun, ping, stopChild, tcpGbps } from './live-measure.js';
 
 const CLK_TCK = 100;
 

@@ -1,401 +1,35 @@
 // Live dataplane benchmark (root only; not a test): real traffic between workload namespaces, once
-// through calitap daemons (src/lab/lab.ts: TAP workloads, packet-socket uplink, `--workers 2`) and once
-// through the Linux kernel doing Calico's data path (bench/live-kernel.ts: veth + proxy ARP + /32
-// routes, direct routing between hosts). Printed side by side:
-//   - iperf3 TCP, 1 stream and 4 streams (`iperf3 -c -t T -J`, receiver Gbit/s);
-//   - iperf3 UDP, 64-byte payloads (106-byte frames) at `-b 0`: packets/s the receiving iperf3 got
-//     (sender's rate alongside, so loss is visible);
-//   - ping: average RTT of 50 pings at -i 0.01 (run before any load);
-//   - CPU over each iperf3 run, in cores (CPU-seconds / wall-second): for calitap, utime+stime of the
-//     daemon process(es) from /proc/<pid>/stat (all threads: control + workers, including the kernel
-//     work done inside their TAP/packet-socket syscalls); for the kernel, system+softirq from /proc/stat
-//     (it includes the iperf3 processes' own system time: the kernel has no forwarding process to
-//     charge). The whole machine's busy CPU is printed too.
-// Scenarios: same-host (two workloads on host 1) and cross-host (host 1 → host 2): kernel with direct
-// routing (this machine has no ipip/vxlan modules), calitap IPIP (Always) and calitap Never.
+// through calitap daemons (src/lab/lab.ts: TAP workloads, packet-socket uplink, `--workers 2`, default
+// flags: offloads on) and once through the Linux kernel doing Calico's data path
+// (bench/live-kernel.ts: veth + proxy ARP + /32 routes, direct routing between hosts). The loads and
+// how they are measured: live-measure.ts (TCP 1 and 4 streams, UDP 64 B, 60 B frames, ping cold /
+// warm / idle, CPU). The report: live-report.ts (side-by-side tables, then the ratio table of issue 9).
+// Scenarios (`--only a,b` runs a subset; names in brackets):
+//   - kernel: same host and cross host (direct routing: this machine has no ipip/vxlan modules) [kernel]
+//   - calitap, default flags: IPIP Always same host and cross host [ipip], Never cross host [never],
+//     VXLAN Always cross host [vxlan] (VXLAN leaves through the packet uplink, segmented natively)
+//   - calitap `--uplink udp`, VXLAN Always cross host [vxlan-udp]: the other VXLAN send path that
+//     exists, UDP GSO sends on kernel UDP sockets. Tunnel-GSO writes of VXLAN super-frames to a host
+//     TAP are not a mode of the daemon (only the primitive exists, docs/live.md), so not measured;
+//   - calitap with busy polling (CALITAP_BUSY_POLL_US=200, experimental), IPIP same and cross host
+//     [busy-poll]: the worker polls for 200 µs after traffic before sleeping in epoll;
+//   - calitap `--no-offload` (plain TAPs): IPIP same and cross host [no-offload-ipip], Never cross
+//     host [no-offload-never], for comparison.
 // Each load runs twice (once with --quick, 2-s runs instead of 5) and the table shows the better run:
 // the machine has 2 vCPUs shared by generator, receiver and dataplane (and by whoever else uses it).
 // Every external command runs with a timeout; namespaces and processes are removed on every exit path.
-// Run: `npm run bench:live` or `node dist/bench/live.bench.js [--quick] [--json]` (quick: 2-s runs).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+// Run: `npm run bench:live` or `node dist/bench/live.bench.js [--quick] [--json] [--only ipip,kernel]`.
+import { spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { Lab, type LabMode } from '../src/lab/lab.js';
 import { KernelLab } from './live-kernel.js';
+import { measure, sleep, sysCpu, type LiveBenchReport, type LiveResult } from './live-measure.js';
+import { formatLiveReport } from './live-report.js';
 
-export interface CpuUse {
-  /** calitap: daemon(s) utime+stime; kernel: /proc/stat system+softirq — in cores */
-  dataplane: number;
-  /** whole machine: every non-idle CPU-second per second (of os.availableParallelism() cores) */
-  machine: number;
-}
-
-export interface LiveResult {
-  scenario: string;
-  dataplane: 'kernel' | 'calitap';
-  path: string;
-  /** Gbit/s at the receiver */
-  tcp1: number | null;
-  tcp4: number | null;
-  /** UDP 64-byte: packets/s the receiving iperf3 counted, and what the sender sent */
-  udpRxPps: number | null;
-  udpTxPps: number | null;
-  /** live-gen: 60-byte frames from an AF_PACKET generator in the client, counted at the server's eth0 */
-  genRxPps: number | null;
-  genTxPps: number | null;
-  /** frames the client's eth0 dropped on transmit (TAP: calitap did not read them in time) */
-  genTxDropPps: number | null;
-  /** ms */
-  pingAvg: number | null;
-  pingMin: number | null;
-  pingMax: number | null;
-  pingLoss: number | null;
-  cpuTcp1: CpuUse | null;
-  cpuTcp4: CpuUse | null;
-  cpuUdp: CpuUse | null;
-  cpuGen: CpuUse | null;
-  /** every run, in order (the fields above keep the best) */
-  runs: string[];
-  errors: string[];
-}
-
-export interface LiveBenchReport {
-  seconds: number;
-  /** runs per load (the table shows the best) */
-  reps: number;
-  /** cores busy on the machine during 1 s before the bench started (other users of the machine) */
-  background: number;
-  results: LiveResult[];
-  notes: string[];
-}
-
-const CLK_TCK = 100; // getconf CLK_TCK on Linux x86-64
-
-/** utime+stime of a process (all its threads), in seconds. */
-function procCpu(pid: number): number {
-  const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-}
-
-interface SysCpu {
-  sysSoftirq: number;
-  busy: number;
-}
-
-function sysCpu(): SysCpu {
-  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0];
-  const v = line.trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal guest guest_nice (guest time is inside user)
-  const total = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
-  return { sysSoftirq: (v[2] + v[6]) / CLK_TCK, busy: (total - v[3] - v[4]) / CLK_TCK };
-}
-
-/** Measures CPU over fn(): daemon pids when given (calitap), else the kernel's system+softirq. */
-function withCpu<T>(pids: number[], fn: () => T): { value: T; cpu: CpuUse } {
-  const t0 = performance.now();
-  const s0 = sysCpu();
-  const p0 = pids.map(procCpu);
-  const value = fn();
-  const p1 = pids.map(procCpu);
-  const s1 = sysCpu();
-  const wall = (performance.now() - t0) / 1000;
-  const dp = pids.length > 0 ? p1.reduce((a, x, i) => a + x - p0[i], 0) : s1.sysSoftirq - s0.sysSoftirq;
-  return { value, cpu: { dataplane: dp / wall, machine: (s1.busy - s0.busy) / wall } };
-}
-
-/** Runs argv inside a namespace, bounded by timeoutMs (SIGKILL). Returns stdout; throws on failure. */
-export function nsRun(ns: string, argv: string[], timeoutMs: number): string {
-  const r = spawnSync('ip', ['netns', 'exec', ns, ...argv], {
-    encoding: 'utf8',
-    timeout: timeoutMs,
-    killSignal: 'SIGKILL',
-    maxBuffer: 64 << 20,
-  });
-  if (r.error) throw new Error(`${argv[0]} in ${ns}: ${r.error.message}`);
-  if (r.status !== 0) {
-    const msg = (r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' ');
-    throw new Error(`${argv.join(' ')} in ${ns}: exit ${r.status ?? r.signal}: ${msg}`);
-  }
-  return r.stdout;
-}
-
-interface IperfSum {
-  bits_per_second: number;
-  seconds: number;
-  /** UDP only */
-  packets: number;
-  lost_packets: number;
-}
-
-interface IperfJson {
-  error?: string;
-  end?: {
-    sum_received?: IperfSum;
-    sum_sent?: IperfSum;
-  };
-}
-
-function iperf(ns: string, args: string[], seconds: number): IperfJson {
-  let out = '';
-  try {
-    out = nsRun(
-      ns,
-      ['iperf3', ...args, '-t', String(seconds), '-J', '--connect-timeout', '3000'],
-      (seconds + 15) * 1000,
-    );
-  } catch (e) {
-    // iperf3 -J prints its JSON (with "error") and exits non-zero when it fails
-    const m = /\{[\s\S]*\}/.exec((e as Error).message);
-    throw new Error(m ? (JSON.parse(m[0]) as IperfJson).error : (e as Error).message);
-  }
-  const j = JSON.parse(out) as IperfJson;
-  if (j.error) throw new Error(`iperf3: ${j.error}`);
-  return j;
-}
-
-export function tcpGbps(ns: string, dst: string, streams: number, seconds: number): number {
-  const j = iperf(ns, ['-c', dst, '-P', String(streams)], seconds);
-  return j.end!.sum_received!.bits_per_second / 1e9;
-}
-
-/** UDP flood with 64-byte payloads; delivered = what the receiving iperf3 counted (sum_received). */
-function udpPps(ns: string, dst: string, seconds: number): { rx: number; tx: number } {
-  const j = iperf(ns, ['-c', dst, '-u', '-l', '64', '-b', '0'], seconds);
-  const sent = j.end?.sum_sent;
-  const got = j.end?.sum_received;
-  if (!sent || !got) throw new Error('iperf3: no sum_sent/sum_received in the UDP report');
-  return { rx: (got.packets - got.lost_packets) / got.seconds, tx: sent.packets / sent.seconds };
-}
-
-interface LinkStats {
-  rx: { packets: number };
-  tx: { packets: number; dropped: number };
-}
-
-function eth0Stats(ns: string): LinkStats {
-  const j = JSON.parse(nsRun(ns, ['ip', '-j', '-s', 'link', 'show', 'eth0'], 5000)) as {
-    stats64: LinkStats;
-  }[];
-  return j[0].stats64;
-}
-
-const GEN = fileURLToPath(new URL('./live-gen.js', import.meta.url));
-
-/**
- * 60-byte frames from live-gen (AF_PACKET, sendmmsg) in the client's namespace for `seconds`, 64 flows:
- * what the kernel accepted on the client's eth0, what it dropped there, what arrived at the server's eth0.
- */
-export async function generate(
-  client: string,
-  server: { ns: string; ip: string },
-  seconds: number,
-  timed: <T>(f: () => T) => T = (f) => f(),
-): Promise<{ rx: number; tx: number; txDrop: number }> {
-  const neigh = JSON.parse(
-    nsRun(client, ['ip', '-j', 'neigh', 'show', '169.254.1.1', 'dev', 'eth0'], 5000),
-  ) as { lladdr?: string }[];
-  const gw = neigh[0]?.lladdr;
-  if (!gw) throw new Error('no neighbour entry for 169.254.1.1 (ping first)');
-  const src = JSON.parse(nsRun(client, ['ip', '-j', '-4', 'addr', 'show', 'eth0'], 5000)) as {
-    addr_info: { local: string }[];
-  }[];
-  // the receiver drops them at a never-read UDP socket on port 9
-  const args = [
-    'netns',
-    'exec',
-    server.ns,
-    process.execPath,
-    GEN,
-    '--sink',
-    '9',
-    '--seconds',
-    String(seconds + 10),
-  ];
-  const sink = spawn('ip', args, { stdio: ['ignore', 'pipe', 'ignore'] });
-  try {
-    const ready = await Promise.race([
-      new Promise<boolean>((r) => sink.stdout!.once('data', () => r(true))),
-      new Promise<boolean>((r) => sink.once('exit', () => r(false))),
-      sleep(5000).then(() => false),
-    ]);
-    if (!ready) throw new Error('live-gen --sink did not start');
-    return timed(() => generateInner(client, server, seconds, gw, src[0].addr_info[0].local));
-  } finally {
-    await stopChild(sink);
-  }
-}
-
-function generateInner(
-  client: string,
-  server: { ns: string; ip: string },
-  seconds: number,
-  gw: string,
-  srcIp: string,
-): { rx: number; tx: number; txDrop: number } {
-  const c0 = eth0Stats(client);
-  const s0 = eth0Stats(server.ns);
-  const out = nsRun(
-    client,
-    [
-      process.execPath,
-      GEN,
-      '--src',
-      srcIp,
-      '--dst',
-      server.ip,
-      '--dst-mac',
-      gw,
-      '--seconds',
-      String(seconds),
-      '--flows',
-      '64',
-    ],
-    (seconds + 15) * 1000,
-  );
-  const g = JSON.parse(out) as { offered: number; refused: number; seconds: number };
-  spawnSync('sleep', ['0.2']); // let queued frames drain
-  const c1 = eth0Stats(client);
-  const s1 = eth0Stats(server.ns);
-  return {
-    rx: (s1.rx.packets - s0.rx.packets) / g.seconds,
-    tx: g.offered / g.seconds,
-    txDrop: (c1.tx.dropped - c0.tx.dropped) / g.seconds,
-  };
-}
-
-export function ping(ns: string, dst: string): { avg: number; min: number; max: number; loss: number } {
-  // one warm-up ping first: ARP on every hop is resolved before the 50 that count
-  spawnSync('ip', ['netns', 'exec', ns, 'ping', '-q', '-c', '1', '-W', '1', dst], { timeout: 5000 });
-  const out = nsRun(ns, ['ping', '-q', '-c', '50', '-i', '0.01', '-W', '1', dst], 15_000);
-  const loss = /([\d.]+)% packet loss/.exec(out);
-  const rtt = /= ([\d.]+)\/([\d.]+)\/([\d.]+)\//.exec(out);
-  if (!rtt) throw new Error(`ping ${dst}: no replies`);
-  return {
-    min: Number(rtt[1]),
-    avg: Number(rtt[2]),
-    max: Number(rtt[3]),
-    loss: loss ? Number(loss[1]) : NaN,
-  };
-}
-
-/** `iperf3 -s` in a namespace, tracked by pid (ip netns exec execs iperf3 itself). */
-export function iperfServer(ns: string): ChildProcess {
-  return spawn('ip', ['netns', 'exec', ns, 'iperf3', '-s'], { stdio: 'ignore' });
-}
-
-export function stopChild(c: ChildProcess): Promise<void> {
-  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    c.once('exit', () => resolve());
-    c.kill('SIGKILL');
-  });
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-interface Endpoints {
-  client: string;
-  server: { ns: string; ip: string };
-  /** calitap daemon pids (empty: the kernel is the dataplane) */
-  pids: number[];
-}
-
-async function measure(
-  base: Pick<LiveResult, 'scenario' | 'dataplane' | 'path'>,
-  ep: Endpoints,
-  seconds: number,
-  reps: number,
-  log: (s: string) => void,
-): Promise<LiveResult> {
-  const r: LiveResult = {
-    ...base,
-    tcp1: null,
-    tcp4: null,
-    udpRxPps: null,
-    udpTxPps: null,
-    genRxPps: null,
-    genTxPps: null,
-    genTxDropPps: null,
-    pingAvg: null,
-    pingMin: null,
-    pingMax: null,
-    pingLoss: null,
-    cpuTcp1: null,
-    cpuTcp4: null,
-    cpuUdp: null,
-    cpuGen: null,
-    runs: [],
-    errors: [],
-  };
-  const tag = `${base.dataplane} ${base.scenario} (${base.path})`;
-  const attempt = (what: string, fn: () => void): void => {
-    try {
-      fn();
-    } catch (e) {
-      r.errors.push(`${what}: ${(e as Error).message}`);
-      log(`  ${tag}: ${what} failed: ${(e as Error).message}`);
-    }
-  };
-  const srv = iperfServer(ep.server.ns);
-  try {
-    // ping first, unloaded (it also resolves ARP on every hop before the floods)
-    attempt('ping', () => {
-      const p = ping(ep.client, ep.server.ip);
-      r.pingAvg = p.avg;
-      r.pingMin = p.min;
-      r.pingMax = p.max;
-      r.pingLoss = p.loss;
-    });
-    await sleep(200); // iperf3 -s listening
-    // each load runs `reps` times; the table keeps the best run (with that run's CPU), all runs are logged
-    for (let rep = 0; rep < reps; rep++) {
-      attempt('tcp1', () => {
-        const m = withCpu(ep.pids, () => tcpGbps(ep.client, ep.server.ip, 1, seconds));
-        if (r.tcp1 === null || m.value > r.tcp1) [r.tcp1, r.cpuTcp1] = [m.value, m.cpu];
-        r.runs.push(`tcp1 ${m.value.toFixed(2)} Gbit/s`);
-      });
-      attempt('tcp4', () => {
-        const m = withCpu(ep.pids, () => tcpGbps(ep.client, ep.server.ip, 4, seconds));
-        if (r.tcp4 === null || m.value > r.tcp4) [r.tcp4, r.cpuTcp4] = [m.value, m.cpu];
-        r.runs.push(`tcp4 ${m.value.toFixed(2)} Gbit/s`);
-      });
-      attempt('udp64', () => {
-        const m = withCpu(ep.pids, () => udpPps(ep.client, ep.server.ip, seconds));
-        if (r.udpRxPps === null || m.value.rx > r.udpRxPps)
-          [r.udpRxPps, r.udpTxPps, r.cpuUdp] = [m.value.rx, m.value.tx, m.cpu];
-        r.runs.push(`udp64 ${(m.value.rx / 1e3).toFixed(0)} kpps`);
-      });
-      try {
-        let cpu: CpuUse | null = null;
-        const g = await generate(ep.client, ep.server, seconds, (f) => {
-          const m = withCpu(ep.pids, f);
-          cpu = m.cpu;
-          return m.value;
-        });
-        if (r.genRxPps === null || g.rx > r.genRxPps)
-          [r.genRxPps, r.genTxPps, r.genTxDropPps, r.cpuGen] = [g.rx, g.tx, g.txDrop, cpu];
-        r.runs.push(`gen64 ${(g.rx / 1e3).toFixed(0)} kpps`);
-      } catch (e) {
-        r.errors.push(`gen64: ${(e as Error).message}`);
-        log(`  ${tag}: gen64 failed: ${(e as Error).message}`);
-      }
-    }
-  } finally {
-    await stopChild(srv);
-  }
-  log(
-    `  ${tag}: tcp1 ${fmt(r.tcp1, 2)} Gbit/s, tcp4 ${fmt(r.tcp4, 2)} Gbit/s, ` +
-      `udp64 ${fmt(r.udpRxPps === null ? null : r.udpRxPps / 1e3, 0)} kpps rx, ` +
-      `gen64 ${fmt(r.genRxPps === null ? null : r.genRxPps / 1e3, 0)} kpps rx, ping ${fmt(r.pingAvg, 3)} ms` +
-      ` [runs: ${r.runs.join(', ')}]`,
-  );
-  return r;
-}
-
-function fmt(v: number | null, digits: number): string {
-  return v === null || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits);
-}
+// re-exported for scripts that imported the helpers from here (they live in live-measure.ts now)
+export { generate, iperfServer, nsRun, ping, stopChild, tcpGbps } from './live-measure.js';
+export type { LiveBenchReport, LiveResult } from './live-measure.js';
+export { formatLiveReport } from './live-report.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Topologies
@@ -418,7 +52,7 @@ async function kernelRuns(
     const out: LiveResult[] = [];
     out.push(
       await measure(
-        { scenario: 'same-host', dataplane: 'kernel', path: 'veth + proxy ARP' },
+        { key: 'kernel-same', scenario: 'same-host', dataplane: 'kernel', path: 'veth + proxy ARP' },
         { client: w1.ns, server: w2, pids: [] },
         seconds,
         reps,
@@ -427,7 +61,12 @@ async function kernelRuns(
     );
     out.push(
       await measure(
-        { scenario: 'cross-host', dataplane: 'kernel', path: 'Never (direct routing)' },
+        {
+          key: 'kernel-cross',
+          scenario: 'cross-host',
+          dataplane: 'kernel',
+          path: 'Never (direct routing)',
+        },
         { client: w1.ns, server: w3, pids: [] },
         seconds,
         reps,
@@ -441,36 +80,103 @@ async function kernelRuns(
   }
 }
 
+/** A calitap scenario: the pool's mode, extra daemon flags, and the columns' key and label. */
+export interface CalitapScenario {
+  /** --only name */
+  name: string;
+  /** key prefix of its columns (`<key>-same`, `<key>-cross`) */
+  key: string;
+  mode: LabMode;
+  sameHost: boolean;
+  /** extra `calitap run` flags (none: the defaults) */
+  args?: string[];
+  uplink?: 'packet' | 'udp';
+  /** extra environment for the daemons */
+  env?: Record<string, string>;
+  /** column label (after "calitap: ") */
+  label: string;
+}
+
+const MODE_LABEL: Record<LabMode, string> = {
+  ipip: 'IPIP Always',
+  vxlan: 'VXLAN Always',
+  never: 'Never (direct routing)',
+  'ipip-crosssubnet': 'IPIP CrossSubnet',
+  'vxlan-crosssubnet': 'VXLAN CrossSubnet',
+};
+
+export const SCENARIOS: CalitapScenario[] = [
+  { name: 'ipip', key: 'ipip', mode: 'ipip', sameHost: true, label: 'default' },
+  { name: 'never', key: 'never', mode: 'never', sameHost: false, label: 'default' },
+  { name: 'vxlan', key: 'vxlan', mode: 'vxlan', sameHost: false, label: 'default' },
+  {
+    name: 'vxlan-udp',
+    key: 'vxlan-udp',
+    mode: 'vxlan',
+    sameHost: false,
+    uplink: 'udp',
+    label: '--uplink udp (UDP GSO)',
+  },
+  {
+    name: 'busy-poll',
+    key: 'busy-poll-ipip',
+    mode: 'ipip',
+    sameHost: true,
+    env: { CALITAP_BUSY_POLL_US: '200' },
+    label: 'CALITAP_BUSY_POLL_US=200',
+  },
+  {
+    name: 'no-offload-ipip',
+    key: 'no-offload-ipip',
+    mode: 'ipip',
+    sameHost: true,
+    args: ['--no-offload'],
+    label: '--no-offload',
+  },
+  {
+    name: 'no-offload-never',
+    key: 'no-offload-never',
+    mode: 'never',
+    sameHost: false,
+    args: ['--no-offload'],
+    label: '--no-offload',
+  },
+];
+
 async function calitapRuns(
   prefix: string,
-  mode: LabMode,
-  sameHost: boolean,
+  sc: CalitapScenario,
   seconds: number,
   reps: number,
   log: (s: string) => void,
-  offload = false,
 ): Promise<LiveResult[]> {
   const lab = Lab.create({
     prefix,
-    mode,
+    mode: sc.mode,
     hosts: 2,
     workers: 2,
-    daemonArgs: offload ? ['--tap-offload'] : [],
+    daemonArgs: sc.args ?? [],
+    daemonEnv: sc.env,
+    uplink: sc.uplink,
   });
-  const tag = offload ? ', TAP offloads' : '';
   live.add(lab);
   try {
     await lab.start(1);
     await lab.start(2);
     const pid = (k: number): number => lab.hosts[k - 1].daemon!.pid!;
     const w1 = await lab.addWorkload(1);
-    const w2 = sameHost ? await lab.addWorkload(1) : null;
+    const w2 = sc.sameHost ? await lab.addWorkload(1) : null;
     const w3 = await lab.addWorkload(2);
     const out: LiveResult[] = [];
     if (w2) {
       out.push(
         await measure(
-          { scenario: 'same-host', dataplane: 'calitap', path: `TAP, workers 2${tag}` },
+          {
+            key: `${sc.key}-same`,
+            scenario: 'same-host',
+            dataplane: 'calitap',
+            path: `TAP, workers 2, ${sc.label}`,
+          },
           { client: w1.ns, server: w2, pids: [pid(1)] },
           seconds,
           reps,
@@ -481,9 +187,10 @@ async function calitapRuns(
     out.push(
       await measure(
         {
+          key: `${sc.key}-cross`,
           scenario: 'cross-host',
           dataplane: 'calitap',
-          path: (mode === 'ipip' ? 'IPIP Always' : 'Never (direct routing)') + tag,
+          path: `${MODE_LABEL[sc.mode]}, ${sc.label}`,
         },
         { client: w1.ns, server: w3, pids: [pid(1), pid(2)] },
         seconds,
@@ -501,13 +208,18 @@ async function calitapRuns(
 // ---------------------------------------------------------------------------------------------------
 
 export async function runLiveBench(
-  opts: { quick?: boolean; log?: (s: string) => void } = {},
+  opts: { quick?: boolean; only?: string[]; log?: (s: string) => void } = {},
 ): Promise<LiveBenchReport> {
   const log = opts.log ?? ((s: string) => console.error(s));
   if (process.getuid?.() !== 0) throw new Error('live.bench needs root (network namespaces, TAP devices)');
   for (const tool of ['iperf3', 'ping', 'ip']) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
       throw new Error(`live.bench needs ${tool}`);
+  }
+  const names = ['kernel', ...SCENARIOS.map((s) => s.name)];
+  const only = opts.only ?? names;
+  for (const n of only) {
+    if (!names.includes(n)) throw new Error(`live.bench: --only ${n}: not one of ${names.join(', ')}`);
   }
   const seconds = opts.quick ? 2 : 5;
   const reps = opts.quick ? 1 : 2;
@@ -524,16 +236,17 @@ export async function runLiveBench(
   const background = sysCpu().busy - b0.busy;
   log(`live.bench: machine busy before start: ${background.toFixed(2)} cores`);
   try {
-    log(`live.bench: kernel reference (${seconds}-s runs)`);
-    results.push(...(await kernelRuns(`lk${tag}`, seconds, reps, log)));
-    log('live.bench: calitap, IPIP pool');
-    results.push(...(await calitapRuns(`la${tag}`, 'ipip', true, seconds, reps, log)));
-    log('live.bench: calitap, Never pool');
-    results.push(...(await calitapRuns(`ln${tag}`, 'never', false, seconds, reps, log)));
-    log('live.bench: calitap --tap-offload, IPIP pool');
-    results.push(...(await calitapRuns(`lo${tag}`, 'ipip', true, seconds, reps, log, true)));
-    log('live.bench: calitap --tap-offload, Never pool');
-    results.push(...(await calitapRuns(`lp${tag}`, 'never', false, seconds, reps, log, true)));
+    if (only.includes('kernel')) {
+      log(`live.bench: kernel reference (${seconds}-s runs)`);
+      results.push(...(await kernelRuns(`lk${tag}`, seconds, reps, log)));
+    }
+    let k = 0;
+    for (const sc of SCENARIOS) {
+      k++;
+      if (!only.includes(sc.name)) continue;
+      log(`live.bench: calitap ${MODE_LABEL[sc.mode]}, ${sc.label}`);
+      results.push(...(await calitapRuns(`l${k}${tag}`, sc, seconds, reps, log)));
+    }
   } finally {
     for (const x of live) x.destroy();
     live.clear();
@@ -547,63 +260,21 @@ export async function runLiveBench(
     results,
     notes: [
       'kernel cross-host uses direct routing (Calico ipipMode/vxlanMode Never): this machine has no ipip/vxlan kernel modules',
+      'calitap "default": `calitap run` without options (offloads on, packet uplink); VXLAN over the packet uplink is segmented natively (segmentTcp4) and sent with sendmmsg; `--uplink udp` sends it as UDP GSO on kernel UDP sockets; tunnel-GSO writes to a host TAP are not a daemon mode (not measured)',
       'UDP: iperf3 -u -l 64 -b 0, one flow (64-byte payload = 106-byte Ethernet frames); delivered = what the receiving iperf3 counted',
       'gen: bench/live-gen.js in the client namespace, AF_PACKET sendmmsg of 60-byte frames (64 B on the wire) over 64 UDP flows, as fast as eth0 takes them; delivered = rx_packets of the server eth0',
+      'ping: cold = 50 × 10 ms right after the daemons start (V8 has not compiled the forwarding code yet); warm (the ratio table) = 200 × 10 ms after the loads; idle = 10 × 200 ms after the loads',
       'CPU in cores: calitap = daemon(s) utime+stime (all threads, incl. their syscalls); kernel = /proc/stat system+softirq (incl. iperf3 system time); machine = all non-idle',
     ],
   };
 }
 
-/** The side-by-side tables (Markdown). */
-export function formatLiveReport(rep: LiveBenchReport): string {
-  const lines: string[] = [];
-  const cpu = (c: CpuUse | null): string =>
-    c === null ? 'n/a' : `${c.dataplane.toFixed(2)} / ${c.machine.toFixed(2)}`;
-  const rows: [string, (r: LiveResult) => string][] = [
-    ['TCP 1 stream, Gbit/s', (r) => fmt(r.tcp1, 2)],
-    ['TCP 4 streams, Gbit/s', (r) => fmt(r.tcp4, 2)],
-    ['UDP 64 B delivered, kpps', (r) => fmt(r.udpRxPps === null ? null : r.udpRxPps / 1e3, 0)],
-    ['UDP 64 B sent, kpps', (r) => fmt(r.udpTxPps === null ? null : r.udpTxPps / 1e3, 0)],
-    ['gen 60 B × 64 flows delivered, kpps', (r) => fmt(r.genRxPps === null ? null : r.genRxPps / 1e3, 0)],
-    ['gen 60 B offered, kpps', (r) => fmt(r.genTxPps === null ? null : r.genTxPps / 1e3, 0)],
-    [
-      'gen 60 B dropped at sender eth0, kpps',
-      (r) => fmt(r.genTxDropPps === null ? null : r.genTxDropPps / 1e3, 0),
-    ],
-    ['ping avg (50 × 10 ms), ms', (r) => fmt(r.pingAvg, 3)],
-    ['ping min / max, ms', (r) => `${fmt(r.pingMin, 3)} / ${fmt(r.pingMax, 3)}`],
-    ['CPU dp / machine, TCP 1 (cores)', (r) => cpu(r.cpuTcp1)],
-    ['CPU dp / machine, TCP 4 (cores)', (r) => cpu(r.cpuTcp4)],
-    ['CPU dp / machine, UDP (cores)', (r) => cpu(r.cpuUdp)],
-    ['CPU dp / machine, gen (cores)', (r) => cpu(r.cpuGen)],
-  ];
-  for (const scenario of ['same-host', 'cross-host']) {
-    const cols = rep.results.filter((r) => r.scenario === scenario);
-    if (cols.length === 0) continue;
-    lines.push(
-      '',
-      `**${scenario === 'same-host' ? 'Same host (host 1: w1 → w2)' : 'Cross host (host 1 w1 → host 2 w3)'}**`,
-      '',
-    );
-    lines.push(`| | ${cols.map((c) => `${c.dataplane}: ${c.path}`).join(' | ')} |`);
-    lines.push(`|---|${cols.map(() => '---:').join('|')}|`);
-    for (const [name, f] of rows) lines.push(`| ${name} | ${cols.map(f).join(' | ')} |`);
-  }
-  lines.push('');
-  lines.push(
-    `${rep.seconds}-s runs, best of ${rep.reps} per load; machine busy before start: ${rep.background.toFixed(2)} cores.`,
-  );
-  const errs = rep.results.flatMap((r) => r.errors.map((e) => `${r.dataplane} ${r.scenario}: ${e}`));
-  lines.push('');
-  for (const n of rep.notes) lines.push(`- ${n}`);
-  for (const e of errs) lines.push(`- error: ${e}`);
-  return lines.join('\n');
-}
-
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const t0 = Date.now();
   try {
-    const rep = await runLiveBench({ quick: process.argv.includes('--quick') });
+    const i = process.argv.indexOf('--only');
+    const only = i > 0 ? (process.argv[i + 1] ?? '').split(',').filter((x) => x !== '') : undefined;
+    const rep = await runLiveBench({ quick: process.argv.includes('--quick'), only });
     if (process.argv.includes('--json')) console.log(JSON.stringify(rep, null, 2));
     else console.log(formatLiveReport(rep));
     console.error(`live.bench: done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);

@@ -44,6 +44,9 @@ export interface WorldOptions {
   staticNeighbors?: boolean;
   capacity?: number;
   testHooks?: boolean;
+  /** LoopOptions idleMs (default 0) and busyPollMs (default off) */
+  idleMs?: number;
+  busyPollMs?: number;
 }
 
 export class World {
@@ -84,7 +87,8 @@ export class World {
       poller: this.poller,
       control,
       now: () => this.clockMs,
-      idleMs: 0,
+      idleMs: o.idleMs ?? 0,
+      busyPollMs: o.busyPollMs,
       testHooks: o.testHooks,
       attachNat: (shared) => NatTable.attach(shared),
     };

@@ -62,7 +62,8 @@ export interface Device extends PortSink {
    * Reads up to `max` frames into the batch's slots from b.count on and claims them for `port`
    * (timestamp sec/nsec unless the device has its own). Returns how many frames it took off the
    * device (frames it dropped are counted, under port-input), 0 when none is pending, or -errno
-   * when the device failed (nothing read; the caller reports it).
+   * when the device failed (nothing read; the caller reports it). Fewer than `max` means nothing
+   * more was pending: the driver does not ask again in the same round (no EAGAIN-only system call).
    */
   read(b: Batch, max: number, sec: number, nsec: number): number;
   /** Releases what it owns (not the fd: the control thread owns fds). */

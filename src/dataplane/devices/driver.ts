@@ -58,8 +58,8 @@ export class Driver {
   }
 
   /**
-   * Reads from `dev` until it has nothing pending, the round's budget is spent or `max` frames were
-   * taken. Returns the frames taken off the device. A failed read is counted and reported through
+   * Reads from `dev` until it has nothing pending (a read that returns fewer frames than asked), the
+   * round's budget is spent or `max` frames were taken. Returns the frames taken off the device. A failed read is counted and reported through
    * the context (the device is then marked failed and not read until re-armed).
    */
   receive(dev: Device, max = Infinity): number {
@@ -81,6 +81,9 @@ export class Driver {
       if (got === 0) break;
       total += got;
       this.reserve += (b.count - at) * (per - 1);
+      // fewer than asked: the device is drained (Device.read), and asking again would only cost a
+      // system call that answers EAGAIN; whatever arrives later makes the poller report it again
+      if (got < want) break;
     }
     return total;
   }

@@ -75,6 +75,15 @@ class EpollPoller implements Poller {
   }
 }
 
+/**
+ * CALITAP_BUSY_POLL_US (experimental, default 0: off): microseconds a worker keeps polling after a
+ * round that read frames before it sleeps in epoll again (WorkerLoop busyPollMs).
+ */
+function busyPollMs(): number {
+  const us = Number(process.env.CALITAP_BUSY_POLL_US ?? 0);
+  return Number.isFinite(us) && us > 0 ? Math.min(us, 1_000_000) / 1000 : 0;
+}
+
 function main(init: WorkerInit): void {
   // ---- tables: attach every shared table and register as a reader in this worker's slot (a restart
   // reuses it); one quiescent point per round (afterRound), when no table index is held ----------
@@ -133,6 +142,7 @@ function main(init: WorkerInit): void {
     control,
     now: () => performance.timeOrigin + performance.now(),
     idleMs: init.idleMs,
+    busyPollMs: busyPollMs(),
     counters: init.counters,
     portCounters: init.portCounters,
     extraNodes: udpCounters !== null ? [udpCounters] : [],
