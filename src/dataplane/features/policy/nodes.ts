@@ -178,20 +178,22 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
     if (this.ctl[C_ENABLED] === 0) return true;
     const dv = b.dv;
     const ip = b.off[i] + ETH_HLEN;
+    const w0 = dv.getUint32(ip); // version and header length, TOS, total length
     const src = dv.getUint32(ip + 12);
     const dst = dv.getUint32(ip + 16);
     const ports = dv.getUint32(ip + 20);
+    const fw = this.fw;
     const e = this.lastEntry;
     if (
       (dv.getUint32(ip + 6) & FAST_WORD_MASK) === this.fastWord &&
-      b.u8[ip] === 0x45 &&
+      w0 >>> 24 === 0x45 &&
+      (w0 & 0xffff) >= this.fastMinLen &&
       ((src === this.lastSrc && dst === this.lastDst && ports === this.fastFwd) ||
         (src === this.lastDst && dst === this.lastSrc && ports === this.fastRev)) &&
-      dv.getUint16(ip + 2) >= this.fastMinLen &&
       (b.u8[ip + 33] & this.fastFlags) === 0 &&
-      Atomics.load(this.fw, e) === this.lastCtl
+      Atomics.load(fw, e) === this.lastCtl
     ) {
-      if (this.fw[e + FLOW_SEEN] !== this.nowSec) this.fw[e + FLOW_SEEN] = this.nowSec;
+      if (fw[e + FLOW_SEEN] !== this.nowSec) fw[e + FLOW_SEEN] = this.nowSec;
       return true;
     }
     return this.check(b, i);
