@@ -25,6 +25,7 @@ const BENCHES: BenchSpec[] = [
   { name: 'nat', fn: 'Nat' },
   { name: 'encap', fn: 'Encap' },
   { name: 'snat', fn: 'Snat' },
+  { name: 'policy', fn: 'Policy' },
 ];
 
 type BenchModule = Record<string, unknown>;

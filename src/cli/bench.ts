@@ -9,7 +9,16 @@ import { fileURLToPath } from 'node:url';
 import { BenchError, UsageError } from '../common/errors.js';
 
 /** The in-memory benches `dist/bench/run.js` runs in one process. */
-export const IN_MEMORY_BENCHES = ['graph', 'replay', 'fib', 'pcap', 'nat', 'encap', 'snat'] as const;
+export const IN_MEMORY_BENCHES = [
+  'graph',
+  'replay',
+  'fib',
+  'pcap',
+  'nat',
+  'encap',
+  'snat',
+  'policy',
+] as const;
 /** Benches that build namespaces and daemons: each runs as `dist/bench/<name>.bench.js`. */
 export const SEPARATE_BENCHES = ['live', 'bgp'] as const;
 export const KNOWN_BENCHES: readonly string[] = [...IN_MEMORY_BENCHES, ...SEPARATE_BENCHES];

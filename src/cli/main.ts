@@ -133,7 +133,7 @@ export function buildProgram(): Command {
   program
     .command('bench')
     .description(
-      'throughput benchmarks (see bench/RESULTS.md): graph replay fib pcap nat encap snat, live, bgp',
+      'throughput benchmarks (see bench/RESULTS.md): graph replay fib pcap nat encap snat policy, live, bgp',
     )
     .argument('[names...]', 'benches to run (default: every in-memory one; live and bgp need root)')
     .option('--quick', 'short runs')

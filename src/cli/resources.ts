@@ -71,6 +71,7 @@ export async function cmdWrite(
   const objs = loadObjects(file);
   await withDatastore(flags, async (ds) => {
     const rc = new ResourceClient(ds);
+    if (verb !== 'delete') await checkTiers(file, objs, rc);
     for (const o of objs) {
       if (verb === 'apply') await rc.apply(o);
       else if (verb === 'create') await rc.create(o);
@@ -80,6 +81,21 @@ export async function cmdWrite(
   });
   const past = { apply: 'applied', create: 'created', replace: 'replaced', delete: 'deleted' }[verb];
   print(summary(past, objs));
+}
+
+/** Policies name a Tier the file or the datastore has (before anything is written). */
+async function checkTiers(file: string, objs: V3Object[], rc: ResourceClient): Promise<void> {
+  const inFile = new Set(objs.filter((o) => o.kind === 'Tier').map((o) => o.metadata.name));
+  for (const o of objs) {
+    if (o.kind !== 'NetworkPolicy' && o.kind !== 'GlobalNetworkPolicy') continue;
+    const tier = spec(o).tier;
+    if (typeof tier !== 'string' || tier === 'default' || inFile.has(tier)) continue;
+    if ((await rc.get('Tier', tier)) !== undefined) continue;
+    const ns = o.kind === 'NetworkPolicy' ? `${o.metadata.namespace ?? 'default'}/` : '';
+    throw new ConfigError(
+      `${file}: ${o.kind} ${ns}${o.metadata.name}: spec.tier ${tier}: no Tier with this name`,
+    );
+  }
 }
 
 export async function cmdDeleteByName(

@@ -75,6 +75,10 @@ const VALIDATED = new Set([
   'BGPConfiguration',
   'BGPPeer',
   'Uplink',
+  'NetworkPolicy',
+  'GlobalNetworkPolicy',
+  'Profile',
+  'Tier',
 ]);
 
 /**

@@ -69,6 +69,7 @@ export const KINDS: readonly KindInfo[] = [
     aliases: ['globalnetworkpolicy', 'gnp'],
   },
   { kind: 'Profile', plural: 'profiles', namespaced: false, aliases: ['profile', 'pro'] },
+  { kind: 'Tier', plural: 'tiers', namespaced: false, aliases: ['tier'] },
   // stored by the v3 API the same way (used when a file or apply carries affinities by hand)
   {
     kind: 'BlockAffinity',

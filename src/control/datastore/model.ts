@@ -2,8 +2,11 @@
 // dataplane set-up consume. Fed with the key/values of a list and then watch events; each value is
 // parsed and validated once per revision (the same field checks as the config file, via load.ts) and
 // cached, so a change re-parses one key. A value that does not parse or validate is reported once
-// (key and reason) and left out; everything else keeps being applied. Blocks become the affinities
-// routes are computed from (Felix routes by the block's `affinity`). Control thread only.
+// (key and reason) and left out (a bad update of a key keeps what the key gave before); everything
+// else keeps being applied. Blocks become the affinities routes are computed from (Felix routes by
+// the block's `affinity`). Policy kinds (NetworkPolicy, GlobalNetworkPolicy, Profile, Tier) are
+// validated one by one the same way and merged into `policy`; a policy naming a Tier that does not
+// exist is reported and left out. Control thread only.
 import { parsePrefix4, formatPrefix4, prefixesOverlap } from '../../common/addr.js';
 import { loadConfigText } from '../config/load.js';
 import {
@@ -13,6 +16,17 @@ import {
   type ClusterConfig,
   type IgnoredResource,
 } from '../config/types.js';
+import {
+  DEFAULT_TIER,
+  LABEL_NAME,
+  NAMESPACE_LABEL_PREFIX as PCNS,
+  NAMESPACE_PROFILE_PREFIX as KNS,
+  type NamespaceResource,
+  type PolicyConfig,
+  type PolicyResource,
+  type ProfileResource,
+  type TierResource,
+} from '../policy/types.js';
 import { decodeBlock, blockHost } from './ipam-records.js';
 import { isObject, toPlain } from './json.js';
 import { BLOCKS_PREFIX, parseBlockKey, parseResourceKey, UPLINKS_PREFIX } from './layout.js';
@@ -29,6 +43,8 @@ const ROUTED_KINDS = new Set([
   'BGPPeer',
   'Uplink',
 ]);
+/** Policy kinds: parsed per key like the routed ones, merged into ClusterConfig.policy. */
+const POLICY_KINDS = new Set(['NetworkPolicy', 'GlobalNetworkPolicy', 'Profile', 'Tier']);
 
 /** What one stored value contributes. */
 export type Piece =
@@ -65,6 +81,19 @@ function stubDocs(obj: Record<string, unknown>): string[] {
     pool(spec.cidr);
   } else if (obj.kind === 'BGPPeer') node(spec.node);
   else if (obj.kind === 'Uplink') node((obj.metadata as { name?: unknown } | undefined)?.name);
+  else if (obj.kind === 'NetworkPolicy' || obj.kind === 'GlobalNetworkPolicy') {
+    // the tier is checked against the other keys when the model is built, not here
+    const tier = spec.tier;
+    if (typeof tier === 'string' && tier !== DEFAULT_TIER && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(tier))
+      docs.push(
+        JSON.stringify({
+          apiVersion: 'projectcalico.org/v3',
+          kind: 'Tier',
+          metadata: { name: tier },
+          spec: { defaultAction: tier.startsWith('kube-') ? 'Pass' : 'Deny' },
+        }),
+      );
+  }
   return docs;
 }
 
@@ -80,6 +109,8 @@ export function parseResource(obj: Record<string, unknown>, source: string): Clu
     cfg.nodes.clear();
   }
   if (obj.kind === 'BGPPeer' || obj.kind === 'Uplink') cfg.nodes.clear();
+  if ((obj.kind === 'NetworkPolicy' || obj.kind === 'GlobalNetworkPolicy') && cfg.policy)
+    cfg.policy = { ...cfg.policy, tiers: new Map() }; // not the stub
   return cfg;
 }
 
@@ -103,8 +134,11 @@ export function pieceOf(kv: KV): Piece {
   }
   if (parseResourceKey(kv.key) === undefined && !kv.key.startsWith(UPLINKS_PREFIX)) return { t: 'none' };
   const obj: V3Object = decodeResource(kv);
-  // kinds routing does not use (ClusterInformation, policies, profiles): stored, not parsed
-  if (!ROUTED_KINDS.has(obj.kind)) return { t: 'none' };
+  const id = parseResourceKey(kv.key);
+  if (id !== undefined && id.kind !== obj.kind)
+    throw new Error(`${kv.key}: kind ${obj.kind}: the key holds ${id.kind} resources`);
+  // kinds neither routing nor policy use (ClusterInformation): stored, not parsed
+  if (!ROUTED_KINDS.has(obj.kind) && !POLICY_KINDS.has(obj.kind)) return { t: 'none' };
   const plain = toPlain(obj) as Record<string, unknown>;
   const cfg = parseResource(plain, kv.key);
   return { t: 'config', cfg, kind: obj.kind, name: obj.metadata.name };
@@ -197,6 +231,10 @@ export class ClusterModel {
     };
     const ignored: IgnoredResource[] = cfg.ignored;
     const owner = new Map<string, string>();
+    const tiers = new Map<string, TierResource>();
+    const profiles = new Map<string, ProfileResource>();
+    const policies: { key: string; p: PolicyResource }[] = [];
+    let anyPolicy = false;
     const keys = [...this.pieces.keys()].sort();
     for (const key of keys) {
       const { piece } = this.pieces.get(key)!;
@@ -244,8 +282,41 @@ export class ClusterModel {
         cfg.affinities.push(a);
       }
       ignored.push(...c.ignored);
+      if (c.policy !== undefined && POLICY_KINDS.has(piece.kind)) {
+        anyPolicy = true;
+        for (const [k, t] of c.policy.tiers) tiers.set(k, t);
+        for (const [k, p] of c.policy.profiles) profiles.set(k, p);
+        for (const p of c.policy.policies) policies.push({ key, p });
+      }
     }
+    if (anyPolicy) cfg.policy = this.policyOf(tiers, profiles, policies);
     return cfg;
+  }
+
+  /** The policy model: policies whose tier exists, namespaces from the `kns.` profiles. */
+  private policyOf(
+    tiers: Map<string, TierResource>,
+    profiles: Map<string, ProfileResource>,
+    policies: { key: string; p: PolicyResource }[],
+  ): PolicyConfig {
+    const kept: PolicyResource[] = [];
+    for (const { key, p } of policies) {
+      if (p.tier !== DEFAULT_TIER && !tiers.has(p.tier)) {
+        const name = p.namespace === undefined ? p.name : `${p.namespace}/${p.name}`;
+        this.noteBad(key, `${key}: ${p.kind} ${name}: spec.tier ${p.tier}: no Tier with this name`);
+        continue;
+      }
+      kept.push(p);
+    }
+    const namespaces = new Map<string, NamespaceResource>();
+    for (const [name, prof] of profiles) {
+      if (!name.startsWith(KNS) || name.length === KNS.length) continue;
+      const labels: Record<string, string> = {};
+      for (const [k, v] of Object.entries(prof.labelsToApply))
+        if (k.startsWith(PCNS) && k !== PCNS + LABEL_NAME) labels[k.slice(PCNS.length)] = v;
+      namespaces.set(name.slice(KNS.length), { name: name.slice(KNS.length), labels });
+    }
+    return { tiers, policies: kept, profiles, namespaces };
   }
 
   private readonly noted = new Set<string>();

@@ -40,6 +40,8 @@ export interface EpState {
   matched: Set<string>;
   /** local endpoints: programs per direction (index = DIR_INGRESS / DIR_EGRESS); null = rebuild */
   progs: [Program | null, Program | null];
+  /** the last sync() that listed it */
+  seen: number;
 }
 
 /** An endpoint's ordered program in one direction (image.ts serialises it). */
@@ -93,6 +95,8 @@ export class PolicyCompiler implements SetAllocator {
   private readonly counterIdx = new Map<string, number>();
   /** deny counter labels (index 0: causes that found no counter slot) */
   readonly counterLabels: string[] = ['other'];
+  /** sync() calls so far (EpState.seen) */
+  private syncs = 0;
 
   constructor(
     readonly node: string,
@@ -191,6 +195,7 @@ export class PolicyCompiler implements SetAllocator {
       labels: new Map(),
       matched: new Set(),
       progs: [null, null],
+      seen: 0,
     };
     this.slots[slot] = st;
     this.eps.set(ep.key, st);
@@ -337,6 +342,8 @@ export class PolicyCompiler implements SetAllocator {
         set(v);
         n++;
       }
+      // every wanted key is in `have` now: equal sizes leave nothing to remove
+      if (keys.size === have.size) return;
       for (const k of [...have.keys()]) {
         if (keys.has(k)) continue;
         remove(k);
@@ -346,38 +353,59 @@ export class PolicyCompiler implements SetAllocator {
     diff(
       pc.namespaces,
       this.namespaces,
-      (k, v) => json(this.namespaces.get(k)) === json(v),
+      (k, v) => {
+        const o = this.namespaces.get(k);
+        return o === v || json(o) === json(v);
+      },
       (v) => this.setNamespace(v),
       (k) => this.removeNamespace(k),
     );
     diff(
       pc.profiles,
       this.profs,
-      (k, v) => this.profs.get(k)?.json === json(v),
+      (k, v) => {
+        const o = this.profs.get(k);
+        return o !== undefined && (o.res === v || o.json === json(v));
+      },
       (v) => this.setProfile(v),
       (k) => this.removeProfile(k),
     );
     diff(
       pc.tiers,
       this.tiers,
-      (k, v) => json(this.tiers.get(k)) === json(v),
+      (k, v) => {
+        const o = this.tiers.get(k);
+        return o === v || json(o) === json(v);
+      },
       (v) => this.setTier(v),
       (k) => this.removeTier(k),
     );
-    diff(
-      endpoints.map((e) => [e.key, e] as [string, PolicyEndpoint]),
-      this.eps,
-      (k, v) => {
-        const old = this.eps.get(k);
-        return old !== undefined && sameEndpoint(old.ep, v);
-      },
-      (v) => this.setEndpoint(v),
-      (k) => this.removeEndpoint(k),
-    );
+    // endpoints (10 000s): one pass, unchanged ones skipped on identity (policyEndpoint's cache)
+    const epoch = ++this.syncs;
+    let listed = 0;
+    for (const e of endpoints) {
+      let st = this.eps.get(e.key);
+      if (st === undefined || (st.ep !== e && !sameEndpoint(st.ep, e))) {
+        this.setEndpoint(e);
+        st = this.eps.get(e.key)!;
+        n++;
+      }
+      if (st.seen !== epoch) listed++;
+      st.seen = epoch;
+    }
+    if (listed !== this.eps.size)
+      for (const st of [...this.eps.values()]) {
+        if (st.seen === epoch) continue;
+        this.removeEndpoint(st.key);
+        n++;
+      }
     diff(
       pc.policies.map((p) => [policyKey(p), p] as [string, PolicyResource]),
       this.pols,
-      (k, v) => this.pols.get(k)?.json === json(v),
+      (k, v) => {
+        const o = this.pols.get(k);
+        return o !== undefined && (o.res === v || o.json === json(v));
+      },
       (v) => this.setPolicy(v),
       (k) => this.removePolicy(k),
     );

@@ -47,8 +47,23 @@ export interface PolicyLogLine {
   sec: number;
 }
 
-/** The compiler's view of a WorkloadEndpoint from the config. */
+/**
+ * The compiler's view of a WorkloadEndpoint from the config. Cached by the endpoint object: a
+ * configuration rebuilt from a datastore keeps the objects of unchanged endpoints, and the same view
+ * lets the compiler's diff skip them on identity (no per-endpoint allocation or comparison).
+ */
 export function policyEndpoint(e: PolicyWorkload): PolicyEndpoint {
+  let v = viewOf.get(e);
+  if (v === undefined) {
+    v = endpointView(e);
+    viewOf.set(e, v);
+  }
+  return v;
+}
+
+const viewOf = new WeakMap<PolicyWorkload, PolicyEndpoint>();
+
+function endpointView(e: PolicyWorkload): PolicyEndpoint {
   return {
     key: `${e.namespace}/${e.name}`,
     namespace: e.namespace,
