@@ -4,7 +4,7 @@
 // packet), BGP exports and mesh peers added or removed, learned routes re-resolved (a pool's
 // encapsulation mode applies to them too). Changes the workers only read at start (tunnel peers, the
 // pool list for NAT) are handed over by restarting the workers on the same fds. Workload /32s belong
-// to the WorkloadManager and are never touched here. Control thread.
+// to the WorkloadManager and the host's /32s to the HostPort: never touched here. Control thread.
 import type { Logger } from 'pino';
 import { formatPrefix4, maskOf } from '../../common/addr.js';
 import { compileRoutes, localNode, type RouteSpec } from '../config/compile.js';
@@ -82,7 +82,7 @@ export class Reprogrammer {
     for (const [k, r] of this.installed) {
       if (next.has(k)) continue;
       const cur = this.prog.route(r.prefix);
-      if (cur !== undefined && cur.source !== 'workload' && cur.source !== 'bgp') {
+      if (cur !== undefined && cur.source !== 'workload' && cur.source !== 'bgp' && cur.source !== 'host') {
         this.prog.withdraw(r.prefix);
         res.removed++;
       }
@@ -90,7 +90,7 @@ export class Reprogrammer {
     for (const [k, r] of next) {
       const prev = this.installed.get(k);
       const cur = this.prog.route(r.prefix);
-      if (cur?.source === 'workload') continue;
+      if (cur?.source === 'workload' || cur?.source === 'host') continue;
       if (prev !== undefined && same(prev, r) && cur !== undefined) continue;
       try {
         this.prog.install(r);
