@@ -66,6 +66,9 @@ while True:
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 `;
 
+const pool = (cidr: string): string =>
+  `\n---\napiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: { name: p-${cidr.replace(/[./]/g, '-')} }\nspec: { cidr: ${cidr}, vxlanMode: Always }`;
+
 /** One new connection: 'ok:<reply>' or 'fail:<why>' (2 s connect timeout). */
 async function connect(ns: string, ip: string, port: number): Promise<string> {
   const out = await python(
@@ -135,19 +138,19 @@ describe.skipIf(!isRoot())('the host TAP in the live daemon (requires root: netw
   let pod: { ns: string; ip: string; name: string };
   let other: { ns: string; ip: string; name: string };
   const servers: Bg[] = [];
-  const opts = (action?: string): LabOptions => ({
+  const opts = (action?: string, pools: string[] = []): LabOptions => ({
     prefix: prefix('ht'),
     mode: 'vxlan',
     hosts: 1,
     workers: 2,
-    extraYaml: denyIngress + felix(action),
+    extraYaml: denyIngress + felix(action) + pools.map(pool).join(''),
   });
 
-  /** Rewrites the config with `action` and waits for the daemon to reload it. */
-  async function setAction(action: string | undefined): Promise<void> {
+  /** Rewrites the config with `action` (and extra pools) and waits for the daemon to reload it. */
+  async function setAction(action: string | undefined, pools: string[] = []): Promise<void> {
     const log = () => fs.readFileSync(lab.hosts[0].log, 'utf8').split('config reloaded').length;
     const before = log();
-    fs.writeFileSync(lab.config, labConfig(opts(action)));
+    fs.writeFileSync(lab.config, labConfig(opts(action, pools)));
     await waitFor('the daemon to reload its config', () => log() > before, 20_000);
   }
 
@@ -222,6 +225,21 @@ describe.skipIf(!isRoot())('the host TAP in the live daemon (requires root: netw
       expect(r.got).toBe(r.want);
     }
   }, 120_000);
+
+  it('follows the pools with its routes and leaves a route the host had alone', async () => {
+    const show = async (cidr: string) =>
+      (await run(hostNs, ['ip', '-4', 'route', 'show', 'exact', cidr])).stdout;
+    await run(hostNs, ['ip', 'route', 'add', '10.71.0.0/16', 'via', '10.0.0.254']);
+    await setAction(undefined, ['10.70.0.0/16', '10.71.0.0/16']);
+    await waitFor('the new pool route', async () =>
+      (await show('10.70.0.0/16')).includes('dev calitap-host0'),
+    );
+    expect(await show('10.71.0.0/16')).toMatch(/via 10\.0\.0\.254 dev up0/);
+    await setAction(undefined);
+    await waitFor('the pool route to go', async () => (await show('10.70.0.0/16')) === '');
+    expect(await show('10.71.0.0/16')).toMatch(/via 10\.0\.0\.254 dev up0/);
+    expect(await show('10.65.0.0/16')).toMatch(/dev calitap-host0/);
+  }, 60_000);
 
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     it(`keeps the TAP and its route over a ${signal} restart; traffic resumes`, async () => {
