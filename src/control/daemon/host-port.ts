@@ -96,6 +96,15 @@ export function hostRouteArgs(cidr: string, dev: string, src: number, mtu: numbe
   ];
 }
 
+/** No IPv6 on the TAP (calitap drops it; the kernel's router solicitations would only be counted). */
+function quietIpv6(name: string): void {
+  try {
+    fs.writeFileSync(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, '1');
+  } catch {
+    /* no IPv6 in this kernel, or read-only /proc/sys: harmless */
+  }
+}
+
 export class HostPort {
   /** one queue fd per worker */
   readonly fds: number[] = [];
@@ -172,6 +181,7 @@ export class HostPort {
       io.ifSetMtu(name, this.prog.uplink.mtu);
       io.ifSetUp(name);
       this.mac = io.ifMac(name);
+      quietIpv6(name);
     } catch (e) {
       this.close();
       throw asCalitapError(e, `host interface ${name}`);
@@ -249,7 +259,15 @@ export class HostPort {
           this.log.warn({ cidr }, 'host route: the host has a route to this pool already; leaving it');
           continue;
         }
-        ip(hostRouteArgs(cidr, this.name, src, this.prog.workloadMtu));
+        const args = hostRouteArgs(cidr, this.name, src, this.prog.workloadMtu);
+        try {
+          ip(args);
+        } catch (e) {
+          // the node IP is not an address of this namespace (e.g. --uplink udp on another one): the
+          // kernel picks the source itself
+          ip(args.filter((_, k) => k < 8 || k > 9));
+          this.log.warn({ cidr, err: (e as Error).message }, 'host route: installed without src');
+        }
         this.routes.add(cidr);
       } catch (e) {
         this.log.error({ cidr, err: (e as Error).message }, 'host route: cannot install it');
