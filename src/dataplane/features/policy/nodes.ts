@@ -391,7 +391,15 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
    * A packet from the host that fits no flow: never policed (Calico lets the host reach its
    * workloads); recorded when it may open a flow, so the workload's replies pass.
    */
-  private fromHost(b: Batch, i: number, opening: boolean, ks: number, kd: number, frag: number, id: number): boolean {
+  private fromHost(
+    b: Batch,
+    i: number,
+    opening: boolean,
+    ks: number,
+    kd: number,
+    frag: number,
+    id: number,
+  ): boolean {
     if (!opening) return true;
     const pk = this.pk;
     if (this.flows.insert(pk.proto, pk.src, pk.dst, ks, kd, this.now) < 0) {
