@@ -2,8 +2,9 @@
 // deny-all ingress policy on them (host → pod is never policed); pods reach the host (ping the node
 // IP, TCP to a listener on it) under each FelixConfiguration defaultEndpointToHostAction, changed
 // live (Drop denies new flows and counts them, Accept / Return allow); 1 MB crosses intact each way
-// with offloads; the TAP and the host's pool route survive a clean restart and a kill -9, and
-// traffic resumes once the daemon is back.
+// with offloads; the host's routes follow the pools (a route the host had is left alone); the TAP and
+// the host's pool route survive a clean restart and a kill -9, and traffic resumes once the daemon is
+// back. With etcd: the pool route, and FelixConfiguration default's action changed live.
 import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, labConfig, type LabOptions } from '../../src/lab/lab.js';
@@ -255,3 +256,43 @@ describe.skipIf(!isRoot())('the host TAP in the live daemon (requires root: netw
     }, 60_000);
   }
 });
+
+describe.skipIf(!isRoot() || !fs.existsSync('/usr/bin/etcd'))(
+  'the host TAP with etcd: defaultEndpointToHostAction changed live (requires root and etcd-server)',
+  () => {
+    let lab: Lab;
+    const felixDoc = (action: string) =>
+      `apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: { name: default }\nspec: { defaultEndpointToHostAction: ${action} }\n`;
+
+    beforeAll(async () => {
+      lab = Lab.create({
+        prefix: prefix('he'),
+        mode: 'vxlan',
+        hosts: 1,
+        workers: 1,
+        etcd: true,
+        daemonEnv: { CALICO_IPV4POOL_CIDR: '10.65.0.0/16', IP_AUTODETECTION_METHOD: 'first-found' },
+      });
+      await lab.startEtcd();
+      await lab.start(1, 30_000);
+    }, 120_000);
+
+    afterAll(async () => {
+      await killAll();
+      await lab?.destroyAsync();
+    });
+
+    it('routes the pool to the TAP and follows FelixConfiguration default', async () => {
+      const h = lab.hosts[0];
+      const r = (await run(h.ns, ['ip', '-4', 'route', 'show', 'exact', '10.65.0.0/16'])).stdout;
+      expect(r).toMatch(/via 169\.254\.1\.1 dev calitap-host0/);
+      const pod = await lab.addWorkload(1);
+      expect(await pingOk(pod.ns, h.ip)).toBe(true);
+      lab.cli(['apply', '-f', '-'], felixDoc('Drop'));
+      await waitFor('pod → host dropped', async () => !(await pingOk(pod.ns, h.ip)), 10_000);
+      expect(await pingOk(h.ns, pod.ip)).toBe(true); // host → pod is never policed
+      lab.cli(['apply', '-f', '-'], felixDoc('Return'));
+      await waitFor('pod → host allowed again', () => pingOk(pod.ns, h.ip), 10_000);
+    }, 90_000);
+  },
+);
