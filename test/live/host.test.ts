@@ -296,3 +296,32 @@ describe.skipIf(!isRoot() || !fs.existsSync('/usr/bin/etcd'))(
     }, 90_000);
   },
 );
+
+describe.skipIf(!isRoot())('calitap run --no-host-interface (requires root: network namespaces)', () => {
+  let lab: Lab;
+
+  beforeAll(async () => {
+    lab = Lab.create({
+      prefix: prefix('hn'),
+      mode: 'vxlan',
+      hosts: 1,
+      workers: 1,
+      daemonArgs: ['--no-host-interface'],
+    });
+    await lab.start(1);
+  }, 60_000);
+
+  afterAll(async () => {
+    await killAll();
+    await lab?.destroyAsync();
+  });
+
+  it('makes no TAP and no route, and drops pod → host as before', async () => {
+    const h = lab.hosts[0];
+    expect((await run(h.ns, ['ip', 'link', 'show', 'calitap-host0'])).code).not.toBe(0);
+    expect((await run(h.ns, ['ip', '-4', 'route', 'show', 'exact', '10.65.0.0/16'])).stdout).toBe('');
+    const pod = await lab.addWorkload(1);
+    expect(await pingOk(pod.ns, h.ip)).toBe(false);
+    expect((await counters(lab, 1)).get('ip4-input: to-host-unsupported') ?? 0).toBeGreaterThan(0);
+  }, 30_000);
+});
