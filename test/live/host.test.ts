@@ -242,6 +242,19 @@ describe.skipIf(!isRoot())('the host TAP in the live daemon (requires root: netw
     expect(await show('10.65.0.0/16')).toMatch(/dev calitap-host0/);
   }, 60_000);
 
+  it('answers a host packet bigger than the pod MTU with fragmentation-needed', async () => {
+    // without the route's MTU the kernel sends 1500-byte packets to the TAP (MTU 1500)
+    const route = (await run(hostNs, ['ip', '-4', 'route', 'show', 'exact', '10.65.0.0/16'])).stdout.trim();
+    await run(hostNs, ['ip', 'route', 'replace', ...route.replace(/ mtu \d+/, '').split(/\s+/)]);
+    try {
+      const r = await run(hostNs, ['ping', '-c', '1', '-W', '2', '-M', 'do', '-s', '1472', pod.ip]);
+      expect(r.stdout + r.stderr).toMatch(/mtu = 1450/);
+    } finally {
+      await run(hostNs, ['ip', 'route', 'replace', ...route.split(/\s+/)]);
+    }
+    expect(await pingOk(hostNs, pod.ip)).toBe(true);
+  }, 30_000);
+
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     it(`keeps the TAP and its route over a ${signal} restart; traffic resumes`, async () => {
       await lab.stop(1, signal);
