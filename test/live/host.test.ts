@@ -215,6 +215,19 @@ describe.skipIf(!isRoot())('the host TAP in the live daemon (requires root: netw
     }
   }, 90_000);
 
+  it("follows the host's addresses: a new one is reachable from pods, a removed one is not routed", async () => {
+    const extra = '192.168.77.1';
+    const hostRoute = async () =>
+      ((await lab.api(1, 'routes', {})) as { prefix: string; source: string }[]).find(
+        (x) => x.prefix === `${extra}/32`,
+      );
+    await run(hostNs, ['ip', 'addr', 'add', `${extra}/32`, 'dev', 'lo']);
+    await waitFor('the new host address routed', async () => (await hostRoute())?.source === 'host', 10_000);
+    expect(await pingOk(pod.ns, extra)).toBe(true);
+    await run(hostNs, ['ip', 'addr', 'del', `${extra}/32`, 'dev', 'lo']);
+    await waitFor('the old host address gone', async () => (await hostRoute()) === undefined, 10_000);
+  }, 30_000);
+
   it('carries 1 MB intact each way with offloads', async () => {
     for (const [ns, ip, port] of [
       [hostNs, pod.ip, PORT],
