@@ -115,6 +115,8 @@ export class HostPort {
   private routes = new Set<string>();
   private readonly stateFile: string;
   private polling = false;
+  /** the first sync (re)installs every pool's route; later ones only what changed */
+  private synced = false;
 
   constructor(
     private readonly prog: Programmer,
@@ -254,6 +256,7 @@ export class HostPort {
       this.routes.delete(cidr);
     }
     for (const cidr of want) {
+      if (this.synced && this.routes.has(cidr)) continue;
       try {
         if (!this.routes.has(cidr) && this.present(cidr)) {
           this.log.warn({ cidr }, 'host route: the host has a route to this pool already; leaving it');
@@ -273,6 +276,7 @@ export class HostPort {
         this.log.error({ cidr, err: (e as Error).message }, 'host route: cannot install it');
       }
     }
+    this.synced = true;
     this.save();
   }
 
