@@ -117,6 +117,8 @@ export class HostPort {
   private polling = false;
   /** the first sync (re)installs every pool's route; later ones only what changed */
   private synced = false;
+  /** pools the host had a route to already (warned once) */
+  private readonly foreign = new Set<string>();
 
   constructor(
     private readonly prog: Programmer,
@@ -259,9 +261,12 @@ export class HostPort {
       if (this.synced && this.routes.has(cidr)) continue;
       try {
         if (!this.routes.has(cidr) && this.present(cidr)) {
-          this.log.warn({ cidr }, 'host route: the host has a route to this pool already; leaving it');
+          if (!this.foreign.has(cidr))
+            this.log.warn({ cidr }, 'host route: the host has a route to this pool already; leaving it');
+          this.foreign.add(cidr);
           continue;
         }
+        this.foreign.delete(cidr);
         const args = hostRouteArgs(cidr, this.name, src, this.prog.workloadMtu);
         try {
           ip(args);
