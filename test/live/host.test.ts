@@ -12,6 +12,7 @@ import {
   PY,
   bg,
   counters,
+  delta,
   isRoot,
   killAll,
   prefix,
@@ -260,8 +261,23 @@ describe.skipIf(!isRoot())('the host TAP in the live daemon (requires root: netw
     const route = (await run(hostNs, ['ip', '-4', 'route', 'show', 'exact', '10.65.0.0/16'])).stdout.trim();
     await run(hostNs, ['ip', 'route', 'replace', ...route.replace(/ mtu \d+/, '').split(/\s+/)]);
     try {
-      const r = await run(hostNs, ['ping', '-c', '1', '-W', '2', '-M', 'do', '-s', '1472', pod.ip]);
-      expect(r.stdout + r.stderr, r.stdout + r.stderr).toMatch(/mtu ?= ?1450/);
+      const before = await counters(lab, 1);
+      const r = await run(hostNs, [
+        'ping',
+        '-c',
+        '3',
+        '-i',
+        '0.5',
+        '-W',
+        '2',
+        '-M',
+        'do',
+        '-s',
+        '1472',
+        pod.ip,
+      ]);
+      const d = delta(before, await counters(lab, 1));
+      expect(r.stdout + r.stderr, r.stdout + r.stderr + JSON.stringify(d)).toMatch(/mtu ?= ?1450/);
     } finally {
       await run(hostNs, ['ip', 'route', 'replace', ...route.split(/\s+/)]);
     }
