@@ -63,6 +63,12 @@ export function buildProgram(): Command {
     )
     .option('--tap-offload', 'accepted for compatibility: offloads are on by default (no-op)')
     .option(
+      '--host-interface <name>',
+      "the host's TAP to its workloads (routes to the pools)",
+      'calitap-host0',
+    )
+    .option('--no-host-interface', 'no host TAP: the host cannot reach its workloads, nor they it')
+    .option(
       '--uplink <mode>',
       'uplink: packet (AF_PACKET) or udp (VXLAN over a kernel UDP socket, no CAP_NET_RAW)',
       'packet',
@@ -84,6 +90,7 @@ export function buildProgram(): Command {
         bgp: o.bgp,
         uplink: o.uplink,
         offload: o.offload !== false,
+        hostInterface: o.hostInterface === false ? false : String(o.hostInterface),
       });
       await new Promise(() => {}); // until a signal stops the daemon
     });

@@ -449,6 +449,15 @@ describe('FelixConfiguration', () => {
       `${F}: FelixConfiguration default: spec.natPortRange 32768-65535: must be a port or a range "lo:hi" (Calico's form, e.g. 32768:65535)`,
     );
   });
+  it('reads defaultEndpointToHostAction (Drop, Accept, Return; unset: none) and refuses other values', () => {
+    for (const v of ['Drop', 'Accept', 'Return'])
+      expect(load(felix(`{ defaultEndpointToHostAction: ${v} }`)).felix.defaultEndpointToHostAction).toBe(v);
+    expect(load(felix('{ vxlanVNI: 4096 }')).felix.defaultEndpointToHostAction).toBeUndefined();
+    expectConfigError(
+      felix('{ defaultEndpointToHostAction: DROP }'),
+      `${F}: FelixConfiguration default: spec.defaultEndpointToHostAction DROP: must be Drop, Accept or Return`,
+    );
+  });
   it('rejects natPortRange lo > hi and out-of-range ports', () => {
     expectConfigError(
       felix('{ natPortRange: "60000:50000" }'),

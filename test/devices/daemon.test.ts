@@ -33,6 +33,11 @@ describe('device errors on the control thread', () => {
     expect(deviceErrorAction({ port: 1, name: 'calib' }, attached, exists).action).toBe('ignore');
   });
 
+  it('re-arms the host TAP like the uplink', () => {
+    expect(deviceErrorAction({ port: 5, name: 'calitap-host0' }, attached, exists, 5).action).toBe('rearm');
+    expect(deviceErrorAction({ port: 5, name: 'calitap-host0' }, attached, exists).action).toBe('ignore');
+  });
+
   it('backs off from 100 ms, doubling, to at most 5 s', () => {
     expect([0, 1, 2, 3, 4, 5, 6, 50].map(rearmDelayMs)).toEqual([100, 200, 400, 800, 1600, 3200, 5000, 5000]);
   });

@@ -27,7 +27,8 @@ import {
 } from './types.js';
 
 export type RouteVia = 'local' | 'direct' | 'ipip' | 'vxlan' | 'gateway' | 'blackhole';
-export type RouteSource = 'workload' | 'config' | 'bgp' | 'ipam';
+/** host: the host's own addresses, routed to the host TAP (daemon/host-port.ts) */
+export type RouteSource = 'workload' | 'config' | 'bgp' | 'ipam' | 'host';
 
 export interface RouteSpec {
   prefix: Prefix4;

@@ -232,6 +232,13 @@ export function toFelix(r: RawResource): Partial<FelixConfig> {
       fail(w, `spec.${key}`, mtu, `must be 0 (auto) or between ${MIN_TUNNEL_MTU} and ${MAX_MTU}`);
     if (mtu) f[key] = mtu;
   }
+  // libcalico-go's validator: dropAcceptReturn, exactly these spellings
+  const toHost = optString(w, spec, 'defaultEndpointToHostAction', 'spec.defaultEndpointToHostAction');
+  if (toHost !== undefined) {
+    if (toHost !== 'Drop' && toHost !== 'Accept' && toHost !== 'Return')
+      fail(w, 'spec.defaultEndpointToHostAction', toHost, 'must be Drop, Accept or Return');
+    f.defaultEndpointToHostAction = toHost;
+  }
   return f;
 }
 

@@ -76,7 +76,14 @@ export interface FelixConfig {
   /** 0 / unset means auto: uplink MTU minus the encapsulation overhead (Felix's auto-detect). */
   ipipMTU?: number;
   vxlanMTU?: number;
+  /**
+   * What happens to a new flow from a workload to its host once its egress policy allowed it
+   * (Felix's order); Return behaves as Accept here (no host-endpoint policy). Unset: Accept.
+   */
+  defaultEndpointToHostAction?: EndpointToHostAction;
 }
+
+export type EndpointToHostAction = 'Drop' | 'Accept' | 'Return';
 
 export interface BgpConfig {
   asNumber: number;

@@ -40,6 +40,7 @@ import { uplinkFromKernel } from './host-uplink.js';
 import { startMetrics } from './metrics.js';
 import { PolicyGlue } from './policy-glue.js'; // policy wiring (issue 11)
 import { uplinkFilterExpr } from './uplink-filter.js';
+import { HostPort } from './host-port.js'; // host TAP (issue 11)
 
 export interface DaemonOptions {
   config: string;
@@ -58,6 +59,8 @@ export interface DaemonOptions {
   tapOffload?: boolean;
   /** datastore mode (live-config.ts): the cluster as listed, hooks for workloads and status */
   datastore?: DaemonDatastore;
+  /** the host TAP's name (default calitap-host0); false: none (--no-host-interface) */
+  hostInterface?: string | false;
 }
 const UDP_ONLY =
   'udp mode carries only VXLAN between nodes; natOutgoing and non-VXLAN routes need the packet uplink';
@@ -121,8 +124,9 @@ export function deviceErrorAction(
   e: Pick<DeviceErrorEvent, 'port' | 'name'>,
   workloads: readonly Attached[],
   namespaceExists: (netns: string) => boolean,
+  hostPort = -1,
 ): { action: DeviceErrorAction; workload?: Attached } {
-  if (e.port === PORT_UPLINK) return { action: 'rearm' };
+  if (e.port === PORT_UPLINK || e.port === hostPort) return { action: 'rearm' };
   const w = workloads.find((a) => a.port === e.port && a.record.tap === e.name);
   if (w === undefined) return { action: 'ignore' };
   return { action: namespaceExists(w.record.netns) ? 'rearm' : 'remove', workload: w };
@@ -141,6 +145,7 @@ export class Daemon {
   readonly prog: Programmer;
   readonly workloads: WorkloadManager;
   readonly policy: PolicyGlue; // network policy (policy-glue.ts)
+  readonly host: HostPort | null = null; // the host TAP (host-port.ts)
   private readonly slots: WorkerSlot[] = [];
   private readonly quietFds: number[] = [];
   private api: ApiServer | null = null;
@@ -201,6 +206,8 @@ export class Daemon {
       this.log,
       opts.stateFile,
     );
+    const hostOpts = { name: opts.hostInterface, queues: n, offload, stateFile: opts.stateFile };
+    this.host = HostPort.start(this.prog, this.policy.policy.tables, hostOpts, this.log);
     if (this.uplinkMode === 'udp') this.openUdpUplink(n);
     else this.openUplink(n, uplink.interfaceName);
   }
@@ -294,6 +301,7 @@ export class Daemon {
     const fds: number[] = specs.map(() => -1);
     fds[0] = this.slots[k].uplinkFd;
     for (const a of this.workloads.all()) fds[a.port] = a.fds[k] ?? -1;
+    if (this.host !== null) fds[this.host.port] = this.host.fds[k] ?? -1;
     return { type: 'ports', seq: this.seq, specs, fds };
   }
 
@@ -403,8 +411,11 @@ export class Daemon {
     const where = { worker: s.id, port: e.name, op: e.op, errno: e.errno, code: e.code };
     this.log.warn(where, `port ${e.name}: ${e.op} failed: ${e.code} (errno ${e.errno})`);
     if (this.stopping) return;
-    const { action, workload } = deviceErrorAction(e, this.workloads.all(), (ns) =>
-      fs.existsSync(netnsPath(ns)),
+    const { action, workload } = deviceErrorAction(
+      e,
+      this.workloads.all(),
+      (ns) => fs.existsSync(netnsPath(ns)),
+      this.host?.port,
     );
     if (action === 'ignore') {
       this.log.info(where, `port ${e.name}: no longer attached; nothing to re-arm`);
@@ -510,6 +521,7 @@ export class Daemon {
         const n = this.prog.maintain(Math.floor(Date.now() / 1000) | 0);
         if (n > 0) this.log.info({ routes: n }, 'installed routes a full table had refused');
         this.policy.drainLog(); // policy: Log-rule hits into the log
+        this.host?.poll(() => void this.publishPorts().catch(() => undefined)); // host addresses
       } catch (e) {
         this.log.error({ err: (e as Error).message }, 'table maintenance failed');
       }
@@ -559,6 +571,7 @@ export class Daemon {
     }
     // workload TAPs are persistent: closing the queues leaves them (and the workloads) in place
     for (const a of this.workloads.all()) for (const fd of a.fds) io.close(fd);
+    this.host?.close(); // persistent too: the TAP and its routes stay
   }
 }
 

@@ -146,6 +146,7 @@ async function runFileDaemon(opts: LiveOptions): Promise<Daemon> {
     try {
       const cfg = loadConfigFile(file);
       d.policy.program(cfg, why); // policy: before apply() filters this node's endpoints out of cfg
+      d.host?.sync(cfg); // host TAP: pool routes, defaultEndpointToHostAction
       const res = reprog.apply(cfg);
       d.log.info({ ...res, keys: r.changed, why }, 'config reloaded');
     } catch (e) {
@@ -210,6 +211,7 @@ async function runDatastoreDaemon(opts: LiveOptions): Promise<Daemon> {
     joined.model,
     (cfg) => {
       daemon.policy.program(cfg, 'datastore change'); // policy: before apply() filters cfg
+      daemon.host?.sync(cfg); // host TAP: pool routes, defaultEndpointToHostAction
       const res = reprog.apply(cfg);
       if (res.added + res.removed + res.replaced > 0 || res.params.length > 0)
         daemon.log.info(res, 'datastore change applied');

@@ -57,6 +57,16 @@ export interface ProgrammerOptions {
   uplinkL2?: boolean;
 }
 
+/** The host TAP as the live daemon attaches it (daemon/host-port.ts). */
+export interface HostPortSpec {
+  name: string;
+  /** the TAP's kernel-side MAC (frames to the host go to it) */
+  mac: string;
+  mtu: number;
+  /** the host's addresses: routed to the port (/32) and its allowed sources */
+  addrs: number[];
+}
+
 /** A workload port as the live daemon attaches it. */
 export interface WorkloadPort {
   name: string;
@@ -272,6 +282,42 @@ export class Programmer {
       port: w.name,
       mac: w.mac,
     });
+    return p;
+  }
+
+  /**
+   * Attaches the host TAP in the first free slot (or updates it: same name) and routes the host's
+   * addresses to it as /32s (an address another route holds exactly, e.g. a workload's, is left
+   * alone). Returns the port index; the caller hands the new port table to the workers.
+   */
+  attachHost(h: HostPortSpec): number {
+    let p = this.env.ports.index(h.name) ?? -1;
+    if (p < 0) {
+      if (this.env.ports.host >= 0) throw new Error(`host port ${h.name}: another host port is attached`);
+      p = this.specs.indexOf(null, 1);
+      if (p < 0) {
+        p = this.specs.length;
+        this.specs.push(null);
+      }
+    }
+    const addrs = [...new Set(h.addrs)].sort((a, b) => a - b);
+    const old = this.specs[p]?.ips ?? [];
+    this.specs[p] = {
+      name: h.name,
+      kind: 'host',
+      peerMac: h.mac,
+      ips: addrs.map((addr) => ({ addr, len: 32 })),
+      mtu: h.mtu,
+    };
+    this.env.ports = new PortTable(this.specs);
+    const want = new Set(addrs);
+    for (const ip of old) if (!want.has(ip.addr) && this.route(ip)?.source === 'host') this.withdraw(ip);
+    for (const addr of addrs) {
+      const prefix = { addr, len: 32 };
+      const cur = this.route(prefix);
+      if (cur !== undefined && (cur.source !== 'host' || cur.mac === h.mac)) continue;
+      this.install({ prefix, via: 'local', source: 'host', port: h.name, mac: h.mac });
+    }
     return p;
   }
 

@@ -5,8 +5,8 @@
 // encapsulation mode applies to them too). Changed DataplaneParams (tunnel peers, pools, owned
 // addresses, VXLAN port / VNI / VTEP MAC) and the NAT table the first natOutgoing pool needs are handed
 // to the running workers in a `params` message (applied between two batches: nothing is restarted,
-// nothing queued is lost). Workload /32s belong to the WorkloadManager and are never touched here.
-// Control thread.
+// nothing queued is lost). Workload /32s belong to the WorkloadManager and the host's /32s to the
+// HostPort: never touched here. Control thread.
 import type { Logger } from 'pino';
 import { formatIp4, formatPrefix4, parseMac } from '../../common/addr.js';
 import { compileRoutes, felixFor, localNode, type RouteSpec } from '../config/compile.js';
@@ -86,7 +86,7 @@ export class Reprogrammer {
     for (const [k, r] of this.installed) {
       if (next.has(k)) continue;
       const cur = this.prog.route(r.prefix);
-      if (cur !== undefined && cur.source !== 'workload' && cur.source !== 'bgp') {
+      if (cur !== undefined && cur.source !== 'workload' && cur.source !== 'bgp' && cur.source !== 'host') {
         this.prog.withdraw(r.prefix);
         res.removed++;
       }
@@ -94,7 +94,7 @@ export class Reprogrammer {
     for (const [k, r] of next) {
       const prev = this.installed.get(k);
       const cur = this.prog.route(r.prefix);
-      if (cur?.source === 'workload') continue;
+      if (cur?.source === 'workload' || cur?.source === 'host') continue;
       if (prev !== undefined && same(prev, r) && cur !== undefined) continue;
       try {
         this.prog.install(r);

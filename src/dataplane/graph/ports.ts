@@ -1,14 +1,19 @@
-// The port table: what the graph knows about each port (uplink or workload TAP).
+// The port table: what the graph knows about each port (uplink, workload TAP, or the host TAP).
 //
 // Built by the control side when the configuration (or the set of attached workloads) changes and
 // handed to the graph whole; the graph reads only its typed arrays on the hot path. Port 0 is always
 // the uplink. A workload port's "our MAC" is Calico's ee:ee:ee:ee:ee:ee; its peer MAC is the
-// workload's own; its allowed sources are the endpoint's ipNetworks (anti-spoofing).
+// workload's own; its allowed sources are the endpoint's ipNetworks (anti-spoofing). The host port
+// (at most one: the TAP facing the kernel of the namespace calitap runs in, `calitap-host0`) has
+// ee:ee:ee:ee:ee:ee too, the TAP's kernel-side MAC as peer, and the host's own addresses as its
+// allowed sources (anything else the kernel sends there was forwarded by it, not originated).
 import { type Prefix4, maskOf, parseMac, CALICO_HOST_MAC } from '../../common/addr.js';
 
 export const PORT_UPLINK = 0;
 export const KIND_UPLINK = 0;
 export const KIND_WORKLOAD = 1;
+/** the host-facing TAP (host <-> workload traffic); arc ip4-unicast key 2 */
+export const KIND_HOST = 2;
 /** an unused port slot (the live daemon keeps port indices stable while workloads come and go) */
 export const KIND_NONE = 255;
 /** port slots a live dataplane provides for (uplink + workloads) */
@@ -16,13 +21,13 @@ export const MAX_PORTS = 1024;
 
 export interface PortSpec {
   name: string;
-  kind: 'uplink' | 'workload';
-  /** our MAC on this port (uplink: the uplink's MAC; workload: ee:ee:ee:ee:ee:ee by default) */
+  kind: 'uplink' | 'workload' | 'host';
+  /** our MAC on this port (uplink: the uplink's MAC; workload, host: ee:ee:ee:ee:ee:ee by default) */
   mac?: string;
-  /** the workload's MAC (workload ports) */
+  /** the workload's MAC (workload ports); the TAP's kernel-side MAC (host port) */
   peerMac?: string;
   mtu?: number;
-  /** workload addresses (anti-spoofing, ARP duplicate-address probes) */
+  /** workload addresses (anti-spoofing, ARP duplicate-address probes); host port: the host's addresses */
   ips?: Prefix4[];
 }
 
@@ -47,6 +52,8 @@ export class PortTable {
    * kept) and segments it at write time, so ip4-rewrite does not segment in the graph.
    */
   readonly tunnelGso: Uint8Array;
+  /** the host port's index, or -1 when there is none (replay, `--no-host-interface`) */
+  readonly host: number;
   private readonly byName = new Map<string, number>();
 
   constructor(readonly specs: (PortSpec | null)[]) {
@@ -65,6 +72,7 @@ export class PortTable {
     this.srcAddr = new Uint32Array(total);
     this.srcMask = new Uint32Array(total);
     let k = 0;
+    let host = -1;
     specs.forEach((s, p) => {
       if (s === null) {
         this.kind[p] = KIND_NONE;
@@ -73,8 +81,12 @@ export class PortTable {
       }
       if (this.byName.has(s.name)) throw new Error(`duplicate port name ${s.name}`);
       this.byName.set(s.name, p);
-      this.kind[p] = s.kind === 'uplink' ? KIND_UPLINK : KIND_WORKLOAD;
-      const our = parseMac(s.mac ?? (s.kind === 'workload' ? CALICO_HOST_MAC : '00:00:00:00:00:00'));
+      this.kind[p] = s.kind === 'uplink' ? KIND_UPLINK : s.kind === 'host' ? KIND_HOST : KIND_WORKLOAD;
+      if (s.kind === 'host') {
+        if (host >= 0) throw new Error(`port ${s.name}: a second host port (${this.names[host]} is one)`);
+        host = p;
+      }
+      const our = parseMac(s.mac ?? (s.kind === 'uplink' ? '00:00:00:00:00:00' : CALICO_HOST_MAC));
       if (!our) throw new Error(`port ${s.name}: bad MAC ${s.mac}`);
       this.ourMac.set(our, p * 6);
       if (s.peerMac !== undefined) {
@@ -91,6 +103,7 @@ export class PortTable {
       }
       this.srcCount[p] = k - this.srcStart[p];
     });
+    this.host = host;
     this.ourMacOf = specs.map((_, p) => this.ourMac.subarray(p * 6, p * 6 + 6));
   }
 

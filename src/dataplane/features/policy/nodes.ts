@@ -10,7 +10,12 @@
 //     (conntrack's INVALID); ICMP errors about a known flow pass as `related`;
 //   - later fragments pass when their first fragment passed (a small per-thread cache keyed by
 //     addresses, protocol and IP id), as conntrack's defragmentation would let them;
-//   - traffic between two addresses that are not local workloads is not policed here.
+//   - traffic between two addresses that are not local workloads is not policed here;
+//   - from the host TAP (host -> workload) nothing is policed, as in Calico, but the flow is recorded
+//     so the workload's replies pass its stateful checks;
+//   - a new flow from a workload to the host (its FIB entry is on the host TAP) that its egress
+//     policy allows is then subject to defaultEndpointToHostAction (Felix's order): Drop drops it
+//     (`endpoint-to-host-drop`). While that is Drop, host flows are tracked even with no policy.
 // Policy changes publish a new program generation; flows already recorded keep passing (a change
 // applies to new flows only). Runs in the graph owner's thread; the tables are shared (see
 // tables/policy/*). Nothing is allocated per packet.
@@ -19,7 +24,9 @@ import { PKT_DECAP, PKT_LOCAL, type Batch } from '../../graph/packet.js';
 import type { DataplaneEnv, PolicyEnv } from '../../graph/env.js';
 import type { GraphFeature } from '../../graph/build.js';
 import { ARC_IP4_UNICAST, unicastKey } from '../../graph/arcs.js';
-import { KIND_UPLINK, KIND_WORKLOAD } from '../../graph/ports.js';
+import { KIND_HOST, KIND_UPLINK, KIND_WORKLOAD } from '../../graph/ports.js';
+import { lpmLookup } from '../../tables/lpm.js';
+import { ADJ_LOCAL } from '../../tables/adjacency.js';
 import { ETH_HLEN } from '../../wire/ethernet.js';
 import { formatIp4 } from '../../../common/addr.js';
 import { IP4_MF, IP4_OFFMASK, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../../wire/ipv4.js';
@@ -27,6 +34,7 @@ import { TCP_ACK_FLAG, TCP_SYN } from '../../wire/tcp.js';
 import {
   C_ACTIVE,
   C_ENABLED,
+  C_HOST_DROP,
   C_SEQ,
   MAX_TRIES,
   PolicyTables,
@@ -65,6 +73,7 @@ const E_NEW_FLOW = 7;
 const E_RELATED = 8;
 const E_LOG = 9;
 const E_LOG_SUPPRESSED = 10;
+const R_TO_HOST = 11;
 
 /** the IP word at offset 6 the fast path compares: fragment offset and MF (not DF), protocol */
 const FAST_WORD_MASK = 0x3fff00ff;
@@ -91,7 +100,7 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
     name: 'ip4-policy',
     arc: {
       name: ARC_IP4_UNICAST,
-      keys: [unicastKey(KIND_UPLINK), unicastKey(KIND_WORKLOAD)],
+      keys: [unicastKey(KIND_UPLINK), unicastKey(KIND_WORKLOAD), unicastKey(KIND_HOST)],
       after: ['ip4-spoof-check'],
     },
     reasons: [
@@ -106,6 +115,7 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
       event('related'),
       event('log'),
       event('log-suppressed'),
+      drop('endpoint-to-host-drop'),
     ],
   };
   private readonly tables: PolicyTables;
@@ -175,7 +185,7 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
    * Everything else takes `check`.
    */
   override pass(b: Batch, i: number): boolean {
-    if (this.ctl[C_ENABLED] === 0) return true;
+    if (this.ctl[C_ENABLED] === 0 && this.ctl[C_HOST_DROP] === 0) return true;
     const dv = b.dv;
     const ip = b.off[i] + ETH_HLEN;
     const w0 = dv.getUint32(ip); // version and header length, TOS, total length
@@ -211,7 +221,19 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
     const dst = ((u8[ip + 16] << 24) | (u8[ip + 17] << 16) | (u8[ip + 18] << 8) | u8[ip + 19]) >>> 0;
     const frag = (u8[ip + 6] << 8) | u8[ip + 7];
     const ipId = (u8[ip + 4] << 8) | u8[ip + 5];
-    if ((frag & IP4_OFFMASK) !== 0) return this.laterFragment(b, i, proto, src, dst, ipId);
+    const rk = this.env.ports.kind[b.rxPort[i]];
+    const fromHost = rk === KIND_HOST;
+    // no policy (only defaultEndpointToHostAction Drop brought us here): just the host's flows
+    if (
+      this.ctl[C_ENABLED] === 0 &&
+      !fromHost &&
+      (rk !== KIND_WORKLOAD || (b.flags[i] & PKT_DECAP) !== 0 || !this.toHost(dst))
+    )
+      return true;
+    if ((frag & IP4_OFFMASK) !== 0) {
+      if (fromHost) return true;
+      return this.laterFragment(b, i, proto, src, dst, ipId);
+    }
     const l4 = ip + ((u8[ip] & 15) << 2);
     const end = ip + ((u8[ip + 2] << 8) | u8[ip + 3]);
     const pk = this.pk;
@@ -316,8 +338,16 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
     // no flow: TCP must open with a SYN, ICMP replies need their query
     const opening =
       proto === IPPROTO_TCP ? (tcpFlags & (TCP_SYN | TCP_ACK_FLAG)) === TCP_SYN : icmpKind !== ICMP_REPLY;
-    const v = this.newFlow(b, i, opening);
+    if (fromHost) return this.fromHost(b, i, opening && icmpKind !== ICMP_ERROR, ks, kd, frag, ipId);
+    let v = this.ctl[C_ENABLED] === 0 ? V_ALLOW : this.newFlow(b, i, opening);
     if (v === V_NOT_OURS) return true;
+    // Felix's order: the workload's egress policy first, then the endpoint-to-host action
+    if (v === V_ALLOW && this.ctl[C_HOST_DROP] !== 0 && this.toHost(dst)) {
+      this.drop(b, i, R_TO_HOST);
+      if (b.trace !== null) b.note(i, this.name, 'deny: defaultEndpointToHostAction Drop');
+      return false;
+    }
+    if (v === V_ALLOW && !opening) v = V_INVALID; // (policy off: a non-opening packet to the host)
     if (v === V_ALLOW) {
       if (icmpKind !== ICMP_ERROR && this.flows.insert(proto, src, dst, ks, kd, this.now) < 0) {
         this.drop(b, i, R_TABLE_FULL);
@@ -360,6 +390,38 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
       if (v !== V_TORN && Atomics.load(ctl, C_SEQ + a) === seq) return v;
     }
     return V_TORN;
+  }
+
+  /** Is dst one of the host's addresses (its FIB entry points at the host TAP)? New flows only. */
+  private toHost(dst: number): boolean {
+    const env = this.env;
+    const a = lpmLookup(env.fib.tbl24, env.fib.tbl8, dst);
+    return env.adj.kind[a] === ADJ_LOCAL && env.ports.kind[env.adj.port[a]] === KIND_HOST;
+  }
+
+  /**
+   * A packet from the host that fits no flow: never policed (Calico lets the host reach its
+   * workloads); recorded when it may open a flow, so the workload's replies pass.
+   */
+  private fromHost(
+    b: Batch,
+    i: number,
+    opening: boolean,
+    ks: number,
+    kd: number,
+    frag: number,
+    id: number,
+  ): boolean {
+    if (!opening) return true;
+    const pk = this.pk;
+    if (this.flows.insert(pk.proto, pk.src, pk.dst, ks, kd, this.now) < 0) {
+      this.drop(b, i, R_TABLE_FULL);
+      return false;
+    }
+    this.count(E_NEW_FLOW);
+    if ((frag & IP4_MF) !== 0) this.frags.remember(pk.src, pk.dst, pk.proto, id, this.now);
+    if (b.trace !== null) b.note(i, this.name, `host: new flow proto ${pk.proto}`);
+    return true;
   }
 
   /** An ICMP error quoting a packet of a known flow (the quote starts at `q`) is related to it. */

@@ -26,7 +26,7 @@
 import { GraphNode, type KeyedNext, type NodeDecl } from '../graph.js';
 import type { Batch } from '../packet.js';
 import { ownsAddress, type DataplaneEnv } from '../env.js';
-import { KIND_WORKLOAD } from '../ports.js';
+import { KIND_HOST, KIND_WORKLOAD } from '../ports.js';
 import { UNICAST_KEYS, unicastKey } from '../arcs.js';
 import { lpmLookup } from '../../tables/lpm.js';
 import { Ip4Input } from './ip4.js';
@@ -175,13 +175,17 @@ export class Ip4Fast extends GraphNode {
         break;
       if (dst === nodeIp || ownsAddress(owned, dst >>> 0)) {
         // for the node, from the uplink: ip4-input's work, then arc ip4-local, whose features (all
-        // inline: tunnels, NAT replies) claim theirs; the rest is the host's, counted by ip4-input
-        if (rk === KIND_WORKLOAD) break;
-        b.len[i] = 14 + tot;
-        if (!local.enter(b, i)) ip4in.drop(b, i, Ip4Input.R_NOT_OURS);
-        continue;
+        // inline: tunnels, NAT replies) claim theirs; the rest is the host's, counted by ip4-input.
+        // From a workload: to the host TAP like any routed packet (ip4-input decides without one)
+        if (rk === KIND_HOST || (rk === KIND_WORKLOAD && ports.host < 0)) break;
+        if (rk !== KIND_WORKLOAD) {
+          b.len[i] = 14 + tot;
+          if (!local.enter(b, i)) ip4in.drop(b, i, Ip4Input.R_NOT_OURS);
+          continue;
+        }
       }
-      if (unicastFast[key] === 0) break;
+      // the host TAP's packets must come from the host's own addresses (ip4-input drops the rest)
+      if (unicastFast[key] === 0 || (rk === KIND_HOST && !ports.sourceAllowed(p, src >>> 0))) break;
       // ---- ip4-lookup and ip4-rewrite's checks: a plain adjacency (no reflection: traffic from the
       // uplink only goes to local workloads), TTL, MTU, output features all fused, neighbour known
       const a = lpmLookup(tbl24, tbl8, dst >>> 0);
@@ -189,6 +193,7 @@ export class Ip4Fast extends GraphNode {
       if (
         outputFast[ak] === 0 ||
         (ak !== ADJ_LOCAL && (rk !== KIND_WORKLOAD || !nbr.resolved(adj.neighbor[a]))) ||
+        (rk !== KIND_WORKLOAD && pkind[adj.port[a]] === KIND_HOST) ||
         ttl <= 1 ||
         tot > adj.mtu[a]
       )

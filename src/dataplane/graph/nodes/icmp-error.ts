@@ -2,7 +2,8 @@
 // (RFC 792, RFC 1812 §4.3.2), rate limited with a token bucket like Linux's icmp_msgs_per_sec. The
 // error is sourced from our node IP (what a Linux Calico host would use, and what traceroute from a
 // pod shows) and routed like any packet we originate: back to the workload, through a tunnel, or to
-// the gateway.
+// the gateway. An error for a packet from the host TAP is sourced from the packet's destination
+// instead: the host's kernel drops packets that claim one of its own addresses as source.
 //
 // Nodes hand a packet here with the error to build in b.icmp[i] (icmpErrorArg). A packet that NAT
 // translated keeps its PKT_DNATED flag on the error: the NAT feature on ip4-output translates the
@@ -10,7 +11,9 @@
 import { GraphNode, drop, event, type NodeDecl } from '../graph.js';
 import { PKT_DNATED, PKT_LOCAL, type Batch } from '../packet.js';
 import type { DataplaneEnv } from '../env.js';
+import { KIND_HOST } from '../ports.js';
 import { ETH_HLEN } from '../../wire/ethernet.js';
+import { ip4Dst } from '../../wire/ipv4.js';
 import { emitIcmpErrorInPlace, icmpErrorAllowed } from '../../wire/icmp4.js';
 
 const R_TIME = 0;
@@ -99,7 +102,7 @@ export class Ip4IcmpError extends GraphNode {
         type,
         code,
         arg & 0xffff,
-        this.nodeIp,
+        ports.kind[p] === KIND_HOST ? ip4Dst(u8, off + ETH_HLEN) : this.nodeIp,
         ports.ourMacOf[p],
       );
       if (len === 0) {

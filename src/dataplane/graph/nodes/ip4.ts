@@ -6,7 +6,7 @@
 import { GraphNode, drop, event, type NodeDecl } from '../graph.js';
 import { PKT_DECAP, PKT_GSO, PKT_LOCAL, type Batch } from '../packet.js';
 import { ownsAddress, type DataplaneEnv } from '../env.js';
-import { KIND_WORKLOAD } from '../ports.js';
+import { KIND_HOST, KIND_WORKLOAD } from '../ports.js';
 import { unicastKey } from '../arcs.js';
 import type { NeighborTable } from '../../tables/neighbor.js';
 import { lpmLookup } from '../../tables/lpm.js';
@@ -48,6 +48,7 @@ import { segmentTcp4 } from './segment.js';
 const N_UNICAST = 0;
 const N_LOCAL = 1;
 const UNICAST_WORKLOAD = unicastKey(KIND_WORKLOAD);
+const UNICAST_HOST = unicastKey(KIND_HOST);
 
 /** Validates IPv4 headers and sorts packets: for this node (arc ip4-local) or to forward (ip4-unicast). */
 export class Ip4Input extends GraphNode {
@@ -61,12 +62,16 @@ export class Ip4Input extends GraphNode {
       'martian-destination',
       'not-ours',
       'to-host-unsupported',
+      // from the host TAP with a source the host does not own: its kernel forwarded it (calitap has
+      // the original from the uplink), or sent it to an address of its own
+      'host-forwarded',
     ].map(drop),
   };
   static readonly R_MARTIAN_SRC = 8;
   static readonly R_MARTIAN_DST = 9;
   static readonly R_NOT_OURS = 10;
   static readonly R_TO_HOST = 11;
+  static readonly R_HOST_FORWARDED = 12;
   private nodeIp: number;
   private owned: Uint32Array;
 
@@ -116,11 +121,19 @@ export class Ip4Input extends GraphNode {
         );
       }
       const forUs = dst === this.nodeIp || ownsAddress(this.owned, dst);
-      const rk = kind[b.rxPort[i]];
+      const rp = b.rxPort[i];
+      const rk = kind[rp];
       if (rk === KIND_WORKLOAD) {
-        // the node's own addresses belong to the host's kernel, which calitap cannot hand packets to
-        if (forUs) this.drop(b, i, Ip4Input.R_TO_HOST);
+        // the node's own addresses belong to the host's kernel: through the host TAP (the FIB has
+        // their /32s on it), or nowhere when there is none
+        if (forUs && this.env.ports.host < 0) this.drop(b, i, Ip4Input.R_TO_HOST);
         else unicast.enter(b, i, UNICAST_WORKLOAD);
+        continue;
+      }
+      if (rk === KIND_HOST) {
+        // the host talks to workloads from its own addresses; nothing from it is for calitap itself
+        if (forUs || !this.env.ports.sourceAllowed(rp, src)) this.drop(b, i, Ip4Input.R_HOST_FORWARDED);
+        else unicast.enter(b, i, UNICAST_HOST);
         continue;
       }
       if (forUs) {
@@ -138,7 +151,14 @@ export class Ip4Lookup extends GraphNode {
   readonly decl: NodeDecl = {
     name: 'ip4-lookup',
     next: ['ip4-rewrite'],
-    reasons: [drop('no-route'), drop('blackhole'), drop('not-for-local-workload')],
+    reasons: [
+      drop('no-route'),
+      drop('blackhole'),
+      drop('not-for-local-workload'),
+      // the host TAP only ever gets packets from local workloads (never from the uplink, a tunnel
+      // or the host itself)
+      drop('host-only-from-workloads'),
+    ],
   };
   private readonly tbl24: Uint32Array;
   private readonly adj: AdjacencyTable;
@@ -174,12 +194,17 @@ export class Ip4Lookup extends GraphNode {
       // Traffic arriving from the uplink or out of a tunnel is only ever delivered to local workloads:
       // we never route transit traffic back out (no reflection).
       if (
-        kind !== ADJ_LOCAL &&
         (b.flags[i] & PKT_LOCAL) === 0 &&
         (pkind[b.rxPort[i]] !== KIND_WORKLOAD || (b.flags[i] & PKT_DECAP) !== 0)
       ) {
-        this.drop(b, i, 2);
-        continue;
+        if (kind !== ADJ_LOCAL) {
+          this.drop(b, i, 2);
+          continue;
+        }
+        if (pkind[this.adj.port[a]] === KIND_HOST) {
+          this.drop(b, i, 3);
+          continue;
+        }
       }
       b.adj[i] = a;
       if (b.trace !== null) {

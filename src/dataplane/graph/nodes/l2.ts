@@ -4,9 +4,9 @@
 import { GraphNode, drop, event, type NodeDecl } from '../graph.js';
 import type { Batch } from '../packet.js';
 import { ownsAddress, type DataplaneEnv } from '../env.js';
-import { KIND_WORKLOAD } from '../ports.js';
+import { KIND_HOST, KIND_WORKLOAD } from '../ports.js';
 import type { NeighborTable } from '../../tables/neighbor.js';
-import { formatIp4, formatMac } from '../../../common/addr.js';
+import { CALICO_GATEWAY_IP, formatIp4, formatMac } from '../../../common/addr.js';
 import {
   ETH_HLEN,
   ETH_SRC,
@@ -98,7 +98,9 @@ const A_IGNORED = 6;
 
 /**
  * ARP on workload ports answers every request with ee:ee:ee:ee:ee:ee except for the workload's own
- * addresses (duplicate-address probes and announcements: RFC 5227), and learns nothing. On the
+ * addresses (duplicate-address probes and announcements: RFC 5227), and learns nothing. On the host
+ * TAP it answers the kernel's requests for 169.254.1.1 (its routes to the pools go through it) and
+ * nothing else. On the
  * uplink it answers only for addresses calitap owns there, and updates neighbour entries that the
  * control plane created for next hops (never creates new ones from unsolicited ARP).
  */
@@ -153,6 +155,11 @@ export class ArpReply extends GraphNode {
           continue;
         }
         this.reply(b, i, p);
+        continue;
+      }
+      if (ports.kind[p] === KIND_HOST) {
+        if (op === ARP_OP_REQUEST && tpa === CALICO_GATEWAY_IP) this.reply(b, i, p);
+        else this.drop(b, i, op === ARP_OP_REQUEST ? A_NOT_OURS : A_IGNORED);
         continue;
       }
       // uplink: learn for next hops we already track (ip4-arp's poll then releases what it held for

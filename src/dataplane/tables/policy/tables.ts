@@ -20,6 +20,11 @@ export const C_GEN = 3;
 export const C_ENABLED = 4;
 export const C_LOG_HEAD = 5;
 export const C_MAGIC = 6;
+/**
+ * FelixConfiguration defaultEndpointToHostAction is Drop: new flows from workloads to the host are
+ * dropped after their egress policy (ip4-policy tracks host flows while this is 1, policy or not)
+ */
+export const C_HOST_DROP = 7;
 const CTL_WORDS = 16;
 const CTL_MAGIC = 0x50544231; // 'PTB1'
 
@@ -113,6 +118,15 @@ export class PolicyTables {
 
   get enabled(): boolean {
     return Atomics.load(this.ctl, C_ENABLED) === 1;
+  }
+
+  /** defaultEndpointToHostAction: Drop (true) or Accept / Return (false); applies to new flows at once. */
+  get endpointToHostDrop(): boolean {
+    return Atomics.load(this.ctl, C_HOST_DROP) === 1;
+  }
+
+  set endpointToHostDrop(on: boolean) {
+    Atomics.store(this.ctl, C_HOST_DROP, on ? 1 : 0);
   }
 
   /**
