@@ -16,7 +16,8 @@
 // Each load runs twice (once with --quick, 2-s runs instead of 5) and the table shows the better run:
 // the machine has 2 vCPUs shared by generator, receiver and dataplane (and by whoever else uses it).
 // Every external command runs with a timeout; namespaces and processes are removed on every exit path.
-// Run: `npm run bench:live` or `node dist/bench/live.bench.js [--quick] [--json]` (quick: 2-s runs).
+// Run: `npm run bench:live` or `node dist/bench/live.bench.js [--quick] [--json] [--uplink-gro]` (quick: 2-s runs;
+// --uplink-gro: GRO on the calitap hosts' uplinks).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -441,6 +442,9 @@ async function kernelRuns(
   }
 }
 
+/** --uplink-gro: GRO on the calitap hosts' uplinks (Lab uplinkGro; docs/live.md "GRO on the uplink") */
+const UPLINK_GRO = process.argv.includes('--uplink-gro');
+
 async function calitapRuns(
   prefix: string,
   mode: LabMode,
@@ -456,6 +460,7 @@ async function calitapRuns(
     hosts: 2,
     workers: 2,
     daemonArgs: offload ? ['--tap-offload'] : [],
+    uplinkGro: UPLINK_GRO,
   });
   const tag = offload ? ', TAP offloads' : '';
   live.add(lab);
