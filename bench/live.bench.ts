@@ -18,7 +18,8 @@
 // Each load runs twice (once with --quick, 2-s runs instead of 5) and the table shows the better run:
 // the machine has 2 vCPUs shared by generator, receiver and dataplane (and by whoever else uses it).
 // Every external command runs with a timeout; namespaces and processes are removed on every exit path.
-// Run: `npm run bench:live` or `node dist/bench/live.bench.js [--quick] [--json] [--only ipip,kernel]`.
+// Run: `npm run bench:live` or `node dist/bench/live.bench.js [--quick] [--json] [--only ipip,kernel]
+// [--uplink-gro]` (--uplink-gro: GRO on the calitap hosts' uplinks, docs/live.md "GRO on the uplink").
 import { spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { Lab, type LabMode } from '../src/lab/lab.js';
@@ -143,6 +144,9 @@ export const SCENARIOS: CalitapScenario[] = [
   },
 ];
 
+/** --uplink-gro: GRO on the calitap hosts' uplinks (Lab uplinkGro) */
+const UPLINK_GRO = process.argv.includes('--uplink-gro');
+
 async function calitapRuns(
   prefix: string,
   sc: CalitapScenario,
@@ -158,6 +162,7 @@ async function calitapRuns(
     daemonArgs: sc.args ?? [],
     daemonEnv: sc.env,
     uplink: sc.uplink,
+    uplinkGro: UPLINK_GRO,
   });
   live.add(lab);
   try {

@@ -1,6 +1,7 @@
 // calitap_io TAP and interface ioctls: tapOpen (IFF_TAP, NO_PI, MULTI_QUEUE, VNET_HDR, persist, open in
 // another netns), the TUNSET* integer ioctls (persist, offload, vnet header size) and the interface
-// ioctls on a throwaway AF_INET socket (index, MAC, up/down, MTU, tx queue length).
+// ioctls on a throwaway AF_INET socket (index, MAC, up/down, MTU, tx queue length, GRO and TSO on/off
+// through the legacy SIOCETHTOOL ETHTOOL_[GS]GRO/[GS]TSO, so that no `ethtool` binary is needed).
 //
 // What flows through it: interface names, flags and fds; no packets (batch_io.c moves the frames).
 // Who owns the buffers: nothing is kept past the call. Which thread runs it: any JS thread; these
@@ -9,7 +10,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/ethtool.h>
 #include <linux/if_tun.h>
+#include <linux/sockios.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -19,7 +22,7 @@
 // ---------------------------------------------------------------------------------------------------
 // Interface ioctls (a throwaway AF_INET datagram socket; control path only)
 
-typedef enum { IF_INDEX, IF_MAC, IF_UP, IF_MTU, IF_TXQLEN } if_op;
+typedef enum { IF_INDEX, IF_MAC, IF_UP, IF_MTU, IF_TXQLEN, IF_FEAT_GET, IF_FEAT_SET } if_op;
 
 static napi_value if_ioctl(napi_env env, napi_callback_info info, const char *fn, if_op op) {
   args_t a;
@@ -31,6 +34,9 @@ static napi_value if_ioctl(napi_env env, napi_callback_info info, const char *fn
   if (op == IF_MTU && !arg_int(&a, 1, "mtu", 68, 65535, &val)) return NULL;
   if (op == IF_TXQLEN && !arg_int(&a, 1, "txqueuelen", 0, INT32_MAX, &val)) return NULL;
   if (op == IF_UP && !is_nullish(&a, 1) && !arg_bool(&a, 1, "up", &up)) return NULL;
+  // features through the legacy ethtool commands: 0 GRO (ETHTOOL_[GS]GRO), 1 every TSO (ETHTOOL_[GS]TSO)
+  if ((op == IF_FEAT_GET || op == IF_FEAT_SET) && !arg_int(&a, 1, "feature", 0, 1, &val)) return NULL;
+  if (op == IF_FEAT_SET && !arg_bool(&a, 2, "on", &up)) return NULL;
 
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (s < 0) {
@@ -73,6 +79,22 @@ static napi_value if_ioctl(napi_env env, napi_callback_info info, const char *fn
     ifr.ifr_mtu = (int)val;
     if ((rc = ioctl(s, SIOCSIFMTU, &ifr)) == 0) result = make_undefined(env);
     break;
+  case IF_FEAT_GET:
+  case IF_FEAT_SET: {
+    static const uint32_t get[] = {ETHTOOL_GGRO, ETHTOOL_GTSO}, set[] = {ETHTOOL_SGRO, ETHTOOL_STSO};
+    static const char *gets[] = {"SIOCETHTOOL(ETHTOOL_GGRO)", "SIOCETHTOOL(ETHTOOL_GTSO)"};
+    static const char *sets[] = {"SIOCETHTOOL(ETHTOOL_SGRO)", "SIOCETHTOOL(ETHTOOL_STSO)"};
+    struct ethtool_value ev = {.cmd = op == IF_FEAT_GET ? get[val] : set[val], .data = up ? 1 : 0};
+    sys = op == IF_FEAT_GET ? gets[val] : sets[val];
+    ifr.ifr_data = (char *)&ev;
+    if ((rc = ioctl(s, SIOCETHTOOL, &ifr)) == 0) {
+      if (op == IF_FEAT_GET)
+        napi_get_boolean(env, ev.data != 0, &result);
+      else
+        result = make_undefined(env);
+    }
+    break;
+  }
   case IF_TXQLEN:
   default:
     sys = "SIOCSIFTXQLEN";
@@ -98,6 +120,12 @@ static napi_value IfSetUp(napi_env env, napi_callback_info info) {
 }
 static napi_value IfSetMtu(napi_env env, napi_callback_info info) {
   return if_ioctl(env, info, "ifSetMtu", IF_MTU);
+}
+static napi_value IfFeature(napi_env env, napi_callback_info info) {
+  return if_ioctl(env, info, "ifFeature", IF_FEAT_GET);
+}
+static napi_value IfSetFeature(napi_env env, napi_callback_info info) {
+  return if_ioctl(env, info, "ifSetFeature", IF_FEAT_SET);
 }
 static napi_value SetTxQueueLen(napi_env env, napi_callback_info info) {
   return if_ioctl(env, info, "setTxQueueLen", IF_TXQLEN);
@@ -231,6 +259,8 @@ bool tap_init(napi_env env, napi_value exports, napi_value c) {
       {"ifMac", IfMac},
       {"ifSetUp", IfSetUp},
       {"ifSetMtu", IfSetMtu},
+      {"ifFeature", IfFeature},
+      {"ifSetFeature", IfSetFeature},
   };
   export_int(env, c, "TUN_F_CSUM", TUN_F_CSUM);
   export_int(env, c, "TUN_F_TSO4", TUN_F_TSO4);

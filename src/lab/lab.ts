@@ -35,6 +35,11 @@ export interface LabOptions {
   daemonArgs?: string[];
   /** extra environment for the daemons (e.g. CALITAP_TEST_HOOKS=1) */
   daemonEnv?: Record<string, string>;
+  /**
+   * GRO on every host's uplink veth (off by default on veth; real NICs usually have it on): the
+   * kernel coalesces received TCP, IPIP-carried TCP included, before calitap's AF_PACKET socket
+   */
+  uplinkGro?: boolean;
   /** the daemons' `--uplink` (default: calitap's default, packet) */
   uplink?: 'packet' | 'udp';
   /**
@@ -78,6 +83,22 @@ export function sh(cmd: string, args: string[], opts: { allowFail?: boolean; inp
       {
         cause: e,
       },
+    );
+  }
+}
+
+/**
+ * Turns an offload feature (GRO, TSO) on or off for ifname in namespace ns (SIOCETHTOOL through the
+ * addon, dist/src/lab/set-feature.js: no ethtool binary needed). Throws when the kernel refuses.
+ */
+export function setFeature(ns: string, ifname: string, feature: 'gro' | 'tso', on: boolean): void {
+  const script = path.join(REPO, 'dist', 'src', 'lab', 'set-feature.js');
+  const want = on ? 'on' : 'off';
+  const out = nsExec(ns, [process.execPath, script, ifname, feature, want]).trim();
+  if (out !== `${ifname} ${feature} ${want}`) {
+    throw new DeviceError(
+      'command-failed',
+      `${ns} ${ifname}: ${feature} is "${out}" after setting it ${want}`,
     );
   }
 }
@@ -214,6 +235,15 @@ export class Lab {
         toSwitch(h, 'up0', `s${k}`);
       }
       sh('ip', ['-n', h, 'addr', 'add', `${hostIp(k)}/24`, 'dev', 'up0']);
+      // a NIC with GRO on: veth coalesces only what its peer could not have sent as TSO super-frames
+      // (drivers/net/veth.c veth_skb_is_eligible_for_gro), so the switch side stops TSO (the bridge
+      // segments super-frames in software, as a wire would carry them)
+      if (this.o.uplinkGro === true) {
+        setFeature(h, 'up0', 'gro', true);
+        nsExec(h, ['sh', '-c', 'echo 200000 > /sys/class/net/up0/gro_flush_timeout']);
+        if (k === 3) setFeature(r, 'r1', 'tso', false);
+        else setFeature(sw, `s${k}`, 'tso', false);
+      }
       sh('ip', ['-n', h, 'route', 'add', 'default', 'via', k === 3 ? '10.1.0.254' : '10.0.0.254']);
       this.hosts.push({
         index: k,

@@ -22,14 +22,22 @@ class Sink implements PortSink {
 }
 
 /** A TCP super-frame from workload `src` (port p) to `dst`: 20000 bytes of payload at MSS `mss`. */
-function superFrame(b: Batch, p: number, srcMac: string, src: string, dst: string, mss: number): void {
+function superFrame(
+  b: Batch,
+  p: number,
+  srcMac: string,
+  src: string,
+  dst: string,
+  mss: number,
+  proto: number = IPPROTO_TCP,
+): void {
   b.reset();
   const i = b.push(new Uint8Array(0), 0, 0, p, 0, 0);
   const off = b.off[i];
   const u8 = b.u8;
   emitEthernet(u8, off, parseMac(MAC.ee)!, parseMac(srcMac)!, ETHERTYPE_IPV4);
   const payload = 20000;
-  emitIp4Header(u8, off + 14, parseIp4(src)!, parseIp4(dst)!, IPPROTO_TCP, 40 + payload, 64, 1, 0x4000, 0);
+  emitIp4Header(u8, off + 14, parseIp4(src)!, parseIp4(dst)!, proto, 40 + payload, 64, 1, 0x4000, 0);
   const t = off + 34;
   u8.fill(0, t, t + 20);
   u8[t + 1] = 80;
@@ -42,7 +50,7 @@ function superFrame(b: Batch, p: number, srcMac: string, src: string, dst: strin
 }
 
 function setup(tunnelGso: boolean): {
-  run: (src: string, mac: string, port: string, dst: string, mss: number) => Sink;
+  run: (src: string, mac: string, port: string, dst: string, mss: number, proto?: number) => Sink;
   counters: () => Map<string, number>;
 } {
   const prog = program('node-a');
@@ -54,9 +62,9 @@ function setup(tunnelGso: boolean): {
   if (tunnelGso) env.ports.tunnelGso[0] = 1;
   const b = new Batch(256, undefined, 0, GSO_SLOT_SIZE);
   return {
-    run: (src, mac, port, dst, mss) => {
+    run: (src, mac, port, dst, mss, proto) => {
       for (const s of sinks) s.frames = [];
-      superFrame(b, env.ports.index(port)!, mac, src, dst, mss);
+      superFrame(b, env.ports.index(port)!, mac, src, dst, mss, proto);
       built.graph.run(b);
       return sinks[0];
     },
@@ -95,4 +103,13 @@ describe('ip4-rewrite: tunnel super-frames whole only for ports with tunnelGso',
       expect(w.counters().get('ip4-rewrite: fragmentation-needed')).toBe(1);
     });
   }
+});
+
+describe('ip4-rewrite: only TCP super-frames are handed on whole', () => {
+  it('a non-TCP super-frame (a tunnel one from the uplink GRO that was not decapsulated) is dropped', () => {
+    const w = setup(true);
+    const up = w.run('10.67.0.2', '0a:58:0a:43:00:02', 'cali-a67', '10.67.0.66', 1000, 17);
+    expect(up.frames.length).toBe(0);
+    expect(w.counters().get('ip4-rewrite: gso-segmentation-failed')).toBe(1);
+  });
 });

@@ -74,6 +74,8 @@ const PI_TRUNCATED = 0;
 const PI_GSO = 1;
 const PI_BAD_CSUM_OFFSET = 2;
 const PI_READ_ERROR = 3;
+const PI_GSO_RECEIVED = 4;
+const PI_GSO_TUNNEL = 5;
 
 /** Counters for what a port read but never reached the graph (no packets flow through it). */
 export class PortInput extends GraphNode {
@@ -85,11 +87,21 @@ export class PortInput extends GraphNode {
       drop('bad-checksum-offset'),
       // a failed read: no frame is known to be lost, the device is reported and not read until re-armed
       event('read-error'),
+      // TCPv4 super-frames the kernel handed over whole (a peer's TSO, or GRO on the interface) and
+      // the graph takes whole; of them, the ones inside IPIP or VXLAN (the kernel's tunnel GRO)
+      event('gso-received'),
+      event('gso-tunnel-received'),
     ],
   };
 
   truncated(n: number): void {
     this.c[this.base + PI_TRUNCATED] += n;
+  }
+
+  /** A super-frame kept whole on receive (tunnel: an IPIP or VXLAN one, to be decapsulated). */
+  gsoReceived(tunnel: boolean): void {
+    this.c[this.base + PI_GSO_RECEIVED]++;
+    if (tunnel) this.c[this.base + PI_GSO_TUNNEL]++;
   }
 
   /** A frame the vnet header check refused (it was first marked truncated for claim() to drop). */

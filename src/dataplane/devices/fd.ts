@@ -21,6 +21,7 @@ import {
   vnetFinish,
   vnetGsoType,
   vnetTcp4Gso,
+  vnetTunnelTcp4Gso,
   vnetWriteTcp4Gso,
 } from '../wire/virtio.js';
 import * as io from './native.js';
@@ -74,7 +75,10 @@ export function batchViews(b: Batch): BatchViews {
 
 /**
  * Strips the virtio_net_hdr of frames [at, at + n) and completes partial checksums; TCPv4 GSO
- * super-frames are kept whole (segment size in b.gso) when `gso`, else dropped. A frame that cannot
+ * super-frames, plain or inside IPIP/VXLAN (GRO on the interface), are kept whole (segment size in
+ * b.gso) when `gso`, else dropped. A kept super-frame's TCP checksum stays partial (the pseudo-header
+ * sum): the kernel validated every merged segment's checksum before GRO merged it, and the TAP or
+ * uplink it leaves by completes it per segment. A frame that cannot
  * be used gets a length over the slot so that claim() drops it; it is counted under its own reason.
  * Reads only the header and frame bytes the kernel wrote: any header content only returns or drops.
  */
@@ -90,9 +94,12 @@ export function finishVnet(b: Batch, at: number, n: number, gso: boolean, pi: Po
     const hdr = b.off[i] - VNET_HDR_LEN;
     if (gso && vnetGsoType(u8, hdr) === VNET_GSO_TCPV4) {
       const mss = vnetTcp4Gso(u8, hdr, b.off[i], len);
-      if (mss > 0) {
-        b.gso[i] = mss;
+      // else one inside IPIP or VXLAN (the kernel's tunnel GRO): decapsulated whole, PKT_GSO kept
+      const tmss = mss > 0 ? 0 : vnetTunnelTcp4Gso(u8, hdr, b.off[i], len);
+      if (mss > 0 || tmss > 0) {
+        b.gso[i] = mss + tmss;
         b.len[i] = len;
+        pi.gsoReceived(tmss > 0);
         continue;
       }
     }

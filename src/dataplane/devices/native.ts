@@ -43,8 +43,10 @@ export {
 } from './native/load.js';
 export {
   TUN_F,
+  ifFeature,
   ifIndex,
   ifMac,
+  ifSetFeature,
   ifSetMtu,
   ifSetUp,
   setTxQueueLen,

@@ -68,6 +68,29 @@ export function vnetTcp4Gso(u8: Uint8Array, hdr: number, frame: number, len: num
   return vnetGsoSize(u8, hdr);
 }
 
+/**
+ * The same check for a TCPv4 super-frame carried in IPIP (outer protocol 4) or VXLAN (outer UDP +
+ * VXLAN, inner Ethernet + IPv4): what the kernel's tunnel GRO (ipip_gro_receive, or the UDP
+ * tunnel GRO of a VXLAN socket) hands an AF_PACKET socket — gso_type TCPV4, the partial checksum at
+ * the inner TCP header (holding the inner pseudo-header sum), outer and inner IPv4 total lengths
+ * already those of the whole super-frame. Returns the segment size, or 0 when it does not fit.
+ */
+export function vnetTunnelTcp4Gso(u8: Uint8Array, hdr: number, frame: number, len: number): number {
+  if ((u8[hdr + VNET_FLAGS] & VNET_F_NEEDS_CSUM) === 0 || !isIp4(u8, frame + 12)) return 0;
+  const outerIhl = (u8[frame + 14] & 15) * 4;
+  const proto = u8[frame + 14 + 9];
+  let inner = 14 + outerIhl; // the inner IPv4 header, from the frame's start
+  if (proto === 17) {
+    inner += VXLAN_OVER_UDP + 14;
+    if (inner > len || !isIp4(u8, frame + inner - 2)) return 0;
+  } else if (proto !== 4) return 0;
+  if (inner + 40 > len || u8[frame + inner] >>> 4 !== 4 || u8[frame + inner + 9] !== 6) return 0;
+  const start = u8[hdr + VNET_CSUM_START] | (u8[hdr + VNET_CSUM_START + 1] << 8);
+  const off = u8[hdr + VNET_CSUM_OFFSET] | (u8[hdr + VNET_CSUM_OFFSET + 1] << 8);
+  if (start !== inner + (u8[frame + inner] & 15) * 4 || off !== 16) return 0;
+  return vnetGsoSize(u8, hdr);
+}
+
 /** Writes the header for a TCPv4 GSO super-frame at frame (Ethernet + IPv4 + TCP), segment size mss. */
 export function vnetWriteTcp4Gso(u8: Uint8Array, hdr: number, frame: number, mss: number): void {
   const ihl = (u8[frame + 14] & 15) * 4;

@@ -48,6 +48,8 @@ export interface NativeBinding {
   ifMac(name: string): string;
   ifSetUp(name: string, up?: boolean): void;
   ifSetMtu(name: string, mtu: number): void;
+  ifFeature(name: string, feature: number): boolean;
+  ifSetFeature(name: string, feature: number, on: boolean): void;
   packetSocket(
     ifname: string,
     opts?: {

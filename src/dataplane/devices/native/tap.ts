@@ -106,3 +106,20 @@ export function ifSetUp(name: string, up = true): void {
 export function ifSetMtu(name: string, mtu: number): void {
   nb().ifSetMtu(name, mtu);
 }
+
+/** Interface features the legacy ethtool ioctl reads and sets (the index is the addon's). */
+export const IF_FEATURE = { gro: 0, tso: 1 } as const;
+export type IfFeatureName = keyof typeof IF_FEATURE;
+
+/** Is the feature on (SIOCETHTOOL ETHTOOL_GGRO / ETHTOOL_GTSO)? */
+export function ifFeature(name: string, feature: IfFeatureName): boolean {
+  return nb().ifFeature(name, IF_FEATURE[feature]);
+}
+
+/**
+ * Turns a feature on or off (SIOCETHTOOL ETHTOOL_SGRO / ETHTOOL_STSO: `ethtool -K <name> gro|tso on`,
+ * for machines without ethtool).
+ */
+export function ifSetFeature(name: string, feature: IfFeatureName, on: boolean): void {
+  nb().ifSetFeature(name, IF_FEATURE[feature], on);
+}

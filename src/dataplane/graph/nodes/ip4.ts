@@ -294,6 +294,12 @@ export class Ip4Rewrite extends GraphNode {
       }
       const mtu = adj.mtu[a];
       const gso = (b.flags[i] & PKT_GSO) !== 0;
+      // only TCP super-frames are handed on whole: a tunnel one (IPIP/VXLAN, GRO on the uplink) that
+      // was not decapsulated here has no segmenter on any port
+      if (gso && u8[ip + 9] !== 6) {
+        this.drop(b, i, W_GSO_FAILED);
+        continue;
+      }
       // a GSO super-frame is as big as one of its segments (headers + MSS)
       const tooBig = gso ? gsoSegmentLen(u8, ip, b.gso[i]) > mtu : ip4TotalLen(u8, ip) > mtu;
       if (tooBig && (u8[ip + IP4_FRAG] & (IP4_DF >>> 8)) !== 0) {
