@@ -137,6 +137,7 @@ export class ClusterModel {
     for (const key of [...this.pieces.keys()]) {
       if (!seen.has(key)) {
         this.pieces.delete(key);
+        this.sorted = null;
         this.bad.delete(key);
         changed++;
       }
@@ -151,6 +152,7 @@ export class ClusterModel {
       if (ev.type === 'put') {
         if (this.put(ev.kv)) changed++;
       } else if (this.pieces.delete(ev.key)) {
+        this.sorted = null;
         this.bad.delete(ev.key);
         changed++;
       }
@@ -158,8 +160,16 @@ export class ClusterModel {
     return changed;
   }
 
+  /** the keys in order, kept until a key comes or goes (a changed value keeps its place) */
+  private sorted: string[] | null = null;
+
+  private sortedKeys(): string[] {
+    return (this.sorted ??= [...this.pieces.keys()].sort());
+  }
+
   private put(kv: KV): boolean {
     const old = this.pieces.get(kv.key);
+    if (old === undefined) this.sorted = null;
     if (old !== undefined && old.rev === kv.modRevision) return false;
     let piece: Piece;
     try {
@@ -197,8 +207,9 @@ export class ClusterModel {
     };
     const ignored: IgnoredResource[] = cfg.ignored;
     const owner = new Map<string, string>();
-    const keys = [...this.pieces.keys()].sort();
-    for (const key of keys) {
+    /** node name by BGP address (the duplicate check) */
+    const byAddress = new Map<number, string>();
+    for (const key of this.sortedKeys()) {
       const { piece } = this.pieces.get(key)!;
       if (piece.t === 'block') {
         if (piece.affinity) {
@@ -221,14 +232,12 @@ export class ClusterModel {
         cfg.pools.push(p);
       }
       for (const n of c.nodes.values()) {
-        const dup =
-          n.bgpAddress === undefined
-            ? undefined
-            : [...cfg.nodes.values()].find((m) => m.bgpAddress?.ip === n.bgpAddress!.ip);
-        if (dup) {
-          this.noteBad(key, `Node ${n.name}: spec.bgp.ipv4Address: same address as Node ${dup.name}`);
+        const dup = n.bgpAddress === undefined ? undefined : byAddress.get(n.bgpAddress.ip);
+        if (dup !== undefined) {
+          this.noteBad(key, `Node ${n.name}: spec.bgp.ipv4Address: same address as Node ${dup}`);
           continue;
         }
+        if (n.bgpAddress !== undefined) byAddress.set(n.bgpAddress.ip, n.name);
         cfg.nodes.set(n.name, n);
       }
       cfg.endpoints.push(...c.endpoints);
