@@ -115,6 +115,8 @@ export interface BadValue {
   reason: string;
 }
 
+const NONE: readonly never[] = [];
+
 export class ClusterModel {
   private readonly pieces = new Map<string, { rev: number; piece: Piece }>();
   /** bad values by key (the reason), current ones only */
@@ -231,7 +233,8 @@ export class ClusterModel {
         }
         cfg.pools.push(p);
       }
-      for (const n of c.nodes.values()) {
+      // (most pieces are one endpoint or one node: the empty parts are skipped without iterating them)
+      for (const n of c.nodes.size > 0 ? c.nodes.values() : NONE) {
         const dup = n.bgpAddress === undefined ? undefined : byAddress.get(n.bgpAddress.ip);
         if (dup !== undefined) {
           this.noteBad(key, `Node ${n.name}: spec.bgp.ipv4Address: same address as Node ${dup}`);
@@ -240,10 +243,11 @@ export class ClusterModel {
         if (n.bgpAddress !== undefined) byAddress.set(n.bgpAddress.ip, n.name);
         cfg.nodes.set(n.name, n);
       }
-      cfg.endpoints.push(...c.endpoints);
-      cfg.peers.push(...c.peers);
-      for (const [k, u] of c.uplinks) cfg.uplinks.set(k, u);
-      for (const [k, f] of c.felixNodeOverrides) cfg.felixNodeOverrides.set(k, f);
+      for (const e of c.endpoints) cfg.endpoints.push(e);
+      for (const p of c.peers) cfg.peers.push(p);
+      if (c.uplinks.size > 0) for (const [k, u] of c.uplinks) cfg.uplinks.set(k, u);
+      if (c.felixNodeOverrides.size > 0)
+        for (const [k, f] of c.felixNodeOverrides) cfg.felixNodeOverrides.set(k, f);
       if (piece.kind === 'FelixConfiguration' && piece.name === 'default') cfg.felix = c.felix;
       if (piece.kind === 'BGPConfiguration' && piece.name === 'default') cfg.bgp = c.bgp;
       for (const a of c.affinities) {
@@ -252,7 +256,7 @@ export class ClusterModel {
         if (owner.has(k) && owner.get(k) !== a.node) continue;
         cfg.affinities.push(a);
       }
-      ignored.push(...c.ignored);
+      for (const x of c.ignored) ignored.push(x);
     }
     return cfg;
   }
