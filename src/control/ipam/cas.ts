@@ -108,7 +108,6 @@ export class CasIpam {
   /** Blocks as this client last wrote them (key → value and mod_revision); a CAS validates them. */
   private readonly written = new Map<string, BlockKv>();
 
-
   /** The node's confirmed affine blocks inside `pools`. */
   async affineBlocks(host: string, pools?: IPPool[]): Promise<Prefix4[]> {
     const { kvs } = await this.ds.list(hostAffinityPrefix(host));
