@@ -13,7 +13,11 @@
 //     Reprogrammer); the others keep their routes in a Map (a DIR-24-8 FIB is 64 MiB each).
 //     All N nodes share this one thread: "in every FIB" includes N nodes' work done one after the
 //     other, so the first node's time and each node's own apply time (model + compile + FIB) are
-//     reported too (what one node on its own machine would take).
+//     reported too (what one node on its own machine would take), and per node the time from the
+//     write until its watch delivered the event and until its FIB had the route. The write is made
+//     once every node's watch has delivered a marker key (/calitap/bench/ready), so watch set-up is
+//     not measured. The nodes other than 0 apply the difference to their Map, as the Reprogrammer
+//     does to node 0's FIB. CALITAP_BENCH_MARKS=1 prints phase times for a --cpu-prof profile.
 // Goals (issue 10): 1 000 allocations in under 10 s; the change in every FIB within 1 s.
 //   npm run bench:datastore [-- --nodes 100 --workloads 10]   (--quick: 10 nodes)
 import pino from 'pino';
@@ -21,9 +25,10 @@ import { formatPrefix4 } from '../src/common/addr.js';
 import { compileRoutes, type RouteSpec } from '../src/control/config/compile.js';
 import { defaultPool, workloadEndpoint } from '../src/control/datastore/defaults.js';
 import { EtcdDatastore } from '../src/control/datastore/etcd.js';
+import { configFromKvs } from '../src/control/datastore/model.js';
 import { MemoryDatastore } from '../src/control/datastore/memory.js';
 import { ResourceClient } from '../src/control/datastore/resources.js';
-import { isDsError, type Datastore } from '../src/control/datastore/types.js';
+import { isDsError, type Datastore, type WatchCallbacks } from '../src/control/datastore/types.js';
 import { DatastoreSync, joinCluster } from '../src/control/daemon/datastore-sync.js';
 import { Programmer } from '../src/control/daemon/program.js';
 import { Reprogrammer } from '../src/control/daemon/reprogram.js';
@@ -39,8 +44,26 @@ const quick = process.argv.includes('--quick');
 const N = arg('nodes', quick ? 10 : 100);
 const W = arg('workloads', 10);
 const log = pino({ level: 'silent' });
+/** CALITAP_BENCH_MARKS=1: phase start times on the monotonic clock a --cpu-prof profile uses (us) */
+const mark = (what: string) => {
+  if (process.env.CALITAP_BENCH_MARKS) console.log(`mark ${what} ${process.hrtime.bigint() / 1000n}`);
+};
 const nodeName = (i: number) => `node-${String(i).padStart(3, '0')}`;
 const nodeIp = (i: number) => `10.0.${i >> 8}.${(i & 255) + 1}/16`;
+
+/** The same Datastore, with a hook that sees every watch batch as it arrives (before the consumer). */
+function tapWatch(ds: Datastore, seen: (keys: string[]) => void): Datastore {
+  const tapped = Object.create(ds) as Datastore;
+  tapped.watch = (prefix: string, from: number, cb: WatchCallbacks) =>
+    ds.watch(prefix, from, {
+      onEvents: (events, revision) => {
+        seen(events.map((e) => (e.type === 'put' ? e.kv.key : e.key)));
+        cb.onEvents(events, revision);
+      },
+      onError: (e) => cb.onError(e),
+    });
+  return tapped;
+}
 
 async function main(): Promise<void> {
   let etcd: NamespacedEtcd | null = null;
@@ -74,6 +97,7 @@ async function main(): Promise<void> {
         }
       }
     };
+    mark('register');
     t = performance.now();
     const joined = await Promise.all(clients.map((_, i) => join(i)));
     const registerMs = performance.now() - t;
@@ -81,6 +105,7 @@ async function main(): Promise<void> {
     // 2. attach W workloads per node
     const ipams = clients.map((ds) => new CasIpam(ds));
     const pools = joined[0].cfg.pools;
+    mark('attach');
     t = performance.now();
     let allocated = 0;
     await Promise.all(
@@ -119,31 +144,46 @@ async function main(): Promise<void> {
     let done = 0;
     let firstMs = -1;
     let t0 = 0;
+    const READY_KEY = '/calitap/bench/ready';
+    const poolKey = '/calico/resources/v3/projectcalico.org/ippools/default-ipv4-ippool';
+    /** per node: ms from the pool write until its watch delivered it, and until its FIB had it */
+    const arriveMs = new Array<number>(N).fill(NaN);
+    const fibMs = new Array<number>(N).fill(NaN);
+    let ready = 0;
+    let resolveReady: () => void = () => undefined;
+    const allReady = new Promise<void>((r) => (resolveReady = r));
     /** per node: milliseconds spent applying changes after the pool write */
     const applyMs = new Array<number>(N).fill(0);
     let resolveAll: () => void = () => undefined;
     const all = new Promise<void>((r) => (resolveAll = r));
     const syncs: DatastoreSync[] = [];
+    const blockOf = new Map(
+      configFromKvs((await clients[0].list('/cali')).kvs, 'bench').affinities.map((a) => [a.node, a.cidr]),
+    );
     let prog: Programmer | null = null;
     for (let i = 0; i < N; i++) {
       const j = joined[i];
       const me = nodeName(i);
       const target = nodeName(want(i));
       let seen = false;
-      const check = (routes: Iterable<RouteSpec>) => {
-        if (seen) return;
-        for (const r of routes)
-          if (r.node === target && r.prefix.len === 26 && r.via === 'direct') {
-            seen = true;
-            if (firstMs < 0) firstMs = performance.now() - t0;
-            if (++done === N) resolveAll();
-            return;
-          }
+      // the route to watch for: `target`'s block, now direct (same subnet, CrossSubnet)
+      const block = formatPrefix4(blockOf.get(target)!);
+      const check = (route: RouteSpec | undefined) => {
+        if (seen || route?.via !== 'direct') return;
+        seen = true;
+        fibMs[i] = performance.now() - t0;
+        if (firstMs < 0) firstMs = fibMs[i];
+        if (++done === N) resolveAll();
       };
+      const listed = await clients[i].list('/cali');
+      j.model.reset(listed.kvs);
       const cfg0 = j.model.build();
-      cfg0.uplinks.set(me, { node: me, interfaceName: 'up0', mtu: 1500, neighbors: [], gateway: 0x0a00fffe });
+      const uplink = { node: me, interfaceName: 'up0', mtu: 1500, neighbors: [], gateway: 0x0a00fffe };
+      cfg0.uplinks.set(me, uplink);
       let onChange: (cfg: typeof cfg0) => void;
       if (i === 0) {
+        // this node's workloads have no ports here (no TAPs): the Reprogrammer leaves them out too
+        cfg0.endpoints = cfg0.endpoints.filter((e) => e.node !== me);
         prog = new Programmer(cfg0, me, {
           uplinkMac: '02:00:00:00:00:01',
           configEndpoints: false,
@@ -152,32 +192,53 @@ async function main(): Promise<void> {
         });
         const p = prog;
         const rp = new Reprogrammer(p, { bgp: null, publishParams: () => undefined, log }, true);
+        const prefix = blockOf.get(target)!;
         onChange = (cfg) => {
           rp.apply(cfg);
-          check([...p.table()].map((row) => ({ ...p.route(parsePrefix(row.prefix))! })));
+          check(p.route(prefix));
         };
       } else {
-        const fib = new Map<string, RouteSpec>();
+        // the same route compilation; the FIB a Map changed by the difference, as the Reprogrammer does
+        let fib = new Map<string, RouteSpec>();
         onChange = (cfg) => {
-          cfg.uplinks.set(me, cfg0.uplinks.get(me)!);
-          for (const r of compileRoutes(cfg, me).routes) fib.set(formatPrefix4(r.prefix), r);
-          check(fib.values());
+          cfg.uplinks.set(me, uplink);
+          const next = new Map<string, RouteSpec>();
+          for (const r of compileRoutes(cfg, me).routes) {
+            const k = formatPrefix4(r.prefix);
+            const old = fib.get(k);
+            next.set(k, old !== undefined && sameRoute(old, r) ? old : r);
+          }
+          fib = next;
+          check(fib.get(block));
         };
       }
+      onChange(j.model.build()); // the steady state before the change
       const timed = onChange;
       onChange = (cfg) => {
         const a = performance.now();
         timed(cfg);
         if (t0 > 0) applyMs[i] += performance.now() - a;
       };
-      const s = new DatastoreSync(clients[i], j.model, onChange, log, 0);
-      s.start((await clients[i].list('/cali')).revision);
-      j.model.reset((await clients[i].list('/cali')).kvs);
+      let wasReady = false;
+      const tapped = tapWatch(clients[i], (keys) => {
+        if (!wasReady && keys.includes(READY_KEY)) {
+          wasReady = true;
+          if (++ready === N) resolveReady();
+        }
+        if (t0 > 0 && Number.isNaN(arriveMs[i]) && keys.includes(poolKey))
+          arriveMs[i] = performance.now() - t0;
+      });
+      const s = new DatastoreSync(tapped, j.model, onChange, log, 0);
+      s.start(listed.revision);
       syncs.push(s);
     }
-    await new Promise((r) => setTimeout(r, 500)); // watches established
+    // every watch established: one write every node must see before the measured one
+    await clients[0].put(READY_KEY, 'ready');
+    await allReady;
+    await new Promise((r) => setTimeout(r, 200));
     const pool = defaultPool(env);
     (pool.spec as Record<string, unknown>).ipipMode = 'CrossSubnet';
+    mark('change');
     t = performance.now();
     t0 = t;
     await new ResourceClient(clients[0]).apply(pool);
@@ -185,6 +246,7 @@ async function main(): Promise<void> {
     const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000));
     const r = await Promise.race([all.then(() => 'ok' as const), timeout]);
     const changeMs = performance.now() - t;
+    mark('end');
     for (const s of syncs) s.stop();
 
     const rows = [
@@ -206,6 +268,18 @@ async function main(): Promise<void> {
       ],
       ['pool mode change: in the first FIB', `${firstMs.toFixed(0)} ms`],
       [
+        'pool mode change: watch event arrived (med/max)',
+        `${median(arriveMs).toFixed(0)} / ${Math.max(...arriveMs).toFixed(0)} ms`,
+      ],
+      [
+        'pool mode change: in the FIB (med/max)',
+        `${median(fibMs).toFixed(0)} / ${Math.max(...fibMs).toFixed(0)} ms`,
+      ],
+      [
+        'pool mode change: FIB minus arrival, per node (med/max)',
+        `${median(fibMs.map((f, k) => f - arriveMs[k])).toFixed(1)} / ${Math.max(...fibMs.map((f, k) => f - arriveMs[k])).toFixed(1)} ms`,
+      ],
+      [
         'pool mode change: one node applying it (med/max)',
         `${median(applyMs).toFixed(1)} / ${Math.max(...applyMs).toFixed(1)} ms (node 0, real FIB: ${applyMs[0].toFixed(1)} ms)`,
       ],
@@ -222,10 +296,14 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-function parsePrefix(text: string): { addr: number; len: number } {
-  const [a, l] = text.split('/');
-  const addr = a.split('.').reduce((x, o) => x * 256 + Number(o), 0) >>> 0;
-  return { addr, len: Number(l) };
+function sameRoute(a: RouteSpec, b: RouteSpec): boolean {
+  return (
+    a.via === b.via &&
+    a.nextHop === b.nextHop &&
+    a.port === b.port &&
+    a.mac === b.mac &&
+    a.linkNextHop === b.linkNextHop
+  );
 }
 
 main().catch((e: unknown) => {

@@ -20,6 +20,7 @@ import {
   IPIP_OVERHEAD,
   VXLAN_OVERHEAD,
   type BgpPeer,
+  type BlockAffinity,
   type CalicoNode,
   type ClusterConfig,
   type FelixConfig,
@@ -200,18 +201,22 @@ export function compileRoutes(cfg: ClusterConfig, nodeName: string): CompiledRou
 
   // 2. Affine blocks (confirmed, not being deleted).
   const blocks = cfg.affinities.filter((a) => a.state === 'confirmed' && !a.deleted);
+  /** each node's blocks (the borrowed-address check looks at one node's, not every block) */
+  const blocksOf = new Map<string, BlockAffinity[]>();
   for (const a of blocks) {
     if (a.node === nodeName) add({ prefix: a.cidr, via: 'blackhole', source: 'ipam' });
     else remoteRoute(a.cidr, a.node, 'ipam');
+    const list = blocksOf.get(a.node);
+    if (list === undefined) blocksOf.set(a.node, [a]);
+    else list.push(a);
   }
 
   // 3. Remote workload addresses outside their node's own blocks (borrowed IPs).
   for (const e of cfg.endpoints) {
     if (e.node === nodeName) continue;
+    const own = blocksOf.get(e.node) ?? [];
     for (const n of e.ipNetworks) {
-      const inOwnBlock = blocks.some(
-        (a) => a.node === e.node && a.cidr.len <= n.len && prefixContains(a.cidr, n.addr),
-      );
+      const inOwnBlock = own.some((a) => a.cidr.len <= n.len && prefixContains(a.cidr, n.addr));
       if (!inOwnBlock) remoteRoute(n, e.node, 'ipam');
     }
   }

@@ -173,7 +173,8 @@ export async function joinCluster(ds: Datastore, o: JoinOptions): Promise<Joined
     log.warn({ key: b.key }, `bad datastore value skipped: ${b.reason}`),
   );
   await listAll(ds, model);
-  if (await ensureTunnelAddresses(ds, o.node, model.build(), log)) await listAll(ds, model);
+  await ensureTunnelAddresses(ds, o.node, model.build(), log);
+  // the state after this node's own writes (one list, not one more per change)
   const { kvs, revision } = await listAll(ds, model);
   return { kvs, revision, model, cfg: model.build() };
 }

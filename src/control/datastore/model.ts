@@ -149,6 +149,8 @@ export interface BadValue {
   reason: string;
 }
 
+const NONE: readonly never[] = [];
+
 export class ClusterModel {
   private readonly pieces = new Map<string, { rev: number; piece: Piece }>();
   /** bad values by key (the reason), current ones only */
@@ -171,6 +173,7 @@ export class ClusterModel {
     for (const key of [...this.pieces.keys()]) {
       if (!seen.has(key)) {
         this.pieces.delete(key);
+        this.sorted = null;
         this.bad.delete(key);
         changed++;
       }
@@ -185,6 +188,7 @@ export class ClusterModel {
       if (ev.type === 'put') {
         if (this.put(ev.kv)) changed++;
       } else if (this.pieces.delete(ev.key)) {
+        this.sorted = null;
         this.bad.delete(ev.key);
         changed++;
       }
@@ -192,8 +196,16 @@ export class ClusterModel {
     return changed;
   }
 
+  /** the keys in order, kept until a key comes or goes (a changed value keeps its place) */
+  private sorted: string[] | null = null;
+
+  private sortedKeys(): string[] {
+    return (this.sorted ??= [...this.pieces.keys()].sort());
+  }
+
   private put(kv: KV): boolean {
     const old = this.pieces.get(kv.key);
+    if (old === undefined) this.sorted = null;
     if (old !== undefined && old.rev === kv.modRevision) return false;
     let piece: Piece;
     try {
@@ -235,8 +247,9 @@ export class ClusterModel {
     const profiles = new Map<string, ProfileResource>();
     const policies: { key: string; p: PolicyResource }[] = [];
     let anyPolicy = false;
-    const keys = [...this.pieces.keys()].sort();
-    for (const key of keys) {
+    /** node name by BGP address (the duplicate check) */
+    const byAddress = new Map<number, string>();
+    for (const key of this.sortedKeys()) {
       const { piece } = this.pieces.get(key)!;
       if (piece.t === 'block') {
         if (piece.affinity) {
@@ -258,21 +271,21 @@ export class ClusterModel {
         }
         cfg.pools.push(p);
       }
-      for (const n of c.nodes.values()) {
-        const dup =
-          n.bgpAddress === undefined
-            ? undefined
-            : [...cfg.nodes.values()].find((m) => m.bgpAddress?.ip === n.bgpAddress!.ip);
-        if (dup) {
-          this.noteBad(key, `Node ${n.name}: spec.bgp.ipv4Address: same address as Node ${dup.name}`);
+      // (most pieces are one endpoint or one node: the empty parts are skipped without iterating them)
+      for (const n of c.nodes.size > 0 ? c.nodes.values() : NONE) {
+        const dup = n.bgpAddress === undefined ? undefined : byAddress.get(n.bgpAddress.ip);
+        if (dup !== undefined) {
+          this.noteBad(key, `Node ${n.name}: spec.bgp.ipv4Address: same address as Node ${dup}`);
           continue;
         }
+        if (n.bgpAddress !== undefined) byAddress.set(n.bgpAddress.ip, n.name);
         cfg.nodes.set(n.name, n);
       }
-      cfg.endpoints.push(...c.endpoints);
-      cfg.peers.push(...c.peers);
-      for (const [k, u] of c.uplinks) cfg.uplinks.set(k, u);
-      for (const [k, f] of c.felixNodeOverrides) cfg.felixNodeOverrides.set(k, f);
+      for (const e of c.endpoints) cfg.endpoints.push(e);
+      for (const p of c.peers) cfg.peers.push(p);
+      if (c.uplinks.size > 0) for (const [k, u] of c.uplinks) cfg.uplinks.set(k, u);
+      if (c.felixNodeOverrides.size > 0)
+        for (const [k, f] of c.felixNodeOverrides) cfg.felixNodeOverrides.set(k, f);
       if (piece.kind === 'FelixConfiguration' && piece.name === 'default') cfg.felix = c.felix;
       if (piece.kind === 'BGPConfiguration' && piece.name === 'default') cfg.bgp = c.bgp;
       for (const a of c.affinities) {
@@ -281,7 +294,7 @@ export class ClusterModel {
         if (owner.has(k) && owner.get(k) !== a.node) continue;
         cfg.affinities.push(a);
       }
-      ignored.push(...c.ignored);
+      for (const x of c.ignored) ignored.push(x);
       if (c.policy !== undefined && POLICY_KINDS.has(piece.kind)) {
         anyPolicy = true;
         for (const [k, t] of c.policy.tiers) tiers.set(k, t);

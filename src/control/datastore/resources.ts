@@ -266,9 +266,18 @@ export class ResourceClient {
     }
   }
 
-  /** Creates or updates (retrying a bounded number of times when someone else writes meanwhile). */
+  /**
+   * Creates or updates (retrying a bounded number of times when someone else writes meanwhile). Like
+   * calicoctl's apply, a create is tried first (one round trip for a new object, e.g. a workload's
+   * endpoint); when the object exists it is read and updated with CAS.
+   */
   async apply(obj: V3Object): Promise<V3Object> {
     const key = keyOf(obj);
+    try {
+      return decodeResource(await this.ds.create(key, encodeResource(this.stamp(obj))));
+    } catch (e) {
+      if (!isDsError(e, 'datastore-exists')) throw e;
+    }
     for (let attempt = 0; attempt < 10; attempt++) {
       const cur = await this.ds.get(key);
       try {

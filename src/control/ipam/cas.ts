@@ -1,8 +1,12 @@
 // IPAM over a Datastore with compare-and-swap, the way libcalico-go's ipam.go does it:
 //  - claim a block for a node: affinity written `pending`, the block created with CAS on version 0
 //    (two nodes can never both create it), the affinity then `confirmed`;
-//  - assign: from the node's confirmed affine blocks first; the handle is incremented first, then the
-//    block is written with CAS on its mod_revision (the handle is decremented again when that fails);
+//  - assign: from the node's confirmed affine blocks first (one list of the affinities, the IPAM config
+//    only read when they are full); the handle is incremented first (a new handle is created without
+//    reading it first), then the block is written with CAS on its mod_revision (the handle is
+//    decremented again when that fails). A block this client wrote last is kept with its mod_revision
+//    and not read again before the next CAS on it: if anyone changed it since, the CAS fails and the
+//    block is re-read (so a stale copy costs a retry, never a wrong answer);
 //  - borrow from other nodes' blocks when the IPAMConfig's strictAffinity is off;
 //  - release by handle; release a node's affinities (node delete);
 //  - every conflict re-reads and retries, a bounded number of times; an ambiguous write (etcd did not
@@ -101,6 +105,9 @@ export class CasIpam {
     return kv === undefined ? undefined : { kv, block: decodeBlock(kv.key, kv.value, cidr) };
   }
 
+  /** Blocks as this client last wrote them (key → value and mod_revision); a CAS validates them. */
+  private readonly written = new Map<string, BlockKv>();
+
   /** The node's confirmed affine blocks inside `pools`. */
   async affineBlocks(host: string, pools?: IPPool[]): Promise<Prefix4[]> {
     const { kvs } = await this.ds.list(hostAffinityPrefix(host));
@@ -125,6 +132,21 @@ export class CasIpam {
   private async changeHandle(handle: string, cidr: Prefix4, n: number): Promise<void> {
     const key = handleKey(handle);
     const c = cidrText(cidr);
+    if (n > 0) {
+      // a new handle (a new workload) is the common case: create it without reading it first
+      try {
+        await this.ds.create(key, encodeHandle({ block: new Map([[c, n]]) }));
+        return;
+      } catch (e) {
+        if (!isDsError(e, 'datastore-exists', 'datastore-unavailable')) throw e;
+        // exists (or the outcome is unknown): read it and add to it below
+        if (isDsError(e, 'datastore-unavailable')) {
+          const now = await this.ds.get(key).catch(() => undefined);
+          if (now !== undefined && now.version === 1 && decodeHandle(now.key, now.value).block.get(c) === n)
+            return; // our create did apply
+        }
+      }
+    }
     for (let attempt = 0; attempt < this.maxRetries; attempt++) {
       const kv = await this.ds.get(key);
       try {
@@ -167,8 +189,11 @@ export class CasIpam {
   private async writeBlock(cur: BlockKv, next: AllocationBlock): Promise<boolean> {
     next.sequenceNumber = cur.block.sequenceNumber + 1n;
     const text = encodeBlock(next);
+    const key = cur.kv.key;
+    this.written.delete(key);
     try {
-      await this.ds.update(cur.kv.key, text, cur.kv.modRevision);
+      const kv = await this.ds.update(key, text, cur.kv.modRevision);
+      this.written.set(key, { kv: { ...kv, key, value: text }, block: next });
       return true;
     } catch (e) {
       if (isDsError(e, 'datastore-conflict', 'datastore-not-found')) {
@@ -176,7 +201,7 @@ export class CasIpam {
         return false;
       }
       if (!isDsError(e, 'datastore-unavailable')) throw e;
-      const now = await this.ds.get(cur.kv.key).catch(() => undefined);
+      const now = await this.ds.get(key).catch(() => undefined);
       if (now !== undefined && now.value === text) return true;
       this.stats.conflicts++;
       return false;
@@ -191,13 +216,20 @@ export class CasIpam {
     affinityCheck: boolean,
     ordinal?: number,
   ): Promise<number[] | 'conflict'> {
-    const cur = await this.readBlock(cidr);
+    const key = blockKey(cidr);
+    const cached = this.written.get(key);
+    const cur = cached ?? (await this.readBlock(cidr));
+    // a copy of our own last write that says no (full, not ours): the store may say otherwise now
+    const recheck = () => {
+      this.written.delete(key);
+      return this.tryBlock(cidr, req, num, affinityCheck, ordinal);
+    };
     if (cur === undefined) return [];
-    if (affinityCheck && blockHost(cur.block) !== req.host) return [];
+    if (affinityCheck && blockHost(cur.block) !== req.host) return cached ? recheck() : [];
     const next = cloneBlock(cur.block);
     const secondary = new Map(Object.entries(req.attrs));
     const ords = assignOrdinals(next, num, req.handle, secondary, ordinal);
-    if (ords.length === 0) return [];
+    if (ords.length === 0) return cached ? recheck() : [];
     await this.changeHandle(req.handle, cidr, ords.length);
     if (await this.writeBlock(cur, next)) return ords.map((o) => (cidr.addr + o) >>> 0);
     await this.changeHandle(req.handle, cidr, -ords.length);
@@ -300,7 +332,7 @@ export class CasIpam {
   private async assignNow(req: AssignRequest): Promise<number[]> {
     const want = req.num ?? 1;
     const got: number[] = [];
-    const cfg = await this.config();
+    let config: IpamConfig | undefined; // read only when the node's own blocks are not enough
     const pools = req.pools.filter((p) => !p.disabled);
     if (pools.length === 0)
       throw new IpamError('ipam-exhausted', `IPAM: node ${req.host}: no enabled IPv4 IPPool to assign from`);
@@ -318,6 +350,7 @@ export class CasIpam {
         if (got.length >= want) return got;
       }
       if (conflict) continue;
+      const cfg = (config ??= await this.config());
       // 2. a new block
       const mine = (await this.affineBlocks(req.host)).length;
       if (cfg.autoAllocateBlocks && (cfg.maxBlocksPerHost === 0 || mine < cfg.maxBlocksPerHost)) {
@@ -460,6 +493,7 @@ export class CasIpam {
         const cur = await this.readBlock(id.cidr);
         if (cur === undefined || blockHost(cur.block) !== host) break;
         try {
+          this.written.delete(cur.kv.key);
           if (inUse(cur.block) === 0) await this.ds.delete(cur.kv.key, cur.kv.modRevision);
           else {
             const next = cloneBlock(cur.block);
