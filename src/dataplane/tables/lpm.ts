@@ -136,8 +136,7 @@ export class Lpm4FullError extends RangeError {
  */
 export function lpmLookup(tbl24: Uint32Array, tbl8: Uint32Array, ip: number): number {
   const e = tbl24[ip >>> 8];
-  if ((e & EXT) === 0) return (e !== 0 ? e : tbl24[DEF]) & VALUE_MASK;
-  const t = tbl8[((e & VALUE_MASK) << 8) | (ip & 0xff)];
+  const t = (e & EXT) === 0 ? e : tbl8[((e & VALUE_MASK) << 8) | (ip & 0xff)];
   return (t !== 0 ? t : tbl24[DEF]) & VALUE_MASK;
 }
 
