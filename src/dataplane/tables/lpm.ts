@@ -68,6 +68,8 @@ export const LPM_DEFAULT_SLOT = 1 << 24;
 const VALUE_MASK = 0x00ffffff;
 const DEPTH_SHIFT = 24;
 const EXT = 0x40000000;
+/** tbl24 entry bit: look in tbl8 (for code that inlines `lpmLookup`; see the entry encoding above). */
+export const LPM_EXT = EXT;
 const TBL24_ENTRIES = 1 << 24;
 const TBL24_TAIL = 16; // one cache line after the /24 entries: the default route's slot and spares
 const DEF = LPM_DEFAULT_SLOT;

@@ -28,7 +28,7 @@ import type { Batch } from '../packet.js';
 import { ownsAddress, type DataplaneEnv } from '../env.js';
 import { KIND_WORKLOAD } from '../ports.js';
 import { UNICAST_KEYS, unicastKey } from '../arcs.js';
-import { lpmLookup } from '../../tables/lpm.js';
+import { LPM_DEFAULT_SLOT, LPM_EXT, LPM_MAX_VALUE } from '../../tables/lpm.js';
 import { Ip4Input } from './ip4.js';
 import { ADJ_DIRECT, ADJ_GATEWAY, ADJ_KIND_NAMES, ADJ_LOCAL } from '../../tables/adjacency.js';
 import { NBR_REACHABLE, NBR_STATIC } from '../../tables/neighbor.js';
@@ -183,7 +183,10 @@ export class Ip4Fast extends GraphNode {
       if (unicastFast[key] === 0) break;
       // ---- ip4-lookup and ip4-rewrite's checks: a plain adjacency (no reflection: traffic from the
       // uplink only goes to local workloads), TTL, MTU, output features all fused, neighbour known
-      const a = lpmLookup(tbl24, tbl8, dst >>> 0);
+      // lpmLookup inline (a call per packet otherwise: this loop is past V8's inlining budget)
+      const e24 = tbl24[dst >>> 8];
+      const e = (e24 & LPM_EXT) === 0 ? e24 : tbl8[((e24 & LPM_MAX_VALUE) << 8) | (dst & 0xff)];
+      const a = (e !== 0 ? e : tbl24[LPM_DEFAULT_SLOT]) & LPM_MAX_VALUE;
       const ak = akind[a];
       if (
         outputFast[ak] === 0 ||
