@@ -12,6 +12,8 @@
 // 8192 of the 28 232 nat ports. Out2in frames come from the router: 198.18.x.y:80 -> 10.0.0.1:natPort(k).
 // The NAT table is sized for N flows (N = 1 M; 128 k with --quick). "4 k hot flows": the packets of that
 // row pick among 4096 of the N live flows only, to separate the table's cache misses from its code.
+// The NAT table's memory is advised for transparent huge pages as the daemon does (adviseHugePages; a
+// no-op without the addon or with THP off). CALITAP_BENCH_CPU=1: CPU time instead of wall time.
 import { pathToFileURL } from 'node:url';
 import { Programmer } from '../src/control/daemon/program.js';
 import { csumAdjust32 } from '../src/dataplane/wire/checksum.js';
@@ -20,6 +22,7 @@ import { emitIp4Header, IPPROTO_TCP } from '../src/dataplane/wire/ipv4.js';
 import { tcpSetChecksum } from '../src/dataplane/wire/tcp.js';
 import { MACS, clusterConfig, harness, measure, podFrame, type Mutator } from './encap.bench.js';
 import { parseMac } from '../src/common/addr.js';
+import { adviseHugePages } from '../src/dataplane/devices/native.js';
 
 const POD_MAC = parseMac('0a:58:0a:41:00:02')!;
 const DST_BASE = 0xc6120000; // 198.18.0.0 (RFC 2544 benchmarking range: in no pool)
@@ -104,7 +107,13 @@ export async function runSnatBench(
   const rows: SnatBenchRow[] = [];
 
   const setup = (capacity: number) => {
-    const h = harness(new Programmer(cfg, 'node-a', { natSeed: 1, natCapacity: capacity }));
+    const h = harness(
+      new Programmer(cfg, 'node-a', {
+        natSeed: 1,
+        natCapacity: capacity,
+        natAdvise: (sab) => void adviseHugePages(sab), // as the daemon does
+      }),
+    );
     const len = podFrame(h.b.u8, h.tplOff, {
       srcMac: POD_MAC,
       src: '10.65.0.2',

@@ -178,7 +178,10 @@ function run(
     const endNsec = (nsec0 + ROUND_NS) % 1e9;
     while (best !== null) {
       if (b.count > 0 && (best.tsSec > endSec || (best.tsSec === endSec && best.tsNsec >= endNsec))) break;
-      const got = driver.receive(best, 1);
+      // the earliest input gives every frame up to the round's end that comes before the other
+      // inputs' next ones (ties: the input named first), in one read
+      limitRun(inputs, best, endSec, endNsec);
+      const got = driver.receive(best);
       if (got === 0) break;
       frames += got;
       best = pick(inputs);
@@ -200,6 +203,42 @@ function run(
 
 /** Capture time one round may span (1 ms). */
 const ROUND_NS = 1_000_000;
+
+/**
+ * Limits `best`'s next read to the frames that pick() would choose in a row: before the round's end
+ * (sec, nsec) and before every other input's pending frame (at the same time as it, too, when `best` was
+ * named before it). The first frame is always allowed: `best` is the earliest and inside the round.
+ */
+function limitRun(inputs: PcapDevice[], best: PcapDevice, sec: number, nsec: number): void {
+  let incl = false;
+  let after = false; // inputs after best in argument order lose ties to it
+  for (let k = 0; k < inputs.length; k++) {
+    const d = inputs[k];
+    if (d === best) {
+      after = true;
+      continue;
+    }
+    if (!d.pending) continue;
+    const s = d.tsSec;
+    const ns = d.tsNsec;
+    if (s < sec || (s === sec && ns < nsec)) {
+      sec = s;
+      nsec = ns;
+      incl = after;
+    } else if (s === sec && ns === nsec) {
+      incl = incl && after;
+    }
+  }
+  // never below best's own frame (it is the earliest: this only guards against a stuck round)
+  const bs = best.tsSec;
+  const bn = best.tsNsec;
+  if (bs > sec || (bs === sec && bn >= nsec)) {
+    sec = bs;
+    nsec = bn;
+    incl = true;
+  }
+  best.limit(sec, nsec, incl);
+}
 
 /** The input whose pending frame is the earliest (ties: the first), or null when all are done. */
 function pick(inputs: PcapDevice[]): PcapDevice | null {

@@ -5,11 +5,13 @@
 // compare lookups at the boundaries of the model's prefixes and at random addresses.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Lpm4 } from '../../src/dataplane/tables/lpm.js';
+import { LPM_DEFAULT_SLOT, Lpm4, lpmLookupBatch } from '../../src/dataplane/tables/lpm.js';
 import { NaiveLpm, boundaryProbes, mask, prng } from './model.js';
 
-function pickLen(r: number): number {
+/** A prefix length; `dflt`: percent of picks that are the default route (/0). */
+function pickLen(r: number, dflt: number): number {
   const p = r % 100;
+  if (p < dflt) return 0;
   if (p < 2) return 0;
   if (p < 3) return 1 + ((r >>> 8) % 7); // /1–/7: large tbl24 ranges
   if (p < 33) return 8 + ((r >>> 8) % 16); // /8–/23
@@ -32,10 +34,21 @@ function checkAgainst(lpm: Lpm4, model: NaiveLpm, rand: () => number, anchors: n
       throw new Error(`${ctx}: lookup(${a.toString(16)}) = ${got}, model says ${want}`);
     }
   }
+  // the batch lookup agrees with the single one
+  const ips = Uint32Array.from(probes);
+  const out = new Uint32Array(ips.length);
+  lpmLookupBatch(lpm.tbl24, lpm.tbl8, ips, out, ips.length);
+  for (let i = 0; i < ips.length; i++) {
+    if (out[i] !== model.lookup(ips[i])) throw new Error(`${ctx}: lookupBatch(${ips[i].toString(16)})`);
+  }
   expect(lpm.size, ctx).toBe(rs.length);
 }
 
-function randomRun(seed: number, ops: number): { inserts: number; removes: number; maxSize: number } {
+function randomRun(
+  seed: number,
+  ops: number,
+  dflt = 0,
+): { inserts: number; removes: number; maxSize: number } {
   const rand = prng(seed);
   const lpm = Lpm4.create({ tbl8InitialGroups: 1, tbl8ReuseDelayMs: 0 });
   const model = new NaiveLpm();
@@ -43,7 +56,7 @@ function randomRun(seed: number, ops: number): { inserts: number; removes: numbe
   anchors.push(0x0a000000, 0xffffff00, 0);
   const stats = { inserts: 0, removes: 0, maxSize: 0 };
   const randomPrefix = () => {
-    const len = pickLen(rand());
+    const len = pickLen(rand(), dflt);
     const near = (anchors[rand() % anchors.length] ^ (rand() & ((1 << (rand() % 20)) - 1))) >>> 0;
     return { addr: (near & mask(len)) >>> 0, len };
   };
@@ -85,6 +98,16 @@ function randomRun(seed: number, ops: number): { inserts: number; removes: numbe
   return stats;
 }
 
+/** Depth (bits 24..29) of every tbl24 entry and used tbl8 entry is never 0: the default route has its own slot. */
+function noDepthZero(lpm: Lpm4): boolean {
+  const t24 = lpm.tbl24;
+  for (let i = 0; i < LPM_DEFAULT_SLOT; i++) {
+    const e = t24[i];
+    if (e !== 0 && (e & 0x40000000) === 0 && ((e >>> 24) & 63) === 0) return false;
+  }
+  return true;
+}
+
 describe('Lpm4 vs naive model', () => {
   for (const seed of [1, 0xc0ffee, 20240607]) {
     it(`agrees on a random workload (seed ${seed})`, () => {
@@ -93,6 +116,36 @@ describe('Lpm4 vs naive model', () => {
       expect(s.removes).toBeGreaterThan(300);
     });
   }
+
+  it('agrees with the default route added and removed often (it lives outside the tables)', () => {
+    const s = randomRun(0xdef, 1200, 12);
+    expect(s.inserts).toBeGreaterThan(250);
+  });
+
+  it('writes nothing into tbl24 for the default route, and never a depth-0 entry', () => {
+    const lpm = Lpm4.create({ tbl8InitialGroups: 1, tbl8ReuseDelayMs: 0 });
+    lpm.insert(0, 0, 5);
+    expect(lpm.tbl24.subarray(0, LPM_DEFAULT_SLOT).some((e) => e !== 0)).toBe(false);
+    expect(lpm.lookup(0x0a000001)).toBe(5);
+    lpm.insert(0x80000000, 1, 6); // /1 with only the default present: the bulk-fill path
+    lpm.insert(0x0a0b0c80, 25, 7); // a tbl8 group inheriting a 0 (default) entry
+    lpm.insert(0x0a0b0d00, 24, 8);
+    expect(lpm.lookup(0x0a0b0c01)).toBe(5);
+    expect(lpm.lookup(0x0a0b0c81)).toBe(7);
+    expect(lpm.lookup(0xc0000001)).toBe(6);
+    expect(noDepthZero(lpm)).toBe(true);
+    expect(lpm.remove(0, 0)).toBe(true);
+    expect(lpm.lookup(0x0a0b0c01)).toBe(0);
+    expect(lpm.lookup(0x0a0b0c81)).toBe(7);
+    lpm.insert(0xffffffff, 0, 9); // host bits ignored
+    expect(lpm.get(0, 0)).toBe(9);
+    expect(lpm.lookup(0x0a0b0c01)).toBe(9);
+    expect(lpm.remove(0x0a0b0c80, 25)).toBe(true); // the group is freed, its /24 entry goes back to 0
+    expect(lpm.lookup(0x0a0b0c81)).toBe(9);
+    expect(lpm.remove(0x80000000, 1)).toBe(true);
+    expect(lpm.lookup(0xc0000001)).toBe(9);
+    expect(noDepthZero(lpm)).toBe(true);
+  });
 
   it('agrees on fast-check generated operation sequences (fixed seed)', () => {
     // One table reused across runs (64 MiB of address space each): emptied after every run.

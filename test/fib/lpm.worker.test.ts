@@ -78,7 +78,7 @@ function plan(seed: number, nOps: number) {
         longerPer24.set(k, longerPer24.get(k)! - 1);
       }
     } else {
-      // the default route is rare (it rewrites all 16 M tbl24 entries) but must be there
+      // the default route is rare (one slot of its own, but a remove used to rewrite tbl24) but must be there
       const len = rand() % 1000 < 4 ? 0 : lens[1 + (rand() % (lens.length - 1))];
       const addr = ((bases[rand() % bases.length] | (rand() & 0xff)) & mask(len)) >>> 0;
       o = { insert: true, addr, len, value: op + 1 };

@@ -17,6 +17,15 @@ function thrown(f: () => unknown): Error & { code?: string; errno?: number; sysc
   throw new Error('expected a throw');
 }
 
+describe('adviseHugePages', () => {
+  it('advises the 2 MiB-aligned part of a shared buffer, 0 for a small one, never throws', () => {
+    const big = io.adviseHugePages(new SharedArrayBuffer(8 << 20));
+    expect(big % (2 << 20)).toBe(0);
+    expect(big).toBeLessThanOrEqual(8 << 20);
+    expect(io.adviseHugePages(new SharedArrayBuffer(4096))).toBe(0);
+  });
+});
+
 describe('calitap_io loads', () => {
   it('is built and exports the API', () => {
     expect(ADDON, 'build/Release/calitap_io.node (run node-gyp rebuild)').toBeDefined();

@@ -284,6 +284,44 @@ describe('options and sharing', () => {
   });
 });
 
+describe('batch lookups, larger', () => {
+  it('agree with single lookups over batches larger than 256, repeated keys and chains', () => {
+    const t = table({ capacity: 1024 });
+    const flows: number[][] = [];
+    for (let k = 0; k < 900; k++) {
+      const key = [6, POD + (k % 13), 2000 + k, WEB + (k % 11), 80];
+      if (t.createOut(key[0], key[1], key[2], key[3], key[4], 10) >= 0) flows.push(key);
+    }
+    const n = 700;
+    const keys = new Int32Array(n * 5);
+    let x = 12345;
+    for (let k = 0; k < n; k++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      // mostly live flows (some twice in the batch), some never created
+      const key = x % 10 === 0 ? [17, POD, 9, WEB, 9 + k] : flows[(x >>> 8) % flows.length];
+      keys.set(key, k * 5);
+    }
+    const out = new Int32Array(n);
+    t.lookupOutBatch(keys, n, 20, out);
+    const single = Array.from({ length: n }, (_, k) => t.lookupOut(...keyOf(keys, k, 20)));
+    expect([...out]).toEqual(single);
+    expect(single.filter((f) => f < 0).length).toBeGreaterThan(30);
+  });
+
+  it('calls advise once with the new memory before anything is written', () => {
+    const seen: SharedArrayBuffer[] = [];
+    const t = table({
+      advise: (sab) => {
+        seen.push(sab);
+        expect(new Int32Array(sab).every((w) => w === 0)).toBe(true);
+      },
+    });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toBe(t.shared.sab);
+    expect(t.createOut(6, POD, 1000, WEB, 443, 0)).toBeGreaterThanOrEqual(0);
+  });
+});
+
 function keyOf(keys: Int32Array, k: number, now: number): [number, number, number, number, number, number] {
   const q = k * 5;
   return [keys[q], keys[q + 1], keys[q + 2], keys[q + 3], keys[q + 4], now];

@@ -188,6 +188,8 @@ export class Daemon {
       configEndpoints: false,
       remoteBlocksFromConfig: bgpPeers === 0,
       uplinkL2: this.uplinkMode === 'packet',
+      // the flow table is looked up at random over tens of MiB: ask for huge pages (a hint)
+      natAdvise: (sab) => void io.adviseHugePages(sab),
     });
     if (bgpPeers > 0) this.bgp = new BgpGlue(this.prog, this.log);
     for (const w of this.prog.warnings) this.log.warn(w);

@@ -36,6 +36,11 @@ export interface ProgrammerOptions {
   /** seed of NAT port allocation (replay: --seed, reproducible); absent: random (the live daemon) */
   natSeed?: number;
   natCapacity?: number;
+  /**
+   * Called with the NAT table's new memory before it is filled (NatTableOptions.advise): the daemon
+   * passes the native `adviseHugePages` (this module stays free of native code, as replay needs).
+   */
+  natAdvise?: (sab: SharedArrayBuffer) => void;
   /** neighbour (next hop) entries; default 16 384 (Calico clusters reach 5 000 nodes) */
   neighborCapacity?: number;
   /** adjacency entries; default 65 536 */
@@ -104,6 +109,7 @@ function natTableOptions(cfg: ClusterConfig, nodeName: string, opts: ProgrammerO
     // random, so NAT ports are unpredictable (RFC 6056) and flows cannot be aimed at one chain.
     seed: opts.natSeed ?? randomInt(0x7fffffff),
     hashKey: opts.natSeed === undefined ? undefined : 0x5eed,
+    advise: opts.natAdvise,
   };
 }
 

@@ -34,6 +34,7 @@ export type {
 } from './native/types.js';
 export {
   adoptFd,
+  adviseHugePages,
   errnoName,
   ioErrorLine,
   isIoSysError,

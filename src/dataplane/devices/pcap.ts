@@ -1,9 +1,10 @@
 // Capture files as devices (replay): a PcapDevice reads frames from one capture file (pcap or
 // pcapng) and/or writes what its port transmits to one classic pcap.
 //
-// What flows through it: receiving, the frame under the reader's cursor is copied into the next
-// slot with its capture timestamp (the driver asks for one frame at a time, from the device whose
-// next frame is the earliest, so all inputs are merged in timestamp order); frames larger than a
+// What flows through it: receiving, the frames under the reader's cursor are copied into the next
+// slots with their capture timestamps, as long as they come before the device's limit (`limit()`:
+// replay sets it to the end of the round and the next frame of the other inputs, so all inputs are
+// merged in timestamp order while a run of frames from one input is read in one call); frames larger than a
 // slot are counted as `replay: frame-too-big`. Transmitting, a round's packets are queued and written
 // at flush in (timestamp, cause) order, each with the timestamp of the frame that caused it; a file
 // accepts every frame, so every frame counts as sent. Who owns the buffers: the replay loop owns the
@@ -33,6 +34,10 @@ export class PcapDevice implements Device {
   private readonly idx: Uint16Array;
   private n = 0;
   private batch: Batch | null = null;
+  /** read() takes frames before (sec, nsec), or at it too when `limitIncl` (see limit()) */
+  private limitSec = Infinity;
+  private limitNsec = 0;
+  private limitIncl = false;
 
   constructor(
     readonly name: string,
@@ -67,6 +72,16 @@ export class PcapDevice implements Device {
     return a.tsSec < b.tsSec || (a.tsSec === b.tsSec && a.tsNsec < b.tsNsec);
   }
 
+  /**
+   * read() takes only frames with a timestamp before (sec, nsec), or equal to it when `inclusive`;
+   * `Infinity` seconds: no limit.
+   */
+  limit(sec: number, nsec: number, inclusive: boolean): void {
+    this.limitSec = sec;
+    this.limitNsec = nsec;
+    this.limitIncl = inclusive;
+  }
+
   slotsPerFrame(minMtu: number): number {
     return piecesPerFrame(minMtu, SLOT_DATA) + 1;
   }
@@ -75,7 +90,12 @@ export class PcapDevice implements Device {
     const r = this.reader;
     if (r === null) return 0;
     let got = 0;
+    const ls = this.limitSec;
+    const ln = this.limitNsec;
+    const incl = this.limitIncl;
     while (got < max && this.pending) {
+      const sec = r.tsSec;
+      if (sec > ls || (sec === ls && (r.tsNsec > ln || (r.tsNsec === ln && !incl)))) break;
       if (b.push(r.buf, r.dataOffset, r.capLen, this.port, r.tsSec, r.tsNsec) < 0) {
         // larger than a packet slot: cannot be carried (counted like any other drop)
         this.counters.count(0);

@@ -97,6 +97,7 @@ export class Batch {
     if (arenaOffset + capacity * slotSize > this.arena.byteLength) throw new RangeError('arena too small');
     this.u8 = new Uint8Array(this.arena);
     this.dv = new DataView(this.arena);
+    this.w32 = new Uint32Array(this.arena, 0, this.arena.byteLength >>> 2);
     this.off = new Uint32Array(capacity);
     this.len = new Uint32Array(capacity);
     this.rxPort = new Uint16Array(capacity);
@@ -114,8 +115,11 @@ export class Batch {
   }
 
   private readonly base: number;
+  /** the arena as 32-bit words (push's aligned copy) */
+  private readonly w32: Uint32Array;
   private srcBuf: ArrayBufferLike | null = null;
   private srcView: DataView = new DataView(new ArrayBuffer(0));
+  private src32: Uint32Array = new Uint32Array(0);
 
   /** Start of slot i (the headroom begins here). */
   slotStart(i: number): number {
@@ -174,16 +178,29 @@ export class Batch {
     this.off[i] = off;
     if (len > 128) this.u8.set(src.subarray(srcOff, srcOff + len), off);
     else {
-      // small frames: 32-bit words through DataViews, no garbage (the reader's buffer rarely changes)
-      if (src.buffer !== this.srcBuf) {
-        this.srcBuf = src.buffer;
-        this.srcView = new DataView(src.buffer);
+      // small frames: 32-bit words through views cached per source buffer, no garbage (the reader's
+      // buffer rarely changes); word arrays when both ends are 4-byte aligned, else DataViews
+      const sb = src.buffer;
+      if (sb !== this.srcBuf) {
+        this.srcBuf = sb;
+        this.srcView = new DataView(sb);
+        this.src32 = new Uint32Array(sb, 0, sb.byteLength >>> 2);
       }
-      const sv = this.srcView;
-      const dv = this.dv;
       const s0 = src.byteOffset + srcOff;
       let k = 0;
-      for (; k + 4 <= len; k += 4) dv.setUint32(off + k, sv.getUint32(s0 + k));
+      if (((s0 | off) & 3) === 0) {
+        const s32 = this.src32;
+        const w32 = this.w32;
+        const a = s0 >>> 2;
+        const d = off >>> 2;
+        const words = len >>> 2;
+        for (let j = 0; j < words; j++) w32[d + j] = s32[a + j];
+        k = words << 2;
+      } else {
+        const sv = this.srcView;
+        const dv = this.dv;
+        for (; k + 4 <= len; k += 4) dv.setUint32(off + k, sv.getUint32(s0 + k, true), true);
+      }
       for (; k < len; k++) this.u8[off + k] = src[srcOff + k];
     }
     this.len[i] = len;

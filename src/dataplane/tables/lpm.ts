@@ -8,23 +8,29 @@
 // Nothing is ever copied or swapped: every change is a sequence of aligned 32-bit entry writes.
 //
 // Memory layout (all little-endian u32 entries, every entry < 2^31):
-//   tbl24  2^24 entries (64 MiB SAB, always): indexed by ip >>> 8.
+//   tbl24  2^24 entries (64 MiB SAB, always): indexed by ip >>> 8; then TBL24_TAIL more words, of
+//          which the first (index 2^24, LPM_DEFAULT_SLOT) holds the default route's entry (or 0).
 //   tbl8   groups of 256 entries (1 KiB each), indexed by (group << 8) | (ip & 255). A growable SAB
 //          (ES2024 `maxByteLength`): it starts at `tbl8InitialGroups` groups and doubles on demand up to
 //          `tbl8Groups` (default 65536 = 64 MiB). Views are length-tracking, so workers see growth.
 //   ctl    Int32Array header: magic, route count, tbl8 groups used.
 // Readers register with the shared `ReaderRegistry` (qsbr.ts) the table was created with; the whole
 // `TableSet` (set.ts) shares one.
-// Pages of a SAB that were never written are not resident: a few routes cost little RSS, a default
-// route touches all of tbl24 (64 MiB).
+// Pages of a SAB that were never written are not resident: a few routes cost little RSS, and the
+// default route costs nothing (it lives in its own slot, see below); only short prefixes (/1../8
+// touch 2^16..2^23 entries) fill large ranges.
 //
 // Entry encoding (one u32, so a reader always sees a whole, consistent entry):
 //   bits  0..23  value (adjacency index 1..0xFFFFFF), or, in a tbl24 entry with EXT set, a tbl8 group
 //   bits 24..29  depth of the prefix that wrote the entry (0..32)
 //   bit  30      EXT (tbl24 only): the /24 has more-specific routes, look in tbl8
 //   bit  31      always 0
-// An empty entry is 0. A valid entry always has a non-zero value, so the hot path needs no valid bit:
-// `entry & 0xFFFFFF` is the answer (0 = LPM_MISS) unless EXT is set.
+// An empty entry is 0 and means "only the default route covers this": the default route (/0) is never
+// written into tbl24 or tbl8 (that would be 16 M stores and 64 MiB of resident memory for one route);
+// its entry sits in tbl24[LPM_DEFAULT_SLOT] and a lookup that lands on a 0 entry reads it instead
+// (0 there too: LPM_MISS). Entries of depth 0 therefore never appear in the tables. A valid entry
+// always has a non-zero value, so the hot path needs no valid bit: `entry & 0xFFFFFF` is the answer
+// unless EXT is set or the entry is 0.
 //
 // Concurrency rules (single writer, many readers):
 //   - Aligned integer typed-array accesses never tear (ECMA-262 memory model), so each entry a reader
@@ -56,11 +62,17 @@ export const LPM_MAX_VALUE = 0xffffff;
 export const LPM_MAX_TBL8_GROUPS = 1 << 20;
 /** Reader slots available for the quiescent-state protocol (the shared registry's). */
 export const LPM_MAX_READERS = QSBR_MAX_READERS;
+/** Index in tbl24 of the default route's entry (just past the 2^24 /24 entries). */
+export const LPM_DEFAULT_SLOT = 1 << 24;
 
 const VALUE_MASK = 0x00ffffff;
 const DEPTH_SHIFT = 24;
 const EXT = 0x40000000;
+/** tbl24 entry bit: look in tbl8 (for code that inlines `lpmLookup`; see the entry encoding above). */
+export const LPM_EXT = EXT;
 const TBL24_ENTRIES = 1 << 24;
+const TBL24_TAIL = 16; // one cache line after the /24 entries: the default route's slot and spares
+const DEF = LPM_DEFAULT_SLOT;
 const GROUP_ENTRIES = 256;
 const GROUP_BYTES = GROUP_ENTRIES * 4;
 
@@ -126,8 +138,8 @@ export class Lpm4FullError extends RangeError {
  */
 export function lpmLookup(tbl24: Uint32Array, tbl8: Uint32Array, ip: number): number {
   const e = tbl24[ip >>> 8];
-  if ((e & EXT) === 0) return e & VALUE_MASK;
-  return tbl8[((e & VALUE_MASK) << 8) | (ip & 0xff)] & VALUE_MASK;
+  const t = (e & EXT) === 0 ? e : tbl8[((e & VALUE_MASK) << 8) | (ip & 0xff)];
+  return (t !== 0 ? t : tbl24[DEF]) & VALUE_MASK;
 }
 
 /** Looks up `ips[0..n)` into `out[0..n)`. */
@@ -138,10 +150,12 @@ export function lpmLookupBatch(
   out: Uint32Array,
   n: number,
 ): void {
+  const dflt = tbl24[DEF];
   for (let i = 0; i < n; i++) {
     const ip = ips[i];
     const e = tbl24[ip >>> 8];
-    out[i] = (e & EXT) === 0 ? e & VALUE_MASK : tbl8[((e & VALUE_MASK) << 8) | (ip & 0xff)] & VALUE_MASK;
+    const t = (e & EXT) === 0 ? e : tbl8[((e & VALUE_MASK) << 8) | (ip & 0xff)];
+    out[i] = (t !== 0 ? t : dflt) & VALUE_MASK;
   }
 }
 
@@ -232,7 +246,7 @@ export class Lpm4 {
     const shared: Lpm4Shared = {
       version: 1,
       readers: readers.shared,
-      tbl24: new SharedArrayBuffer(TBL24_ENTRIES * 4),
+      tbl24: new SharedArrayBuffer((TBL24_ENTRIES + TBL24_TAIL) * 4),
       tbl8,
       ctl: new SharedArrayBuffer(CTL_LENGTH * 4),
       tbl8GroupsMax: max,
@@ -253,7 +267,7 @@ export class Lpm4 {
       !(shared.tbl24 instanceof SharedArrayBuffer) ||
       !(shared.tbl8 instanceof SharedArrayBuffer) ||
       !(shared.ctl instanceof SharedArrayBuffer) ||
-      shared.tbl24.byteLength !== TBL24_ENTRIES * 4 ||
+      shared.tbl24.byteLength !== (TBL24_ENTRIES + TBL24_TAIL) * 4 ||
       shared.ctl.byteLength !== CTL_LENGTH * 4 ||
       Atomics.load(new Int32Array(shared.ctl), CTL_MAGIC) !== MAGIC
     ) {
@@ -284,7 +298,10 @@ export class Lpm4 {
     const m = this.routes[len];
     const isNew = !m.has(a);
     const entry = (len << DEPTH_SHIFT) | value;
-    if (len <= 24) {
+    if (len === 0) {
+      m.set(a, value);
+      Atomics.store(this.tbl24, DEF, entry); // its own slot: the tables' 0 entries read it
+    } else if (len <= 24) {
       m.set(a, value);
       this.write24(a >>> 8, 1 << (24 - len), len, entry);
     } else {
@@ -314,7 +331,9 @@ export class Lpm4 {
     const m = this.routes[len];
     if (!m.delete(a)) return false;
     const cover = this.coverOf(a, len);
-    if (len <= 24) {
+    if (len === 0) {
+      Atomics.store(this.tbl24, DEF, 0);
+    } else if (len <= 24) {
       this.replace24(a >>> 8, 1 << (24 - len), len, cover);
     } else {
       const i24 = a >>> 8;
@@ -401,20 +420,24 @@ export class Lpm4 {
     }
   }
 
-  /** Encoded entry of the longest route strictly shorter than len covering addr, or 0. */
+  /**
+   * Encoded entry of the longest route strictly shorter than len covering addr, or 0 (none but maybe
+   * the default route, which is never written into the tables: 0 reads it).
+   */
   private coverOf(addr: number, len: number): number {
-    for (let l = len - 1; l >= 0; l--) {
+    for (let l = len - 1; l >= 1; l--) {
       const v = this.routes[l].get((addr & maskOf(l)) >>> 0);
       if (v !== undefined) return (l << DEPTH_SHIFT) | v;
     }
     return 0;
   }
 
-  /** Writes `entry` (depth len <= 24) over tbl24[start, start+n), skipping more-specific entries. */
+  /** Writes `entry` (depth 1 <= len <= 24) over tbl24[start, start+n), skipping more-specific entries. */
   private write24(start: number, n: number, len: number, entry: number): void {
     const t24 = this.tbl24;
-    if (this.count === 0 && this.groupsUsed === 0) {
-      // an empty table (typically the default route, programmed first): nothing to preserve
+    if (this.groupsUsed === 0 && this.count === this.routes[0].size) {
+      // no route yet but maybe the default (not in the tables; `count` does not include the route
+      // being inserted yet): nothing to preserve
       t24.fill(entry, start, start + n);
       return;
     }

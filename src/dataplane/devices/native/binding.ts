@@ -39,6 +39,8 @@ export interface NativeBinding {
   unsupportedPlatform?: boolean;
   constants: NativeConstants;
   errnoName(errno: number): string;
+  /** madvise(MADV_HUGEPAGE) over the 2 MiB-aligned part of the array's memory; bytes advised (0: none) */
+  adviseHugePages?(u8: Uint8Array): number;
   tapOpen(name: string, flags?: TapFlags): TapHandle;
   tapSetPersist(fd: number, on: boolean): void;
   tapSetOffload(fd: number, flags: number): void;

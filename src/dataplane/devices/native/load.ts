@@ -76,6 +76,20 @@ export function nativeAvailable(): boolean {
   }
 }
 
+/**
+ * Asks the kernel to back a big shared table with transparent huge pages (THP mode "madvise"; the
+ * pages written from now on). A hint only: returns the bytes advised, 0 when the addon is missing,
+ * predates this call or the kernel refused. Never throws.
+ */
+export function adviseHugePages(sab: SharedArrayBuffer): number {
+  try {
+    const b = binding ?? loadNative();
+    return b.adviseHugePages?.(new Uint8Array(sab)) ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** The loaded binding (loads it on first use). */
 export const nb = (): NativeBinding => binding ?? loadNative();
 

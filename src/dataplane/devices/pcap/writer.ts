@@ -38,11 +38,13 @@ export class PcapWriter {
   private fd: number;
   private readonly out: Uint8Array;
   private readonly dv: DataView;
+  private readonly out32: Uint32Array;
   private used = 0;
   private closed = false;
   private readonly chunks: Uint8Array[] | null; // in-memory mode: flushed chunks
   private srcU8: Uint8Array | null = null; // last source array and a DataView over it
   private srcDv: DataView = new DataView(new ArrayBuffer(0));
+  private src32: Uint32Array = new Uint32Array(0);
 
   /**
    * Creates (truncates) `path` and writes the file header. `path` null: in-memory, see `toBuffer()`
@@ -60,6 +62,7 @@ export class PcapWriter {
     const size = Math.max(opts.bufferSize ?? DEFAULT_BUFFER, this.snapLen + 16, 24);
     this.out = new Uint8Array(size);
     this.dv = new DataView(this.out.buffer);
+    this.out32 = new Uint32Array(this.out.buffer, 0, this.out.byteLength >>> 2);
     this.chunks = path === null ? [] : null;
     this.fd = -1;
     if (path !== null) {
@@ -112,16 +115,30 @@ export class PcapWriter {
     dv.setUint32(p + 8, capLen, true);
     dv.setUint32(p + 12, origLen, true);
     if (capLen <= SMALL_COPY) {
-      // small frames: word copy through a DataView cached per source array, no allocation at all
-      let sdv = this.srcDv;
+      // small frames: word copy through views cached per source array, no allocation at all (word
+      // arrays when both ends are 4-byte aligned, else a DataView)
       if (u8 !== this.srcU8) {
-        sdv = this.srcDv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
+        const sb = u8.buffer;
+        this.srcDv = new DataView(sb, u8.byteOffset, u8.byteLength);
+        this.src32 = new Uint32Array(sb, 0, sb.byteLength >>> 2);
         this.srcU8 = u8;
       }
       const d = p + 16;
+      const s0 = u8.byteOffset + off;
       let i = 0;
-      for (; i + 4 <= capLen; i += 4) dv.setUint32(d + i, sdv.getUint32(off + i));
-      for (; i < capLen; i++) dv.setUint8(d + i, sdv.getUint8(off + i));
+      if (((d | s0) & 3) === 0) {
+        const out32 = this.out32;
+        const s32 = this.src32;
+        const a = s0 >>> 2;
+        const b = d >>> 2;
+        const words = capLen >>> 2;
+        for (let j = 0; j < words; j++) out32[b + j] = s32[a + j];
+        i = words << 2;
+      } else {
+        const sdv = this.srcDv;
+        for (; i + 4 <= capLen; i += 4) dv.setUint32(d + i, sdv.getUint32(off + i, true), true);
+      }
+      for (; i < capLen; i++) this.out[d + i] = u8[off + i];
     } else {
       // larger frames: TypedArray.set needs a view, one short-lived object (cheaper than the byte work)
       this.out.set(u8.subarray(off, off + capLen), p + 16);

@@ -28,10 +28,10 @@ import type { Batch } from '../packet.js';
 import { ownsAddress, type DataplaneEnv } from '../env.js';
 import { KIND_HOST, KIND_WORKLOAD } from '../ports.js';
 import { UNICAST_KEYS, unicastKey } from '../arcs.js';
-import { lpmLookup } from '../../tables/lpm.js';
+import { LPM_DEFAULT_SLOT, LPM_EXT, LPM_MAX_VALUE } from '../../tables/lpm.js';
 import { Ip4Input } from './ip4.js';
 import { ADJ_DIRECT, ADJ_GATEWAY, ADJ_KIND_NAMES, ADJ_LOCAL } from '../../tables/adjacency.js';
-import { ip4DecTtl } from '../../wire/ipv4.js';
+import { NBR_REACHABLE, NBR_STATIC } from '../../tables/neighbor.js';
 
 const N_ETH = 0;
 const N_LOOKUP = 1;
@@ -106,6 +106,10 @@ export class Ip4Fast extends GraphNode {
     const adj = env.adj;
     const akind = adj.kind;
     const nbr = env.nbr;
+    const nseq = nbr.seq;
+    const nstate = nbr.state;
+    const macHi = nbr.macHi;
+    const macLo = nbr.macLo;
     const tbl24 = env.fib.tbl24;
     const tbl8 = env.fib.tbl8;
     const rewrite = this.next[N_REWRITE].node!;
@@ -188,7 +192,10 @@ export class Ip4Fast extends GraphNode {
       if (unicastFast[key] === 0 || (rk === KIND_HOST && !ports.sourceAllowed(p, src >>> 0))) break;
       // ---- ip4-lookup and ip4-rewrite's checks: a plain adjacency (no reflection: traffic from the
       // uplink only goes to local workloads), TTL, MTU, output features all fused, neighbour known
-      const a = lpmLookup(tbl24, tbl8, dst >>> 0);
+      // lpmLookup inline (a call per packet otherwise: this loop is past V8's inlining budget)
+      const e24 = tbl24[dst >>> 8];
+      const e = (e24 & LPM_EXT) === 0 ? e24 : tbl8[((e24 & LPM_MAX_VALUE) << 8) | (dst & 0xff)];
+      const a = (e !== 0 ? e : tbl24[LPM_DEFAULT_SLOT]) & LPM_MAX_VALUE;
       const ak = akind[a];
       if (
         outputFast[ak] === 0 ||
@@ -212,14 +219,37 @@ export class Ip4Fast extends GraphNode {
         u8[off + 3] = am[m + 3];
         u8[off + 4] = am[m + 4];
         u8[off + 5] = am[m + 5];
-      } else if (!nbr.copyMac(adj.neighbor[a], u8, off)) {
-        // changed since the check above, or a writer holds the entry (nothing written): the node
-        // decides (ip4-arp, or neighbor-busy), and the rest of the batch follows it
-        rewrite.q[rewrite.n++] = i;
-        k++;
-        break;
+      } else {
+        // NeighborTable.copyMac's seqlock read, inline (its first try); a writer at work or a
+        // changed entry: the method itself, which retries
+        const ni = adj.neighbor[a];
+        const s1 = Atomics.load(nseq, ni);
+        const st = nstate[ni];
+        const hi = macHi[ni];
+        const lo = macLo[ni];
+        if ((s1 & 1) === 0 && (st === NBR_REACHABLE || st === NBR_STATIC) && Atomics.load(nseq, ni) === s1) {
+          u8[off] = hi >>> 8;
+          u8[off + 1] = hi & 255;
+          u8[off + 2] = lo >>> 24;
+          u8[off + 3] = (lo >>> 16) & 255;
+          u8[off + 4] = (lo >>> 8) & 255;
+          u8[off + 5] = lo & 255;
+        } else if (!nbr.copyMac(ni, u8, off)) {
+          // changed since the check above, or a writer holds the entry (nothing written): the node
+          // decides (ip4-arp, or neighbor-busy), and the rest of the batch follows it
+          rewrite.q[rewrite.n++] = i;
+          k++;
+          break;
+        }
       }
-      ip4DecTtl(u8, ip);
+      // ip4DecTtl inline (ttl > 1 here): RFC 1624 eqn. 3 with m' = m - 0x100, so ~m + m' = 0xfeff
+      u8[ip + 8] = ttl - 1;
+      let c = (~((u8[ip + 10] << 8) | u8[ip + 11]) & 0xffff) + 0xfeff;
+      c = (c & 0xffff) + (c >>> 16);
+      c = (c & 0xffff) + (c >>> 16);
+      c = ~c & 0xffff;
+      u8[ip + 10] = c >>> 8;
+      u8[ip + 11] = c & 255;
       const tp = adj.port[a];
       b.txPort[i] = tp;
       const tm = tp * 6;

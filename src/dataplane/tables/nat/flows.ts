@@ -39,9 +39,9 @@
 // wrap or differ slightly between threads are harmless). Lookups treat an expired flow as absent whether
 // or not the sweep has reclaimed it yet, so what the graph sees does not depend on when the sweep runs.
 //
-// Batches: lookupOutBatch / lookupInBatch first walk all chains a few steps with independent loads
-// (JavaScript has no prefetch; the CPU overlaps independent misses), then do the exact lookups. Worth it
-// when the table is bigger than the caches (~2x at 1 M flows).
+// Batches: lookupOutBatch / lookupInBatch walk all chains at once, one step per packet per stage, so
+// the loads of a stage are independent (JavaScript has no prefetch; the CPU overlaps independent
+// misses) and each walk is done once. Worth it when the table is bigger than the caches.
 import { ReaderRegistry, type ReaderRegistryShared } from '../qsbr.js';
 import { NAT_CLASS_DEAD, NAT_MISS, NAT_ST_REPLY, natTcpNextFlags, natTimeoutClass } from './conntrack.js';
 
@@ -94,7 +94,6 @@ export const ENTRY_SHIFT = 3; // 8 words
 
 /** Chain steps before a walk stops (chains are ~1 long; this only bounds a corrupted table). */
 export const MAX_WALK = 4096;
-const PREWALK = 4; // chain steps the batch lookups warm before the exact walk
 
 export interface NatLayout {
   natIpsWord: number;
@@ -171,8 +170,8 @@ export class FlowIndex {
   protected readonly nIps: number;
   protected readonly nPorts: number;
   protected readonly probes: number;
-  /** Keeps the batch lookups' touch loads alive. */
-  private sink = 0;
+  /** lookup*Batch scratch: the chain position of each packet's walk (-1: done) */
+  private cur = new Int32Array(256);
 
   protected constructor(shared: NatTableShared) {
     this.shared = shared;
@@ -328,40 +327,46 @@ export class FlowIndex {
   /**
    * Batched lookupOut for a vector of packets (the graph's batch): `keys` holds n records of 5 words
    * (proto, src ip, src port, dst ip, dst port); out[j] gets what lookupOut would return. Faster than n
-   * single calls on tables bigger than the CPU caches: it first loads every bucket head and touches every
-   * first entry (independent loads the CPU overlaps, JavaScript's stand-in for VPP's prefetch), then walks.
+   * single calls on tables bigger than the CPU caches: the chains are walked stage by stage, all packets
+   * one step per stage (first every bucket head, then every first entry, ...), so each stage's loads are
+   * independent across packets and the CPU overlaps their misses (JavaScript's stand-in for VPP's
+   * prefetch); each walk stops at its match, as lookupOut's does.
    */
   lookupOutBatch(keys: Int32Array, n: number, now: number, out: Int32Array): void {
     const bk = this.bkIn;
     const ent = this.ent;
+    const next = this.nextIn;
     const shift = this.shift;
     const key = this.key;
+    const cur = this.walk(n);
     for (let j = 0, q = 0; j < n; j++, q += 5) {
       const ports = (keys[q + 2] << 16) | keys[q + 4];
-      out[j] = bk[hash4(key, keys[q], keys[q + 1] | 0, keys[q + 3] | 0, ports) >>> shift];
+      cur[j] = bk[hash4(key, keys[q], keys[q + 1] | 0, keys[q + 3] | 0, ports) >>> shift];
+      out[j] = NAT_MISS;
     }
-    // Warm the chains stage by stage: each stage's loads are independent across packets.
-    const next = this.nextIn;
-    let sink = 0;
-    for (let stage = 0, left = n; stage < PREWALK && left > 0; stage++) {
+    for (let steps = 0, left = n; left > 0 && steps < MAX_WALK; steps++) {
       left = 0;
       for (let j = 0, q = 0; j < n; j++, q += 5) {
-        const i = out[j];
+        const i = cur[j];
         if (i < 0) continue;
         const o = i << ENTRY_SHIFT;
-        if (ent[o + E_SRC] === keys[q + 1] && ent[o + E_DST] === keys[q + 3]) {
-          out[j] = -1;
-        } else {
-          const m = next[i];
-          out[j] = m;
-          if (m >= 0) left++;
+        if (
+          ent[o + E_SRC] === keys[q + 1] &&
+          ent[o + E_PORTS] === ((keys[q + 2] << 16) | keys[q + 4]) &&
+          ent[o + E_DST] === keys[q + 3] &&
+          ent[o + E_PNAT] >>> 16 === keys[q]
+        ) {
+          const r = this.hit(i, o, now);
+          if (r >= 0) {
+            out[j] = r;
+            cur[j] = -1;
+            continue;
+          }
         }
-        sink ^= o;
+        const m = next[i];
+        cur[j] = m;
+        if (m >= 0) left++;
       }
-    }
-    this.sink = sink;
-    for (let j = 0, q = 0; j < n; j++, q += 5) {
-      out[j] = this.lookupOut(keys[q], keys[q + 1], keys[q + 2], keys[q + 3], keys[q + 4], now);
     }
   }
 
@@ -369,34 +374,46 @@ export class FlowIndex {
   lookupInBatch(keys: Int32Array, n: number, now: number, out: Int32Array): void {
     const bk = this.bkOut;
     const ent = this.ent;
+    const next = this.nextOut;
     const shift = this.shift;
     const key = this.key;
+    const cur = this.walk(n);
     for (let j = 0, q = 0; j < n; j++, q += 5) {
       const ports = (keys[q + 4] << 16) | keys[q + 2];
-      out[j] = bk[hash4(key, keys[q], keys[q + 3] | 0, keys[q + 1] | 0, ports) >>> shift];
+      cur[j] = bk[hash4(key, keys[q], keys[q + 3] | 0, keys[q + 1] | 0, ports) >>> shift];
+      out[j] = NAT_MISS;
     }
-    const next = this.nextOut;
-    let sink = 0;
-    for (let stage = 0, left = n; stage < PREWALK && left > 0; stage++) {
+    for (let steps = 0, left = n; left > 0 && steps < MAX_WALK; steps++) {
       left = 0;
       for (let j = 0, q = 0; j < n; j++, q += 5) {
-        const i = out[j];
+        const i = cur[j];
         if (i < 0) continue;
         const o = i << ENTRY_SHIFT;
-        if (ent[o + E_DST] === keys[q + 1] && (ent[o + E_PNAT] & 0xffff) === keys[q + 4]) {
-          out[j] = -1;
-        } else {
-          const m = next[i];
-          out[j] = m;
-          if (m >= 0) left++;
+        if (
+          ent[o + E_PNAT] === ((keys[q] << 16) | keys[q + 4]) &&
+          ent[o + E_DST] === keys[q + 1] &&
+          ent[o + E_NAT] === keys[q + 3] &&
+          (ent[o + E_PORTS] & 0xffff) === keys[q + 2]
+        ) {
+          const r = this.hit(i, o, now);
+          if (r >= 0) {
+            if ((ent[o + E_STATE] & NAT_ST_REPLY) === 0) this.setFlags(o, NAT_ST_REPLY);
+            out[j] = r;
+            cur[j] = -1;
+            continue;
+          }
         }
-        sink ^= o;
+        const m = next[i];
+        cur[j] = m;
+        if (m >= 0) left++;
       }
     }
-    this.sink = sink;
-    for (let j = 0, q = 0; j < n; j++, q += 5) {
-      out[j] = this.lookupIn(keys[q], keys[q + 1], keys[q + 2], keys[q + 3], keys[q + 4], now);
-    }
+  }
+
+  /** The batch walks' scratch (one chain position per packet), grown to n (never per packet). */
+  private walk(n: number): Int32Array {
+    if (this.cur.length < n) this.cur = new Int32Array(Math.max(n, 256));
+    return this.cur;
   }
 
   /** i if flow i (at word offset o) is alive at `now` (refreshing last-seen), else NAT_MISS. */

@@ -96,6 +96,12 @@ export interface NatTableOptions {
   hashKey?: number;
   /** The table set's reader registry (default: a private one, no readers: immediate reuse). */
   readers?: ReaderRegistry;
+  /**
+   * Called once with the table's new memory before anything is written to it: a hint about how to
+   * back it (the daemon passes `adviseHugePages`: random lookups over tens of MiB then miss the TLB
+   * far less). Must not throw.
+   */
+  advise?: (sab: SharedArrayBuffer) => void;
 }
 
 export interface NatCounters {
@@ -162,6 +168,7 @@ export class NatTable extends FlowSweeper {
     };
     const L = natLayout(dims);
     const sab = new SharedArrayBuffer(L.bytes);
+    opts.advise?.(sab);
     const hdr = new Int32Array(sab, 0, HEADER_WORDS);
     hdr[H_PRNG] = (opts.seed ?? 0) | 0;
     NAT_CLASS_NAMES.forEach((k, c) => {
