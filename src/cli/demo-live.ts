@@ -135,6 +135,22 @@ export async function runLiveDemo(
       out,
       lastLines(out.stdout, 2),
     );
+    // the host and its pods (calitap-host0: pool routes in the host, host addresses in calitap's FIB)
+    const h1 = lab.hosts[0];
+    const fromHost = nsRun(h1.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '1', w1.ip]);
+    showCommand(
+      print,
+      `\n$ ip netns exec ${h1.ns} ping ${w1.ip}    # ${h1.node}'s host -> ${w1.name} through calitap-host0`,
+      fromHost,
+      lastLines(fromHost.stdout, 2),
+    );
+    const toHost = ping(h1.ip);
+    showCommand(
+      print,
+      `\n$ ping ${h1.ip}    # ${w1.name} -> its own host (defaultEndpointToHostAction: Accept)`,
+      toHost,
+      lastLines(toHost.stdout, 2),
+    );
     const perf = await iperf(w4.ns, w1.ns, w4.ip);
     showCommand(
       print,
