@@ -11,12 +11,13 @@
 //     of the namespace, polled) as /32s on the host port, its allowed sources too.
 // Felix's defaultEndpointToHostAction is handed to the policy tables here as well. Control thread.
 import * as fs from 'node:fs';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { formatIp4, formatPrefix4, parseIp4, CALICO_GATEWAY_IP } from '../../common/addr.js';
-import { DeviceError, asCalitapError } from '../../common/errors.js';
+import { asCalitapError } from '../../common/errors.js';
 import type { ClusterConfig } from '../config/types.js';
 import { felixFor } from '../config/compile.js';
 import * as io from '../../dataplane/devices/native.js';
+import { ip } from './ip-command.js';
 import type { Programmer } from './program.js';
 import type { PolicyTables } from '../../dataplane/tables/policy/tables.js';
 
@@ -44,15 +45,6 @@ interface HostState {
   name: string;
   /** the kernel routes this daemon added (pool CIDRs), as "a.b.c.d/n" */
   routes: string[];
-}
-
-function ip(args: string[]): string {
-  try {
-    return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new DeviceError('ip-command', `ip ${args.join(' ')}: ${(err.stderr ?? err.message).trim()}`);
-  }
 }
 
 /** The IPv4 addresses in `ip -j -4 addr show` output, martians (0/8, 127/8, multicast) left out. */

@@ -7,12 +7,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { ControlApiError, DeviceError, WorkloadError, asCalitapError } from '../../common/errors.js';
 import { formatIp4, normalizeMac, parseIp4 } from '../../common/addr.js';
 import type { Programmer } from './program.js';
 import { allocateAddress, checkAddress } from '../ipam/ipam.js';
 import * as io from '../../dataplane/devices/native.js';
+import { ip } from './ip-command.js';
 
 export interface WorkloadRecord {
   name: string;
@@ -48,15 +48,6 @@ export function caliName(netns: string, name: string): string {
 
 export function netnsPath(netns: string): string {
   return netns.startsWith('/') ? netns : `/var/run/netns/${netns}`;
-}
-
-function ip(args: string[]): string {
-  try {
-    return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new DeviceError('ip-command', `ip ${args.join(' ')}: ${(err.stderr ?? err.message).trim()}`);
-  }
 }
 
 /** The MAC in `ip -j link show <dev>` output. */
