@@ -9,7 +9,7 @@
 // the error format), kinds.ts (one converter per kind), cross-check.ts (checks across resources).
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../../common/errors.js';
-import { BGP_DEFAULTS, FELIX_DEFAULTS, type ClusterConfig, type IgnoredResource } from './types.js';
+import { emptyClusterConfig, FELIX_DEFAULTS, type ClusterConfig, type IgnoredResource } from './types.js';
 import { parseDocuments } from './documents.js';
 import { fail, type Where } from './fields.js';
 import {
@@ -62,19 +62,7 @@ export function loadConfigText(text: string, sourceName: string): ClusterConfig 
   if (typeof text !== 'string') throw new ConfigError(`${file}: config is not text`);
   const raws = parseDocuments(text, file);
 
-  const cfg: ClusterConfig = {
-    pools: [],
-    nodes: new Map(),
-    affinities: [],
-    endpoints: [],
-    felix: { ...FELIX_DEFAULTS },
-    felixNodeOverrides: new Map(),
-    bgp: { ...BGP_DEFAULTS },
-    peers: [],
-    uplinks: new Map(),
-    ignored: [],
-    source: sourceName,
-  };
+  const cfg: ClusterConfig = emptyClusterConfig(sourceName);
   const ignored: IgnoredResource[] = cfg.ignored;
   const ignore: Ignore = (r, reason) => ignored.push({ kind: r.kind, name: r.name, reason });
 

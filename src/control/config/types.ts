@@ -151,6 +151,22 @@ export const BGP_DEFAULTS: Readonly<BgpConfig> = Object.freeze({
   nodeToNodeMeshEnabled: true,
   listenPort: 179,
 });
+/** A configuration with nothing in it but the defaults (what the loaders fill in). */
+export function emptyClusterConfig(source: string): ClusterConfig {
+  return {
+    pools: [],
+    nodes: new Map(),
+    affinities: [],
+    endpoints: [],
+    felix: { ...FELIX_DEFAULTS },
+    felixNodeOverrides: new Map(),
+    bgp: { ...BGP_DEFAULTS },
+    peers: [],
+    uplinks: new Map(),
+    ignored: [],
+    source,
+  };
+}
 export const DEFAULT_BLOCK_SIZE = 26;
 export const DEFAULT_UPLINK_MTU = 1500;
 /** Encapsulation overheads (outer IPv4 20; VXLAN adds UDP 8 + VXLAN 8 + inner Ethernet 14). */

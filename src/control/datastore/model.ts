@@ -10,8 +10,7 @@
 import { parsePrefix4, formatPrefix4, prefixesOverlap } from '../../common/addr.js';
 import { loadConfigText } from '../config/load.js';
 import {
-  BGP_DEFAULTS,
-  FELIX_DEFAULTS,
+  emptyClusterConfig,
   type BlockAffinity,
   type ClusterConfig,
   type IgnoredResource,
@@ -228,19 +227,7 @@ export class ClusterModel {
 
   /** The cluster state as a ClusterConfig (a fresh object every call). */
   build(): ClusterConfig {
-    const cfg: ClusterConfig = {
-      pools: [],
-      nodes: new Map(),
-      affinities: [],
-      endpoints: [],
-      felix: { ...FELIX_DEFAULTS },
-      felixNodeOverrides: new Map(),
-      bgp: { ...BGP_DEFAULTS },
-      peers: [],
-      uplinks: new Map(),
-      ignored: [],
-      source: this.source,
-    };
+    const cfg: ClusterConfig = emptyClusterConfig(this.source);
     const ignored: IgnoredResource[] = cfg.ignored;
     const owner = new Map<string, string>();
     const tiers = new Map<string, TierResource>();
