@@ -31,7 +31,8 @@ export { MAX_MTU, MIN_TUNNEL_MTU, MIN_UPLINK_MTU, vtepMacForNode } from './kinds
 export const CALICO_API_VERSION = 'projectcalico.org/v3';
 export const CALITAP_API_VERSION = 'calitap/v1';
 
-const CALICO_KINDS = new Set([
+/** the Calico v3 kinds that make routes (policy kinds: policy-load.ts) */
+export const CALICO_KINDS: ReadonlySet<string> = new Set([
   'IPPool',
   'Node',
   'BlockAffinity',
@@ -42,9 +43,9 @@ const CALICO_KINDS = new Set([
 ]);
 
 /** Kubernetes/Calico resource names: lower-case alphanumerics, '-' and '.', at most 253 characters. */
-const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+export const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 /** Kubernetes' limit on a resource name (DNS-1123 subdomain). */
-const MAX_NAME_LEN = 253;
+export const MAX_NAME_LEN = 253;
 
 export function loadConfigFile(path: string): ClusterConfig {
   let text: string;

@@ -4,6 +4,8 @@
 // ConfigErrors naming the file and line. Control thread; pure.
 import { LineCounter, parseAllDocuments } from 'yaml';
 import { ConfigError } from '../../common/errors.js';
+import { CALICO_KINDS, MAX_NAME_LEN, NAME_RE } from '../config/load.js';
+import { POLICY_KINDS } from '../config/policy-load.js';
 import { kindInfo } from './layout.js';
 import { parseResource } from './model.js';
 import { API_VERSION, CALITAP_API, type V3Object } from './resources.js';
@@ -64,22 +66,8 @@ export function readDocuments(text: string, file: string): ResourceDoc[] {
   return out;
 }
 
-const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 /** kinds the config file's checks cover (others are only checked for a valid name) */
-const VALIDATED = new Set([
-  'IPPool',
-  'Node',
-  'BlockAffinity',
-  'WorkloadEndpoint',
-  'FelixConfiguration',
-  'BGPConfiguration',
-  'BGPPeer',
-  'Uplink',
-  'NetworkPolicy',
-  'GlobalNetworkPolicy',
-  'Profile',
-  'Tier',
-]);
+const VALIDATED = new Set<string>([...CALICO_KINDS, 'Uplink', ...POLICY_KINDS]);
 
 /**
  * One document as a v3 object to store, after the config file's per-resource checks. Throws a
@@ -99,7 +87,7 @@ export function toV3(d: ResourceDoc, file: string): V3Object {
   const name = meta.name;
   if (typeof name !== 'string' || name === '')
     throw new ConfigError(`${at}: ${kind}: metadata.name: required`);
-  if (!NAME_RE.test(name) || name.length > 253)
+  if (!NAME_RE.test(name) || name.length > MAX_NAME_LEN)
     throw new ConfigError(
       `${file}: ${kind} ${name}: metadata.name ${name}: must be lower-case letters, digits, "-" or "." (at most 253)`,
     );

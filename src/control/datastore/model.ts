@@ -8,7 +8,8 @@
 // validated one by one the same way and merged into `policy`; a policy naming a Tier that does not
 // exist is reported and left out. Control thread only.
 import { parsePrefix4, formatPrefix4, prefixesOverlap } from '../../common/addr.js';
-import { loadConfigText } from '../config/load.js';
+import { CALICO_KINDS, loadConfigText } from '../config/load.js';
+import { POLICY_KINDS as POLICY_KIND_NAMES } from '../config/policy-load.js';
 import {
   emptyClusterConfig,
   type BlockAffinity,
@@ -32,18 +33,9 @@ import { BLOCKS_PREFIX, parseBlockKey, parseResourceKey, UPLINKS_PREFIX } from '
 import { decodeResource, type V3Object } from './resources.js';
 import type { KV, WatchEvent } from './types.js';
 
-const ROUTED_KINDS = new Set([
-  'IPPool',
-  'Node',
-  'BlockAffinity',
-  'WorkloadEndpoint',
-  'FelixConfiguration',
-  'BGPConfiguration',
-  'BGPPeer',
-  'Uplink',
-]);
+const ROUTED_KINDS = new Set([...CALICO_KINDS, 'Uplink']);
 /** Policy kinds: parsed per key like the routed ones, merged into ClusterConfig.policy. */
-const POLICY_KINDS = new Set(['NetworkPolicy', 'GlobalNetworkPolicy', 'Profile', 'Tier']);
+const POLICY_KINDS: ReadonlySet<string> = new Set(POLICY_KIND_NAMES);
 
 /** What one stored value contributes. */
 export type Piece =
