@@ -49,6 +49,8 @@ export interface PolicyLiveRun {
   round: number;
   mode: 'off' | 'on';
   gbps: number;
+  /** the daemon's CPU seconds (all threads) per GB received by iperf3 in this run */
+  cpuPerGB: number;
 }
 
 export interface PolicyLiveReport {
@@ -61,6 +63,12 @@ export interface PolicyLiveReport {
   /** median on / median off */
   ratio: number;
   met: boolean;
+}
+
+/** utime + stime of a process (all its threads), seconds (USER_HZ 100). */
+function cpuSeconds(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -147,7 +155,11 @@ export async function runPolicyLive(o: { quick?: boolean } = {}): Promise<Policy
       const order: ('off' | 'on')[] = r % 2 === 0 ? ['on', 'off'] : ['off', 'on'];
       for (const mode of order) {
         await setMode(mode);
-        runs.push({ round: r + 1, mode, gbps: tcpGbps(w.client.ns, w.server.ip, 1, seconds) });
+        const pid = lab.hosts[0].daemon!.pid!;
+        const c0 = cpuSeconds(pid);
+        const gbps = tcpGbps(w.client.ns, w.server.ip, 1, seconds);
+        const cpu = cpuSeconds(pid) - c0;
+        runs.push({ round: r + 1, mode, gbps, cpuPerGB: cpu / ((gbps * seconds) / 8) });
       }
     }
     const of = (m: 'off' | 'on') => runs.filter((x) => x.mode === m).map((x) => x.gbps);
@@ -174,7 +186,10 @@ export async function runPolicyLive(o: { quick?: boolean } = {}): Promise<Policy
 export function formatPolicyLive(r: PolicyLiveReport): string {
   return [
     `policy-live: same-host TCP, 1 stream, ${r.seconds}-s iperf3 runs, ${r.date}, load average ${r.load.map((x) => x.toFixed(2)).join(' ')} at the end`,
-    ...r.runs.map((x) => `  round ${x.round}  policy ${x.mode.padEnd(3)}  ${x.gbps.toFixed(2)} Gbit/s`),
+    ...r.runs.map(
+      (x) =>
+        `  round ${x.round}  policy ${x.mode.padEnd(3)}  ${x.gbps.toFixed(2)} Gbit/s  calitap ${x.cpuPerGB.toFixed(3)} CPU-s/GB`,
+    ),
     `median: off ${r.median.off.toFixed(2)}, on ${r.median.on.toFixed(2)} Gbit/s; best: off ${r.best.off.toFixed(2)}, on ${r.best.on.toFixed(2)}`,
     `on / off (medians) = ${(r.ratio * 100).toFixed(1)} %  -> ${r.met ? 'MET' : 'MISSED'} (goal: within 5 %, >= 95 %)`,
   ].join('\n');

@@ -3,7 +3,8 @@
 // connections both ways; a policy changed live (config file rewritten, the daemon reloads it) keeps
 // an established connection while new connections follow the new policy; denials show in
 // `calitap stats --json`; a Log rule reaches the daemon's log; a restarted daemon polices its restored
-// workloads by the namespace and labels they were added with.
+// workloads by the namespace and labels they were added with, and a connection open across the
+// restart (SIGKILL) keeps working (the restarted daemon picks it up: docs/policy.md).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -180,9 +181,33 @@ c.sendall(b'two\\n'); print(f.readline().strip(), flush=True)
     expect(open.stdout.trim().split('\n')).toEqual(['db:one', 'db:two']); // the open one lives on
   }, 90_000);
 
-  it('keeps policing restored workloads by their namespace and labels after a daemon restart', async () => {
+  it('keeps policing restored workloads after a daemon restart, and keeps their open connections', async () => {
+    const trigger = path.join(lab.dir, 'restarted');
+    // web → db (allowed): one exchange before the crash, one on the same connection after the restart
+    const open = bg(w.web.ns, [
+      PY,
+      '-c',
+      `
+import socket, os, time
+c = socket.create_connection(('${w.db.ip}', ${PORT}), timeout=5)
+c.settimeout(20)
+f = c.makefile()
+c.sendall(b'one\\n'); print(f.readline().strip(), flush=True)
+t = time.monotonic()
+while not os.path.exists('${trigger}') and time.monotonic() - t < 60: time.sleep(0.05)
+c.sendall(b'two\\n'); print(f.readline().strip(), flush=True)
+`,
+    ]);
+    await waitFor('the first exchange', () => open.stdout.includes('db:one'));
     await lab.stop(1, 'SIGKILL');
     await lab.start(1);
+    // the flow table died with the old process: the restarted daemon picks the connection up
+    fs.writeFileSync(trigger, '');
+    await open.wait(30_000);
+    expect(open.stdout.trim().split('\n')).toEqual(['db:one', 'db:two']);
+    expect(fs.readFileSync(lab.hosts[0].log, 'utf8')).toContain(
+      'picking up TCP connections open across the restart',
+    );
     // the policy in force is the reloaded one: db takes web, not api
     expect(await connect(w.web.ns, w.db.ip)).toBe('ok:db:hi');
     expect(await connect(w.api.ns, w.db.ip)).toMatch(/^fail:/);

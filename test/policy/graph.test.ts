@@ -106,6 +106,34 @@ describe('ip4-policy', () => {
     expect(h.c('ip4-policy: invalid')).toBe(2);
   });
 
+  it('after a restart (pickup on) lets policy decide on mid-stream TCP and records the flow', () => {
+    const h = harness(DB_POLICY);
+    const tables = h.prog.policy!.tables;
+    const seg = (from: typeof WEB, to: typeof DB, sport: number, dport: number, flags: number) =>
+      tcp({ ethSrc: from.mac, src: from.ip, dst: to.ip, sport, dport, flags });
+    tables.pickup = true;
+    try {
+      // api -> db:5432 is allowed: a mid-stream ACK opens the flow, the db's answer is its reply
+      expect(h.one(API.port, seg(API, DB, 40000, 5432, TCP_FLAGS.ACK)).map((t) => t.port)).toEqual([DB.port]);
+      expect(h.c('ip4-policy: new-flow')).toBe(1);
+      expect(h.one(DB.port, seg(DB, API, 5432, 40000, TCP_FLAGS.ACK)).map((t) => t.port)).toEqual([API.port]);
+      expect(h.c('ip4-policy: new-flow')).toBe(1);
+      // web -> db is still denied by the policy, not picked up
+      expect(h.one(WEB.port, seg(WEB, DB, 40001, 5432, TCP_FLAGS.ACK))).toHaveLength(0);
+      expect(h.c('ip4-policy: denied')).toBe(1);
+      // RST and SYN-ACK without a flow stay invalid
+      expect(h.one(API.port, seg(API, DB, 40002, 5432, TCP_FLAGS.RST | TCP_FLAGS.ACK))).toHaveLength(0);
+      expect(h.one(API.port, seg(API, DB, 40003, 5432, TCP_FLAGS.SYN | TCP_FLAGS.ACK))).toHaveLength(0);
+      expect(h.c('ip4-policy: invalid')).toBe(2);
+    } finally {
+      tables.pickup = false;
+    }
+    // pickup over: a mid-stream segment of an unknown connection is invalid again; the picked one lives
+    expect(h.one(API.port, seg(API, DB, 40004, 5432, TCP_FLAGS.ACK))).toHaveLength(0);
+    expect(h.c('ip4-policy: invalid')).toBe(3);
+    expect(h.one(API.port, seg(API, DB, 40000, 5432, TCP_FLAGS.ACK)).map((t) => t.port)).toEqual([DB.port]);
+  });
+
   it('lets endpoints without policy talk through their namespace profile (kns.<ns> allows all)', () => {
     const h = harness(DB_POLICY);
     expect(h.one(WEB.port, syn(WEB, API.ip, 80)).map((t) => t.port)).toEqual([API.port]);

@@ -27,6 +27,14 @@ interface AddedMeta {
 /** Log lines per drain (one a second): the workers already rate-limit, this bounds a burst of them. */
 const LOG_LINES_PER_DRAIN = 100;
 
+/**
+ * Seconds after a restart during which ip4-policy picks up mid-stream TCP connections (C_PICKUP):
+ * the flow table lived in the old process, so without it every connection open across a restart
+ * would be dropped as invalid. Long enough for any established connection to send a segment
+ * (keepalives aside); after it a TCP segment that fits no flow and is not a SYN is invalid again.
+ */
+export const PICKUP_SECONDS = 60;
+
 export class PolicyGlue {
   readonly policy: PolicyProgrammer;
   private readonly added = new Map<string, AddedMeta>();
@@ -50,6 +58,17 @@ export class PolicyGlue {
     this.policy =
       prog.policy ?? PolicyProgrammer.attach(prog.cfg, prog.nodeName, prog.env, { always: true })!;
     this.program(this.src, 'start'); // the workloads restored from the state file
+    if (attached().length > 0) this.pickUpOpenFlows();
+  }
+
+  /** A restart re-attached workloads: their open TCP connections are picked up for a while. */
+  private pickUpOpenFlows(): void {
+    const tables = this.policy.tables;
+    tables.pickup = true;
+    this.log.info({ seconds: PICKUP_SECONDS }, 'policy: picking up TCP connections open across the restart');
+    setTimeout(() => {
+      tables.pickup = false;
+    }, PICKUP_SECONDS * 1000).unref();
   }
 
   /** What the workers attach (WorkerInit.policy). */

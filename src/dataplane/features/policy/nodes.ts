@@ -30,11 +30,12 @@ import { ADJ_LOCAL } from '../../tables/adjacency.js';
 import { ETH_HLEN } from '../../wire/ethernet.js';
 import { formatIp4 } from '../../../common/addr.js';
 import { IP4_MF, IP4_OFFMASK, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../../wire/ipv4.js';
-import { TCP_ACK_FLAG, TCP_SYN } from '../../wire/tcp.js';
+import { TCP_ACK_FLAG, TCP_RST, TCP_SYN } from '../../wire/tcp.js';
 import {
   C_ACTIVE,
   C_ENABLED,
   C_HOST_DROP,
+  C_PICKUP,
   C_SEQ,
   MAX_TRIES,
   PolicyTables,
@@ -336,8 +337,12 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
       }
     }
     // no flow: TCP must open with a SYN, ICMP replies need their query
+    // (after a restart, C_PICKUP: a mid-stream segment, ACK without SYN / RST, may open it too)
     const opening =
-      proto === IPPROTO_TCP ? (tcpFlags & (TCP_SYN | TCP_ACK_FLAG)) === TCP_SYN : icmpKind !== ICMP_REPLY;
+      proto === IPPROTO_TCP
+        ? (tcpFlags & (TCP_SYN | TCP_ACK_FLAG)) === TCP_SYN ||
+          ((tcpFlags & (TCP_SYN | TCP_RST | TCP_ACK_FLAG)) === TCP_ACK_FLAG && this.ctl[C_PICKUP] !== 0)
+        : icmpKind !== ICMP_REPLY;
     if (fromHost) return this.fromHost(b, i, opening && icmpKind !== ICMP_ERROR, ks, kd, frag, ipId);
     let v = this.ctl[C_ENABLED] === 0 ? V_ALLOW : this.newFlow(b, i, opening);
     if (v === V_NOT_OURS) return true;

@@ -25,6 +25,12 @@ export const C_MAGIC = 6;
  * dropped after their egress policy (ip4-policy tracks host flows while this is 1, policy or not)
  */
 export const C_HOST_DROP = 7;
+/**
+ * 1 for a while after a restart (the daemon re-attached workloads whose connections were open): a TCP
+ * segment with ACK and without SYN / RST that fits no flow is evaluated by policy as if it opened
+ * one (conntrack's loose pickup), instead of being dropped as invalid; the flow table was lost
+ */
+export const C_PICKUP = 8;
 const CTL_WORDS = 16;
 const CTL_MAGIC = 0x50544231; // 'PTB1'
 
@@ -127,6 +133,15 @@ export class PolicyTables {
 
   set endpointToHostDrop(on: boolean) {
     Atomics.store(this.ctl, C_HOST_DROP, on ? 1 : 0);
+  }
+
+  /** Loose pickup of mid-stream TCP flows (after a restart, see C_PICKUP); applies at once. */
+  get pickup(): boolean {
+    return Atomics.load(this.ctl, C_PICKUP) === 1;
+  }
+
+  set pickup(on: boolean) {
+    Atomics.store(this.ctl, C_PICKUP, on ? 1 : 0);
   }
 
   /**
