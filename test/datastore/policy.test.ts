@@ -218,6 +218,7 @@ describe('invalid policy values in a datastore are logged and skipped', () => {
     const m = modelOf(ds, bad);
     expect(m.build().policy?.policies ?? []).toEqual([]);
     expect(bad.map((b) => b.key)).toEqual([netpolKey('db-in')]);
+    expect(m.badCount).toBe(1); // counted while skipped (the daemon's status: badValues)
     ds.putSync(
       resourceKey('Tier', 'security'),
       JSON.stringify({ kind: 'Tier', apiVersion: V3, metadata: { name: 'security' }, spec: { order: 100 } }),
@@ -238,6 +239,7 @@ describe('invalid policy values in a datastore are logged and skipped', () => {
     m.reset(ds.listSync('/cali').kvs);
     const cfg = m.build();
     expect(cfg.policy?.policies.map((p) => `${p.tier}/${p.name}`)).toEqual(['security/db-in']);
+    expect(m.badCount).toBe(0);
     expect(cfg.policy?.namespaces.get('shop')?.labels).toEqual({ team: 'shop' });
   });
 

@@ -219,7 +219,7 @@ export class DatastoreSync {
       connected: this.connected,
       revision: this.revision,
       lastError: this.lastError,
-      badValues: this.model.bad.size,
+      badValues: this.model.badCount,
     };
   }
 

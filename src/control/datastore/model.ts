@@ -146,6 +146,15 @@ export class ClusterModel {
   private readonly pieces = new Map<string, { rev: number; piece: Piece }>();
   /** bad values by key (the reason), current ones only */
   readonly bad = new Map<string, string>();
+  /** keys of policies the last build() skipped because their Tier does not exist */
+  private readonly tierless = new Set<string>();
+
+  /** Keys whose value is in error now: unreadable or invalid, or a policy naming a missing Tier. */
+  get badCount(): number {
+    let n = this.bad.size;
+    for (const k of this.tierless) if (!this.bad.has(k)) n++;
+    return n;
+  }
 
   constructor(
     readonly source: string,
@@ -282,6 +291,7 @@ export class ClusterModel {
       }
     }
     if (anyPolicy) cfg.policy = this.policyOf(tiers, profiles, policies);
+    else this.tierless.clear();
     return cfg;
   }
 
@@ -292,8 +302,10 @@ export class ClusterModel {
     policies: { key: string; p: PolicyResource }[],
   ): PolicyConfig {
     const kept: PolicyResource[] = [];
+    this.tierless.clear();
     for (const { key, p } of policies) {
       if (p.tier !== DEFAULT_TIER && !tiers.has(p.tier)) {
+        this.tierless.add(key);
         const name = p.namespace === undefined ? p.name : `${p.namespace}/${p.name}`;
         this.noteBad(key, `${key}: ${p.kind} ${name}: spec.tier ${p.tier}: no Tier with this name`);
         continue;
