@@ -6,6 +6,8 @@
 // up to their timeout (use them in workers, or with timeout 0 on the main thread).
 #include "common.h"
 
+#include <sched.h>
+
 #include <errno.h>
 #include <poll.h>
 #include <sys/epoll.h>
@@ -86,8 +88,10 @@ static napi_value EpollDel(napi_env env, napi_callback_info info) {
   return epoll_ctl_js(env, info, "epollDel", EPOLL_CTL_DEL);
 }
 
-// epollWait(epfd, readyFds: Int32Array, timeoutMs) -> number of ready fds written to readyFds
-// (0 = timeout or interrupted by a signal). At most min(readyFds.length, 256) per call.
+// epollWait(epfd, readyFds: Int32Array, timeoutMs, yieldFirst = false) -> number of ready fds written
+// to readyFds (0 = timeout or interrupted by a signal). At most min(readyFds.length, 256) per call.
+// yieldFirst: sched_yield() before a zero-timeout wait, so a thread polling a quiet device gives its
+// CPU to whatever else is runnable there (a busy-polling worker between two frames).
 static napi_value EpollWait(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, "epollWait", &a)) return NULL;
@@ -103,6 +107,9 @@ static napi_value EpollWait(napi_env env, napi_callback_info info) {
     throw_range(env, "epollWait(epfd %d): readyFds is empty", epfd);
     return NULL;
   }
+  bool yield_first = false;
+  if (!is_nullish(&a, 3) && !arg_bool(&a, 3, "yieldFirst", &yield_first)) return NULL;
+  if (yield_first && timeout == 0) sched_yield();
   struct epoll_event ev[EPOLL_MAX];
   int max = nready < EPOLL_MAX ? (int)nready : EPOLL_MAX;
   int r = epoll_wait(epfd, ev, max, (int)timeout);

@@ -148,6 +148,7 @@ describe('errno errors name the call and the argument', () => {
       () => (n.readBatch as unknown as () => number)(),
       () => n.poll([fd] as unknown as Int32Array, 0),
       () => n.epollWait(fd, new Uint32Array(2) as unknown as Int32Array, 0),
+      () => n.epollWait(fd, new Int32Array(2), 0, 1 as unknown as boolean),
       () => n.packetSocket('lo', { bpf: [1, 2] as unknown as Uint8Array }),
       () => n.packetSocket('lo', 3 as unknown as object),
       () => n.udpSocket('not-an-ip', 0),
@@ -207,6 +208,8 @@ describe('eventfd, poll, epoll and batches without privileges', () => {
     io.epollAdd(ep, c);
     const ready = new Int32Array(8);
     expect(io.epollWait(ep, ready, 0)).toBe(1);
+    expect(ready[0]).toBe(c);
+    expect(io.epollWait(ep, ready, 0, true)).toBe(1); // the busy poll's wait: yield, then the same answer
     expect(ready[0]).toBe(c);
     io.epollDel(ep, c);
     // a finite timeout with nothing ready returns 0 (no wall-clock assertion: the return is the event)

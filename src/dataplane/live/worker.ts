@@ -55,7 +55,8 @@ class EpollPoller implements Poller {
   }
 
   wait(timeoutMs: number, ready: (Device | null)[]): number {
-    const n = io.epollWait(this.ep, this.fds, timeoutMs);
+    // a zero timeout is the busy poll (WorkerLoop.nextWait): yield the CPU between two empty polls
+    const n = io.epollWait(this.ep, this.fds, timeoutMs, timeoutMs === 0);
     let m = 0;
     for (let k = 0; k < n; k++) {
       const fd = this.fds[k];

@@ -131,7 +131,7 @@ export interface NativeBinding {
   epollAdd(epfd: number, fd: number, events?: number): void;
   epollMod(epfd: number, fd: number, events?: number): void;
   epollDel(epfd: number, fd: number): void;
-  epollWait(epfd: number, readyFds: Int32Array, timeoutMs: number): number;
+  epollWait(epfd: number, readyFds: Int32Array, timeoutMs: number, yieldFirst?: boolean): number;
   eventfdCreate(initval?: number, semaphore?: boolean): number;
   eventfdWrite(fd: number, value?: number): void;
   eventfdRead(fd: number): number;

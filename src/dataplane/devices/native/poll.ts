@@ -43,10 +43,11 @@ export function epollDel(epfd: number, fd: number): void {
 
 /**
  * Waits up to timeoutMs (-1 forever) and writes the ready fds to readyFds (at most
- * min(readyFds.length, 256)). Returns their number; 0 on timeout or signal.
+ * min(readyFds.length, 256)). Returns their number; 0 on timeout or signal. yieldFirst: with
+ * timeoutMs 0, sched_yield() first (a busy-polling thread lets whatever else is runnable on its CPU run).
  */
-export function epollWait(epfd: number, readyFds: Int32Array, timeoutMs: number): number {
-  return nb().epollWait(epfd, readyFds, timeoutMs);
+export function epollWait(epfd: number, readyFds: Int32Array, timeoutMs: number, yieldFirst = false): number {
+  return nb().epollWait(epfd, readyFds, timeoutMs, yieldFirst);
 }
 
 /** A non-blocking eventfd: how the main thread wakes a worker blocked in epollWait/poll. */
