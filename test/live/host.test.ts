@@ -185,8 +185,9 @@ describe.skipIf(!isRoot())('the host TAP in the live daemon (requires root: netw
       source: string;
     }[];
     expect(rows.find((x) => x.prefix === `${nodeIp}/32`)).toMatchObject({
+      via: 'local',
       port: 'calitap-host0',
-      source: 'host',
+      source: 'config', // the documented sources only (ARCHITECTURE.md section 2)
     });
   });
 
@@ -219,11 +220,15 @@ describe.skipIf(!isRoot())('the host TAP in the live daemon (requires root: netw
   it("follows the host's addresses: a new one is reachable from pods, a removed one is not routed", async () => {
     const extra = '192.168.77.1';
     const hostRoute = async () =>
-      ((await lab.api(1, 'routes', {})) as { prefix: string; source: string }[]).find(
+      ((await lab.api(1, 'routes', {})) as { prefix: string; port: string | null }[]).find(
         (x) => x.prefix === `${extra}/32`,
       );
     await run(hostNs, ['ip', 'addr', 'add', `${extra}/32`, 'dev', 'lo']);
-    await waitFor('the new host address routed', async () => (await hostRoute())?.source === 'host', 10_000);
+    await waitFor(
+      'the new host address routed',
+      async () => (await hostRoute())?.port === 'calitap-host0',
+      10_000,
+    );
     expect(await pingOk(pod.ns, extra)).toBe(true);
     await run(hostNs, ['ip', 'addr', 'del', `${extra}/32`, 'dev', 'lo']);
     await waitFor('the old host address gone', async () => (await hostRoute()) === undefined, 10_000);

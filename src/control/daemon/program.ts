@@ -28,7 +28,8 @@ export interface RouteRow {
   nextHop: string | null;
   via: RouteSpec['via'];
   port: string | null;
-  source: RouteSpec['source'];
+  /** the CLI contract's sources (ARCHITECTURE.md section 2); the host's /32s show as `config` */
+  source: Exclude<RouteSpec['source'], 'host'>;
 }
 
 export interface ProgrammerOptions {
@@ -436,7 +437,9 @@ export class Programmer {
         nextHop: spec.nextHop === undefined ? null : formatIp4(spec.nextHop),
         via: spec.via,
         port: spec.port ?? null,
-        source: spec.source,
+        // the host's addresses are the node's own (config, or the host's interfaces): `calitap
+        // routes` keeps to the documented sources; they are the rows on the host port
+        source: spec.source === 'host' ? 'config' : spec.source,
       }))
       .sort((a, b) => cmpPrefix(a.prefix, b.prefix));
   }
