@@ -17,6 +17,26 @@ import { PY, bg, isRoot, killAll, prefix, python, waitFor, waitListening, type B
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'calitap.js');
 const PORT = 8080;
 
+/**
+ * One connection to ip:PORT from ns: a line exchanged at once, another on the same connection once
+ * the file `trigger` exists (each answer printed).
+ */
+const twoExchanges = (ns: string, ip: string, trigger: string): Bg =>
+  bg(ns, [
+    PY,
+    '-c',
+    `
+import socket, os, time
+c = socket.create_connection(('${ip}', ${PORT}), timeout=5)
+c.settimeout(20)
+f = c.makefile()
+c.sendall(b'one\\n'); print(f.readline().strip(), flush=True)
+t = time.monotonic()
+while not os.path.exists('${trigger}') and time.monotonic() - t < 60: time.sleep(0.05)
+c.sendall(b'two\\n'); print(f.readline().strip(), flush=True)
+`,
+  ]);
+
 const policyYaml = (dbFrom: string): string => `apiVersion: v1
 kind: Namespace
 metadata: { name: shop, labels: { team: shop } }
@@ -152,19 +172,7 @@ describe.skipIf(!isRoot())('network policy in the live daemon (requires root: ne
   it('applies a live policy change to new connections without cutting an open one', async () => {
     const trigger = path.join(lab.dir, 'go');
     // api → db: open, exchange a line, wait for the trigger, exchange another on the same connection
-    const open = bg(w.api.ns, [
-      PY,
-      '-c',
-      `
-import socket, os, time
-c = socket.create_connection(('${w.db.ip}', ${PORT}), timeout=5)
-f = c.makefile()
-c.sendall(b'one\\n'); print(f.readline().strip(), flush=True)
-t = time.monotonic()
-while not os.path.exists('${trigger}') and time.monotonic() - t < 60: time.sleep(0.05)
-c.sendall(b'two\\n'); print(f.readline().strip(), flush=True)
-`,
-    ]);
+    const open = twoExchanges(w.api.ns, w.db.ip, trigger);
     await waitFor('the first exchange', () => open.stdout.includes('db:one'));
     // db now takes web, not api
     const before = fs.readFileSync(lab.hosts[0].log, 'utf8').split('config reloaded').length;
@@ -184,20 +192,7 @@ c.sendall(b'two\\n'); print(f.readline().strip(), flush=True)
   it('keeps policing restored workloads after a daemon restart, and keeps their open connections', async () => {
     const trigger = path.join(lab.dir, 'restarted');
     // web → db (allowed): one exchange before the crash, one on the same connection after the restart
-    const open = bg(w.web.ns, [
-      PY,
-      '-c',
-      `
-import socket, os, time
-c = socket.create_connection(('${w.db.ip}', ${PORT}), timeout=5)
-c.settimeout(20)
-f = c.makefile()
-c.sendall(b'one\\n'); print(f.readline().strip(), flush=True)
-t = time.monotonic()
-while not os.path.exists('${trigger}') and time.monotonic() - t < 60: time.sleep(0.05)
-c.sendall(b'two\\n'); print(f.readline().strip(), flush=True)
-`,
-    ]);
+    const open = twoExchanges(w.web.ns, w.db.ip, trigger);
     await waitFor('the first exchange', () => open.stdout.includes('db:one'));
     await lab.stop(1, 'SIGKILL');
     await lab.start(1);
