@@ -42,7 +42,7 @@ import {
   ip4Src,
   ip4TotalLen,
 } from '../../wire/ipv4.js';
-import { l4AdjustForAddr, l4AdjustPartialForAddr, l4SetPort } from '../../wire/l4.js';
+import { l4AdjustForAddr, l4AdjustPartialForAddr, l4SetPort, l4SetSource } from '../../wire/l4.js';
 import { TCP_CSUM, TCP_FLAGS } from '../../wire/tcp.js';
 import { UDP_CSUM } from '../../wire/udp.js';
 import {
@@ -57,36 +57,9 @@ import {
   icmpSetChecksum,
 } from '../../wire/icmp4.js';
 import { NAT_BUSY, NAT_MISS, NAT_NO_PORT, type NatTable } from '../../tables/nat/table.js';
+import { PoolSet } from './pools.js';
 
-export interface NatPool {
-  addr: number;
-  mask: number;
-  natOutgoing: boolean;
-}
-
-/** Pools as the NAT nodes test them: a handful of (addr, mask) pairs, scanned linearly. */
-export class PoolSet {
-  readonly addr: Uint32Array;
-  readonly mask: Uint32Array;
-  readonly nat: Uint8Array;
-  constructor(pools: NatPool[]) {
-    this.addr = Uint32Array.from(pools.map((p) => p.addr >>> 0));
-    this.mask = Uint32Array.from(pools.map((p) => p.mask >>> 0));
-    this.nat = Uint8Array.from(pools.map((p) => (p.natOutgoing ? 1 : 0)));
-  }
-
-  /** index of the pool containing ip, or -1 */
-  find(ip: number): number {
-    for (let k = 0; k < this.addr.length; k++) if ((ip & this.mask[k]) >>> 0 === this.addr[k]) return k;
-    return -1;
-  }
-
-  /** Calico's masquerade rule. */
-  masquerade(src: number, dst: number): boolean {
-    const p = this.find(src);
-    return p >= 0 && this.nat[p] === 1 && this.find(dst) < 0;
-  }
-}
+export { PoolSet, type NatPool } from './pools.js';
 
 const I_FRAGMENT = 0;
 const I_PROTO = 1;
@@ -133,6 +106,8 @@ export class Snat4In2Out extends GraphNode {
   private readonly st: Int32Array;
   /** per packet index: pass() queued it for translation (process() skips the masquerade rule) */
   private readonly queued: Uint8Array;
+  /** process() scratch, per lookup: the packet's L4 header offset */
+  private readonly l4s: Int32Array;
 
   constructor(
     private readonly env: DataplaneEnv,
@@ -147,6 +122,7 @@ export class Snat4In2Out extends GraphNode {
     this.found = new Int32Array(capacity);
     this.st = new Int32Array(capacity);
     this.queued = new Uint8Array(capacity);
+    this.l4s = new Int32Array(capacity);
   }
 
   override tick(_b: Batch, now: number): void {
@@ -231,6 +207,7 @@ export class Snat4In2Out extends GraphNode {
         keys[r + 2] = (u8[l4] << 8) | u8[l4 + 1];
         keys[r + 4] = (u8[l4 + 2] << 8) | u8[l4 + 3];
       }
+      this.l4s[m] = l4;
       st[k] = m++;
     }
     if (m > 0) this.nat!.lookupOutBatch(keys, m, this.now, this.found);
@@ -239,8 +216,32 @@ export class Snat4In2Out extends GraphNode {
       const s = st[k];
       if (s === -2) continue;
       const i = q[k];
-      if (s === -1 || this.translate(b, i, this.found[s], true)) next.enterAny(b, i);
+      if (s === -1 || this.translateFound(b, i, s)) next.enterAny(b, i);
     }
+  }
+
+  /**
+   * Masquerades the packet of process()'s lookup s; false when it was dropped. An established TCP or
+   * UDP flow (the common case) is translated from what process() extracted (no re-parse; one checksum
+   * pass for address and port); the rest (new flows, echo, GSO, tracing) goes through translate().
+   */
+  private translateFound(b: Batch, i: number, s: number): boolean {
+    const f = this.found[s];
+    const r = s * 5;
+    const proto = this.keys[r];
+    if (f < 0 || proto === IPPROTO_ICMP || (b.flags[i] & PKT_GSO) !== 0 || b.trace !== null) {
+      return this.translate(b, i, f, true);
+    }
+    const u8 = b.u8;
+    const nat = this.nat!;
+    const l4 = this.l4s[s];
+    const nip = nat.natIp(f);
+    const tcp = proto === IPPROTO_TCP;
+    l4SetSource(u8, l4, tcp ? TCP_CSUM : UDP_CSUM, this.keys[r + 1], nip, nat.natPort(f), !tcp);
+    if (tcp) nat.tcpUpdate(f, u8[l4 + TCP_FLAGS], true, this.now);
+    ip4SetSrc(u8, b.off[i] + ETH_HLEN, nip);
+    this.count(I_TRANSLATED);
+    return true;
   }
 
   /** The L4 header offset of a packet to masquerade, or -1 when it was dropped (and counted). */
