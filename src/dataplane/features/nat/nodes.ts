@@ -58,6 +58,7 @@ import {
 } from '../../wire/icmp4.js';
 import { NAT_BUSY, NAT_MISS, NAT_NO_PORT, type NatTable } from '../../tables/nat/table.js';
 import { PoolSet } from './pools.js';
+import { untranslateQuote } from './quote.js';
 
 export { PoolSet, type NatPool } from './pools.js';
 
@@ -80,6 +81,9 @@ function clock(now: number): number {
   return Math.floor(now) | 0;
 }
 
+/** Seconds of clock time between two slices of the NAT expiry sweep (see Snat4In2Out.tick). */
+const SWEEP_EVERY = 0.001;
+
 export class Snat4In2Out extends GraphNode {
   readonly decl: NodeDecl = {
     name: 'snat4-in2out',
@@ -99,6 +103,8 @@ export class Snat4In2Out extends GraphNode {
     ],
   };
   private now = 0;
+  /** the clock of the last sweep slice */
+  private swept = -Infinity;
   private readonly adj: AdjacencyTable;
   /** process() scratch, per batch slot: 5-tuples, lookup results, what each queued packet is */
   private readonly keys: Int32Array;
@@ -125,9 +131,16 @@ export class Snat4In2Out extends GraphNode {
     this.l4s = new Int32Array(capacity);
   }
 
+  /**
+   * Timers: the NAT clock, and a slice of the expiry sweep (256 slots) at most once per SWEEP_EVERY of
+   * clock time, so the sweep's cost per second does not grow with how often the graph ticks (the live
+   * loop ticks every 50 ms; replay and benches every round).
+   */
   override tick(_b: Batch, now: number): void {
     this.now = clock(now);
-    this.nat?.expire(this.now, 256);
+    if (this.nat === null || (now - this.swept < SWEEP_EVERY && now >= this.swept)) return;
+    this.swept = now;
+    this.nat.expire(this.now, 256);
   }
 
   override setParams(env: DataplaneEnv): void {
@@ -556,38 +569,6 @@ export class Snat4Out2In extends GraphNode {
     if (b.trace !== null) b.note(i, this.name, `icmp error for ${formatIp4(inIp)}:${inPort}`);
     this.next[0].enter(b, i);
   }
-}
-
-/**
- * An ICMP error calitap itself builds about a packet snat4-out2in translated (e.g. fragmentation
- * needed toward a pod): the quote shows the pod's address and port, which the remote end never saw.
- * Put the translated destination (natIp:natPort) back into the quote so the remote end's PMTU
- * discovery works through NAT (RFC 5508 §7). `ip` is the error's IP header, `flow` the NAT flow.
- */
-export function untranslateQuote(u8: Uint8Array, ip: number, nat: NatTable, flow: number): void {
-  const l4 = ip + ip4Hlen(u8, ip);
-  const end = ip + ip4TotalLen(u8, ip);
-  const inner = l4 + ICMP_HLEN;
-  if (inner + 20 > end) return;
-  const ihl = (u8[inner] & 15) * 4;
-  const iproto = u8[inner + IP4_PROTO];
-  const il4 = inner + ihl;
-  const podIp = ip4Dst(u8, inner);
-  ip4SetDst(u8, inner, nat.natIp(flow));
-  if (iproto === IPPROTO_TCP || iproto === IPPROTO_UDP) {
-    const csum = iproto === IPPROTO_TCP ? TCP_CSUM : UDP_CSUM;
-    const udp = iproto === IPPROTO_UDP;
-    if (il4 + csum + 2 <= end) {
-      l4AdjustForAddr(u8, il4, csum, podIp, nat.natIp(flow), udp);
-      l4SetPort(u8, il4, 2, nat.natPort(flow), csum, udp);
-    } else if (il4 + 4 <= end) {
-      u8[il4 + 2] = nat.natPort(flow) >>> 8;
-      u8[il4 + 3] = nat.natPort(flow) & 255;
-    }
-  } else if (iproto === IPPROTO_ICMP && il4 + 8 <= end) {
-    l4SetPort(u8, il4, ICMP_ID, nat.natPort(flow), ICMP_CSUM, false);
-  }
-  icmpSetChecksum(u8, l4, end - l4);
 }
 
 /**
