@@ -45,9 +45,9 @@
 // the loads of a stage are independent (JavaScript has no prefetch; the CPU overlaps independent
 // misses, as many as its out-of-order window reaches: the loops that take them are a few instructions
 // per packet) and each walk is done once. Worth it when the table is bigger than the caches.
-// Cache lines: an entry is one 64-byte line (16 words) when the buffer starts on a line; glibc's large
-// allocations start 16 bytes past one, and words 0..11 (all a lookup and a translation touch) still
-// share a line then.
+// Cache lines: an entry is one 64-byte line (16 words) when the buffer starts on a line; if it starts
+// 16 bytes past one (a malloc chunk header), words 0..11 (all a lookup and a translation touch) still
+// share a line.
 import { ReaderRegistry, type ReaderRegistryShared } from '../qsbr.js';
 import { NAT_CLASS_DEAD, NAT_MISS, NAT_ST_REPLY, natTcpNextFlags, natTimeoutClass } from './conntrack.js';
 
