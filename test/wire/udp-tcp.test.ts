@@ -4,6 +4,7 @@ import * as ip4 from '../../src/dataplane/wire/ipv4.js';
 import { ICMP_CSUM, ICMP_ID, icmpCheck } from '../../src/dataplane/wire/icmp4.js';
 import * as tcp from '../../src/dataplane/wire/tcp.js';
 import * as udp from '../../src/dataplane/wire/udp.js';
+import { l4SetSource } from '../../src/dataplane/wire/l4.js';
 import * as F from './fixtures.js';
 import { FILL, filled, ip, place, toHex } from './helpers.js';
 
@@ -214,6 +215,24 @@ describe('NAT rewrites keep L4 checksums right (property, vs full recompute)', (
         tcp.l4AdjustForAddr(u8, l4, cs, od, d, isUdp);
         expectValid(u8, isUdp, l4);
         expect(ip4.ip4Check(u8, 0, u8.length)).toBe(0);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('l4SetSource (address and source port in one pass) = l4AdjustForAddr then l4SetPort', () => {
+    fc.assert(
+      fc.property(datagram, addr, port, ({ u8, isUdp, l4 }, s, sp) => {
+        const cs = isUdp ? udp.UDP_CSUM : tcp.TCP_CSUM;
+        const twoStep = u8.slice();
+        const os = ip4.ip4Src(u8, 0);
+        ip4.ip4SetSrc(twoStep, 0, s);
+        udp.l4AdjustForAddr(twoStep, l4, cs, os, s, isUdp);
+        udp.l4SetPort(twoStep, l4, 0, sp, cs, isUdp);
+        ip4.ip4SetSrc(u8, 0, s);
+        l4SetSource(u8, l4, cs, os, s, sp, isUdp);
+        expectValid(u8, isUdp, l4);
+        expect(toHex(u8)).toBe(toHex(twoStep));
       }),
       { numRuns: 1000 },
     );

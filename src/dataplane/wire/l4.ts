@@ -68,3 +68,37 @@ export function l4AdjustPartialForAddr(
   const p = rd16(u8, l4off + csumOffset);
   wr16(u8, l4off + csumOffset, ~csumAdjust32(~p & 0xffff, oldIp >>> 0, newIp >>> 0) & 0xffff);
 }
+
+/**
+ * Source NAT of a TCP or UDP header in one pass: writes `newPort` as the source port and updates the
+ * checksum at `l4off + csumOffset` for both that change and the source address change in the pseudo
+ * header (RFC 1624 eqn. 3 over the three changed 16-bit words): the value l4AdjustForAddr followed by
+ * l4SetPort gives. Same UDP rules. The IP header's own checksum is ip4SetSrc's.
+ */
+export function l4SetSource(
+  u8: Uint8Array,
+  l4off: number,
+  csumOffset: number,
+  oldIp: number,
+  newIp: number,
+  newPort: number,
+  isUdp: boolean,
+): void {
+  const oldPort = rd16(u8, l4off);
+  wr16(u8, l4off, newPort);
+  const co = l4off + csumOffset;
+  const c = rd16(u8, co);
+  if (isUdp && c === 0) return;
+  let s =
+    (~c & 0xffff) +
+    (~(oldIp >>> 16) & 0xffff) +
+    (~oldIp & 0xffff) +
+    ((newIp >>> 16) & 0xffff) +
+    (newIp & 0xffff) +
+    (~oldPort & 0xffff) +
+    (newPort & 0xffff);
+  s = (s & 0xffff) + (s >>> 16);
+  s = (s & 0xffff) + (s >>> 16);
+  const n = ~s & 0xffff;
+  wr16(u8, co, isUdp && n === 0 ? 0xffff : n);
+}

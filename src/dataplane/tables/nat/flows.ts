@@ -8,14 +8,16 @@
 //             tail, sweep cursor | counters | timeouts per class (ticks)
 //   natIps    natIpCount words
 //   ports     Uint16 list of allocatable ports (ports.ts)
-//   entries   slots x 8 words (32 bytes); slots = capacity + capacity/8 + 64, the spare ones hold
-//             flows removed but not yet reclaimable (QSBR grace periods) so they do not cut capacity:
+//   entries   slots x 16 words (64 bytes, one cache line each: a lookup that reaches an entry reads
+//             its key, its chain links and what translation writes in one line); slots = capacity +
+//             capacity/8 + 64, the spare ones hold flows removed but not yet reclaimable (QSBR grace
+//             periods) so they do not cut capacity:
 //             0 VER    0 = never used, odd = free or being created, even = live (or dead, not yet unlinked)
 //             1 STATE  bits 0..7 flow flags (NAT_ST_*), bits 8..11 timeout class (NAT_CLASS_*; 15 = dead)
 //             2 SRC inside ip   3 DST remote ip   4 NAT translated ip
 //             5 PORTS  inside port << 16 | remote port     6 PNAT proto << 16 | nat port
 //             7 LAST   last-seen time (caller's clock, u32 ticks)
-//   nextIn, nextOut   slots words each: chain links of the two indexes (-1 = end)
+//             8 NEXT_IN, 9 NEXT_OUT   chain links of the two indexes (-1 = end); 10..15 unused
 //   bucketsIn, bucketsOut   one head word per bucket (-1 = empty); buckets = the power of two >= capacity
 //   ring, tags   slots words each: unlinked entries (and their QSBR tags) in retirement order; the
 //                front part, up to the boundary, is reclaimed and ready for reuse (table.ts)
@@ -41,7 +43,11 @@
 //
 // Batches: lookupOutBatch / lookupInBatch walk all chains at once, one step per packet per stage, so
 // the loads of a stage are independent (JavaScript has no prefetch; the CPU overlaps independent
-// misses) and each walk is done once. Worth it when the table is bigger than the caches.
+// misses, as many as its out-of-order window reaches: the loops that take them are a few instructions
+// per packet) and each walk is done once. Worth it when the table is bigger than the caches.
+// Cache lines: an entry is one 64-byte line (16 words) when the buffer starts on a line; if it starts
+// 16 bytes past one (a malloc chunk header), words 0..11 (all a lookup and a translation touch) still
+// share a line.
 import { ReaderRegistry, type ReaderRegistryShared } from '../qsbr.js';
 import { NAT_CLASS_DEAD, NAT_MISS, NAT_ST_REPLY, natTcpNextFlags, natTimeoutClass } from './conntrack.js';
 
@@ -90,7 +96,9 @@ export const E_NAT = 4;
 export const E_PORTS = 5;
 export const E_PNAT = 6;
 export const E_LAST = 7;
-export const ENTRY_SHIFT = 3; // 8 words
+export const E_NEXT_IN = 8;
+export const E_NEXT_OUT = 9;
+export const ENTRY_SHIFT = 4; // 16 words: one 64-byte line
 
 /** Chain steps before a walk stops (chains are ~1 long; this only bounds a corrupted table). */
 export const MAX_WALK = 4096;
@@ -99,8 +107,6 @@ export interface NatLayout {
   natIpsWord: number;
   portsByte: number;
   entriesWord: number;
-  nextInWord: number;
-  nextOutWord: number;
   bucketsInWord: number;
   bucketsOutWord: number;
   ringWord: number;
@@ -116,9 +122,7 @@ export function natLayout(s: Omit<NatTableShared, 'sab' | 'readers'>): NatLayout
   const natIpsWord = HEADER_WORDS;
   const portsWord = align16(natIpsWord + s.natIpCount);
   const entriesWord = align16(portsWord + ((s.portCount + 1) >>> 1));
-  const nextInWord = entriesWord + (s.slots << ENTRY_SHIFT);
-  const nextOutWord = align16(nextInWord + s.slots);
-  const bucketsInWord = align16(nextOutWord + s.slots);
+  const bucketsInWord = align16(entriesWord + (s.slots << ENTRY_SHIFT));
   const bucketsOutWord = bucketsInWord + (1 << s.bucketBits);
   const ringWord = align16(bucketsOutWord + (1 << s.bucketBits));
   const tagsWord = align16(ringWord + s.slots);
@@ -127,8 +131,6 @@ export function natLayout(s: Omit<NatTableShared, 'sab' | 'readers'>): NatLayout
     natIpsWord,
     portsByte: portsWord * 4,
     entriesWord,
-    nextInWord,
-    nextOutWord,
     bucketsInWord,
     bucketsOutWord,
     ringWord,
@@ -159,8 +161,6 @@ export class FlowIndex {
   protected readonly ips: Int32Array;
   protected readonly ports: Uint16Array;
   protected readonly ent: Int32Array;
-  protected readonly nextIn: Int32Array;
-  protected readonly nextOut: Int32Array;
   protected readonly bkIn: Int32Array;
   protected readonly bkOut: Int32Array;
   protected readonly ring: Int32Array;
@@ -172,6 +172,8 @@ export class FlowIndex {
   protected readonly probes: number;
   /** lookup*Batch scratch: the chain position of each packet's walk (-1: done) */
   private cur = new Int32Array(256);
+  /** what the batch walks' touch loops read (kept, so the loads are not optimised away) */
+  private touched = 0;
 
   protected constructor(shared: NatTableShared) {
     this.shared = shared;
@@ -186,8 +188,6 @@ export class FlowIndex {
     this.ips = new Int32Array(sab, L.natIpsWord * 4, shared.natIpCount);
     this.ports = new Uint16Array(sab, L.portsByte, shared.portCount);
     this.ent = new Int32Array(sab, L.entriesWord * 4, shared.slots << ENTRY_SHIFT);
-    this.nextIn = new Int32Array(sab, L.nextInWord * 4, shared.slots);
-    this.nextOut = new Int32Array(sab, L.nextOutWord * 4, shared.slots);
     this.bkIn = new Int32Array(sab, L.bucketsInWord * 4, 1 << shared.bucketBits);
     this.bkOut = new Int32Array(sab, L.bucketsOutWord * 4, 1 << shared.bucketBits);
     this.ring = new Int32Array(sab, L.ringWord * 4, shared.slots);
@@ -269,7 +269,6 @@ export class FlowIndex {
     const dst = dstIp | 0;
     const ports = (srcPort << 16) | dstPort;
     const ent = this.ent;
-    const next = this.nextIn;
     let i = this.bkIn[hash4(this.key, proto, src, dst, ports) >>> this.shift];
     for (let steps = 0; i >= 0 && steps < MAX_WALK; steps++) {
       const o = i << ENTRY_SHIFT;
@@ -282,7 +281,7 @@ export class FlowIndex {
         const r = this.hit(i, o, now);
         if (r >= 0) return r;
       }
-      i = next[i];
+      i = ent[o + E_NEXT_IN];
     }
     return NAT_MISS;
   }
@@ -303,7 +302,6 @@ export class FlowIndex {
     const nat = natIp | 0;
     const pnat = (proto << 16) | natPort;
     const ent = this.ent;
-    const next = this.nextOut;
     let i = this.bkOut[hash4(this.key, proto, nat, rem, (natPort << 16) | remotePort) >>> this.shift];
     for (let steps = 0; i >= 0 && steps < MAX_WALK; steps++) {
       const o = i << ENTRY_SHIFT;
@@ -319,32 +317,38 @@ export class FlowIndex {
           return r;
         }
       }
-      i = next[i];
+      i = ent[o + E_NEXT_OUT];
     }
     return NAT_MISS;
   }
 
   /**
    * Batched lookupOut for a vector of packets (the graph's batch): `keys` holds n records of 5 words
-   * (proto, src ip, src port, dst ip, dst port); out[j] gets what lookupOut would return. Faster than n
-   * single calls on tables bigger than the CPU caches: the chains are walked stage by stage, all packets
-   * one step per stage (first every bucket head, then every first entry, ...), so each stage's loads are
-   * independent across packets and the CPU overlaps their misses (JavaScript's stand-in for VPP's
-   * prefetch); each walk stops at its match, as lookupOut's does.
+   * (proto, src ip, src port, dst ip, dst port); out[j] gets what lookupOut would return. Much faster
+   * than n single calls on tables bigger than the CPU caches, because the misses of different packets
+   * overlap (JavaScript has no prefetch instruction; the CPU overlaps independent loads as far as its
+   * out-of-order window reaches, so the loops that take the misses are kept to a few instructions per
+   * packet): (1) every packet's bucket number (no memory touched but the keys), (2) every bucket head,
+   * (3) per chain step, every current entry touched (one line each: key, links and what translation
+   * writes), then compared; each walk stops at its match, as lookupOut's does.
    */
   lookupOutBatch(keys: Int32Array, n: number, now: number, out: Int32Array): void {
     const bk = this.bkIn;
     const ent = this.ent;
-    const next = this.nextIn;
     const shift = this.shift;
     const key = this.key;
     const cur = this.walk(n);
     for (let j = 0, q = 0; j < n; j++, q += 5) {
-      const ports = (keys[q + 2] << 16) | keys[q + 4];
-      cur[j] = bk[hash4(key, keys[q], keys[q + 1] | 0, keys[q + 3] | 0, ports) >>> shift];
+      cur[j] = hash4(key, keys[q], keys[q + 1], keys[q + 3], (keys[q + 2] << 16) | keys[q + 4]) >>> shift;
       out[j] = NAT_MISS;
     }
+    for (let j = 0; j < n; j++) cur[j] = bk[cur[j]];
+    let touched = 0;
     for (let steps = 0, left = n; left > 0 && steps < MAX_WALK; steps++) {
+      for (let j = 0; j < n; j++) {
+        const i = cur[j];
+        if (i >= 0) touched ^= ent[(i << ENTRY_SHIFT) + E_SRC];
+      }
       left = 0;
       for (let j = 0, q = 0; j < n; j++, q += 5) {
         const i = cur[j];
@@ -363,27 +367,32 @@ export class FlowIndex {
             continue;
           }
         }
-        const m = next[i];
+        const m = ent[o + E_NEXT_IN];
         cur[j] = m;
         if (m >= 0) left++;
       }
     }
+    this.touched = touched;
   }
 
   /** Batched lookupIn: keys hold n records (proto, remote ip, remote port, nat ip, nat port). */
   lookupInBatch(keys: Int32Array, n: number, now: number, out: Int32Array): void {
     const bk = this.bkOut;
     const ent = this.ent;
-    const next = this.nextOut;
     const shift = this.shift;
     const key = this.key;
     const cur = this.walk(n);
     for (let j = 0, q = 0; j < n; j++, q += 5) {
-      const ports = (keys[q + 4] << 16) | keys[q + 2];
-      cur[j] = bk[hash4(key, keys[q], keys[q + 3] | 0, keys[q + 1] | 0, ports) >>> shift];
+      cur[j] = hash4(key, keys[q], keys[q + 3], keys[q + 1], (keys[q + 4] << 16) | keys[q + 2]) >>> shift;
       out[j] = NAT_MISS;
     }
+    for (let j = 0; j < n; j++) cur[j] = bk[cur[j]];
+    let touched = 0;
     for (let steps = 0, left = n; left > 0 && steps < MAX_WALK; steps++) {
+      for (let j = 0; j < n; j++) {
+        const i = cur[j];
+        if (i >= 0) touched ^= ent[(i << ENTRY_SHIFT) + E_PNAT];
+      }
       left = 0;
       for (let j = 0, q = 0; j < n; j++, q += 5) {
         const i = cur[j];
@@ -403,11 +412,12 @@ export class FlowIndex {
             continue;
           }
         }
-        const m = next[i];
+        const m = ent[o + E_NEXT_OUT];
         cur[j] = m;
         if (m >= 0) left++;
       }
     }
+    this.touched = touched;
   }
 
   /** The batch walks' scratch (one chain position per packet), grown to n (never per packet). */

@@ -25,6 +25,8 @@ import {
   ENTRY_SHIFT,
   E_DST,
   E_NAT,
+  E_NEXT_IN,
+  E_NEXT_OUT,
   E_PNAT,
   E_PORTS,
   E_SRC,
@@ -177,8 +179,8 @@ export class FlowSweeper extends FlowIndex {
     const bo =
       hash4(this.key, proto, ent[o + E_NAT], ent[o + E_DST], (natPort << 16) | (ports & 0xffff)) >>>
       this.shift;
-    unlink(this.bkIn, this.nextIn, bi, i);
-    unlink(this.bkOut, this.nextOut, bo, i);
+    unlink(this.bkIn, ent, E_NEXT_IN, bi, i);
+    unlink(this.bkOut, ent, E_NEXT_OUT, bo, i);
     Atomics.store(ent, o + E_VER, v + 1); // odd: not in any chain
     const h = this.hdr;
     const tail = h[H_RING_TAIL];
@@ -222,21 +224,22 @@ export class FlowSweeper extends FlowIndex {
 }
 
 /**
- * Lock held: removes entry i from the chain of bucket b. Creators only ever change a bucket head (by
+ * Lock held: removes entry i from the chain of bucket b (links in word `link` of each entry). Creators only ever change a bucket head (by
  * compare-and-swap) and the links of entries not yet published, so the head is swapped and any other
  * link is stored.
  */
-function unlink(bk: Int32Array, next: Int32Array, b: number, i: number): void {
+function unlink(bk: Int32Array, ent: Int32Array, link: number, b: number, i: number): void {
+  const after = ent[(i << ENTRY_SHIFT) + link];
   for (;;) {
     const head = Atomics.load(bk, b);
     if (head === i) {
-      if (Atomics.compareExchange(bk, b, i, next[i]) === i) return;
+      if (Atomics.compareExchange(bk, b, i, after) === i) return;
       continue; // a creator prepended meanwhile: i is no longer the head
     }
     for (let j = head, steps = 0; j >= 0 && steps < MAX_WALK; steps++) {
-      const n = next[j];
+      const n = ent[(j << ENTRY_SHIFT) + link];
       if (n === i) {
-        Atomics.store(next, j, next[i]);
+        Atomics.store(ent, (j << ENTRY_SHIFT) + link, after);
         return;
       }
       j = n;

@@ -45,6 +45,8 @@ import {
   E_DST,
   E_LAST,
   E_NAT,
+  E_NEXT_IN,
+  E_NEXT_OUT,
   E_PNAT,
   E_PORTS,
   E_SRC,
@@ -262,7 +264,7 @@ export class NatTable extends FlowSweeper {
           const o = y << ENTRY_SHIFT;
           ent[o + E_NAT] = nat;
           ent[o + E_PNAT] = (proto << 16) | port;
-          this.nextOut[y] = headOut;
+          ent[o + E_NEXT_OUT] = headOut;
           if (Atomics.compareExchange(this.bkOut, bo, headOut, y) === headOut) {
             return this.publishIn(y, bi, headIn, proto, src, ports, dst, now);
           }
@@ -286,7 +288,7 @@ export class NatTable extends FlowSweeper {
     const h = this.hdr;
     const o = y << ENTRY_SHIFT;
     for (let attempt = 0; attempt < CAS_TRIES; attempt++) {
-      this.nextIn[y] = head;
+      this.ent[o + E_NEXT_IN] = head;
       if (Atomics.compareExchange(this.bkIn, bi, head, y) === head) {
         Atomics.store(this.ent, o + E_VER, this.ent[o + E_VER] + 1); // even: live
         Atomics.add(h, H_CREATED, 1);
@@ -376,7 +378,7 @@ export class NatTable extends FlowSweeper {
         if (r >= 0) return r;
         if ((Atomics.load(ent, o + E_VER) & 1) === 0 && this.kill(o, true)) this.reap(i);
       }
-      i = this.nextIn[i];
+      i = ent[o + E_NEXT_IN];
     }
     return -1;
   }
@@ -409,7 +411,7 @@ export class NatTable extends FlowSweeper {
           if (this.kill(o, true)) this.reap(i);
         }
       }
-      i = this.nextOut[i];
+      i = ent[o + E_NEXT_OUT];
     }
     return false;
   }
