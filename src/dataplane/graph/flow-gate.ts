@@ -45,36 +45,43 @@ export class FlowGate {
 }
 
 /**
- * True when packet i (its IPv4 header at `ip`, addresses src/dst in int32 form) is of the gate's
- * flow and has nothing for the feature to record: it then refreshes the entry's last-seen word and
- * the feature would pass it. Small on purpose (V8 inlines it into ip4-fast's loop and into the
- * feature's pass): no call, whole-word compares. The checks:
- *   - the feature is on (a control word), the header is 20 bytes and the packet holds the L4 header;
+ * True when the packet (its IPv4 header at `ip`, 20 bytes long: the caller checked; its total
+ * length `tot`, addresses src/dst in int32 form, `word` its IP word at offset 6 masked with
+ * GATE_WORD_MASK) is of the gate's flow and has nothing for the feature to record: it then
+ * refreshes the entry's last-seen word and the feature would pass it. The caller passes what it
+ * has already read (ip4-fast has all of it); small on purpose, so that V8 inlines it into ip4-fast's
+ * loop and into the feature's pass: no call, whole-word compares. The checks:
+ *   - the feature is on (a control word) and the packet holds the L4 header the gate reads;
  *   - not a fragment, the gate's protocol, addresses and ports one way or the other;
  *   - no TCP flag the feature must see (the byte is read whatever the protocol: flags is 0 for UDP);
  *   - the flow entry's control word has not moved since (no expiry or reuse). A plain load: an
  *     aligned Int32 element of a SharedArrayBuffer never tears, and nothing read after it depends on
  *     its ordering (Atomics.load is a builtin call in Node 20's V8, about 6 ns).
  */
-export function flowGatePass(g: FlowGate, b: Batch, ip: number, src: number, dst: number): boolean {
-  const dv = b.dv;
-  const w0 = dv.getUint32(ip); // version and header length, TOS, total length
-  const ports = dv.getUint32(ip + 20);
+export function flowGatePass(
+  g: FlowGate,
+  b: Batch,
+  ip: number,
+  tot: number,
+  word: number,
+  src: number,
+  dst: number,
+): boolean {
   const words = g.words;
   const e = g.entry;
-  if (
-    (dv.getUint32(ip + 6) & GATE_WORD_MASK) === g.word &&
-    w0 >>> 24 === 0x45 &&
-    (w0 & 0xffff) >= g.minLen &&
-    ((src === g.src && dst === g.dst && ports === g.fwd) ||
-      (src === g.dst && dst === g.src && ports === g.rev)) &&
-    (b.u8[ip + 33] & g.flags) === 0 &&
-    words[e] === g.ctl &&
-    (g.live[g.liveA] | g.live[g.liveB]) !== 0
-  ) {
-    const s = e + g.seen;
-    if (words[s] !== g.now) words[s] = g.now;
-    return true;
+  if (word === g.word && tot >= g.minLen) {
+    const ports = b.dv.getUint32(ip + 20);
+    if (
+      ((src === g.src && dst === g.dst && ports === g.fwd) ||
+        (src === g.dst && dst === g.src && ports === g.rev)) &&
+      (b.u8[ip + 33] & g.flags) === 0 &&
+      words[e] === g.ctl &&
+      (g.live[g.liveA] | g.live[g.liveB]) !== 0
+    ) {
+      const s = e + g.seen;
+      if (words[s] !== g.now) words[s] = g.now;
+      return true;
+    }
   }
   return false;
 }

@@ -20,7 +20,7 @@
 // applies to new flows only). Runs in the graph owner's thread; the tables are shared (see
 // tables/policy/*). Nothing is allocated per packet.
 import { GraphNode, drop, event, type NodeDecl } from '../../graph/graph.js';
-import { FlowGate, flowGatePass } from '../../graph/flow-gate.js';
+import { FlowGate, GATE_WORD_MASK, flowGatePass } from '../../graph/flow-gate.js';
 import { PKT_DECAP, PKT_LOCAL, type Batch } from '../../graph/packet.js';
 import type { DataplaneEnv, PolicyEnv } from '../../graph/env.js';
 import type { GraphFeature } from '../../graph/build.js';
@@ -176,7 +176,20 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
   override pass(b: Batch, i: number): boolean {
     const ip = b.off[i] + ETH_HLEN;
     const dv = b.dv;
-    if (flowGatePass(this.gate, b, ip, dv.getInt32(ip + 12), dv.getInt32(ip + 16))) return true;
+    const w0 = dv.getUint32(ip); // version and header length, TOS, total length
+    if (
+      w0 >>> 24 === 0x45 &&
+      flowGatePass(
+        this.gate,
+        b,
+        ip,
+        w0 & 0xffff,
+        dv.getUint32(ip + 6) & GATE_WORD_MASK,
+        dv.getInt32(ip + 12),
+        dv.getInt32(ip + 16),
+      )
+    )
+      return true;
     if (this.ctl[C_ENABLED] === 0 && this.ctl[C_HOST_DROP] === 0) return true;
     return this.check(b, i);
   }

@@ -24,7 +24,7 @@
 // counters and drops are the same; the fast node itself counts nothing (it has no reasons). With
 // tracing on every packet takes the general path (the traces are the general graph's).
 import { GraphNode, makeNext, type KeyedNext, type Next, type NodeDecl } from '../graph.js';
-import { flowGatePass, type FlowGate } from '../flow-gate.js';
+import { GATE_WORD_MASK, flowGatePass, type FlowGate } from '../flow-gate.js';
 import type { Batch } from '../packet.js';
 import { ownsAddress, type DataplaneEnv } from '../env.js';
 import { KIND_HOST, KIND_WORKLOAD } from '../ports.js';
@@ -176,6 +176,8 @@ export class Ip4Fast extends GraphNode {
         break;
       const tot = (u8[ip + 2] << 8) | u8[ip + 3];
       const ttl = u8[ip + 8];
+      const frag = (u8[ip + 6] << 8) | u8[ip + 7];
+      const proto = u8[ip + 9];
       const src = (u8[ip + 12] << 24) | (u8[ip + 13] << 16) | (u8[ip + 14] << 8) | u8[ip + 15];
       const dst = (u8[ip + 16] << 24) | (u8[ip + 17] << 16) | (u8[ip + 18] << 8) | u8[ip + 19];
       let s =
@@ -183,8 +185,8 @@ export class Ip4Fast extends GraphNode {
         u8[ip + 1] +
         tot +
         ((u8[ip + 4] << 8) | u8[ip + 5]) +
-        ((u8[ip + 6] << 8) | u8[ip + 7]) +
-        ((ttl << 8) | u8[ip + 9]) +
+        frag +
+        ((ttl << 8) | proto) +
         ((u8[ip + 10] << 8) | u8[ip + 11]) +
         (src >>> 16) +
         (src & 0xffff) +
@@ -242,7 +244,12 @@ export class Ip4Fast extends GraphNode {
       b.len[i] = 14 + tot;
       if (!heads[key].passAll(b, i)) continue;
       const g = gates[key];
-      if (g !== null && !flowGatePass(g, b, ip, src, dst) && !gated[key].pass(b, i)) continue;
+      if (
+        g !== null &&
+        !flowGatePass(g, b, ip, tot, ((frag << 16) | proto) & GATE_WORD_MASK, src, dst) &&
+        !gated[key].pass(b, i)
+      )
+        continue;
       b.adj[i] = a;
       if (ak === ADJ_LOCAL) {
         const m = a * 6;
