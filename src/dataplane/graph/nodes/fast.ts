@@ -20,9 +20,11 @@
 // the cost is that a batch with an unusual packet early takes the general path for its tail). The
 // Packets for the node's own addresses from the uplink (tunnels, NAT replies) enter arc ip4-local in
 // batch order, as ip4-input does (its features are always inline). The
-// features on the arcs run exactly as on the fused edges (the same Next objects: passAll), so their
-// counters and drops are the same; the fast node itself counts nothing (it has no reasons). With
-// tracing on every packet takes the general path (the traces are the general graph's).
+// features on the arcs run exactly as on the fused edges (the same feature nodes, in the same order:
+// passAll of the fused Next objects; on ip4-unicast a last feature with a flow gate is split off and
+// its gate tested inline first, see `heads`), so their counters and drops are the same; the fast node
+// itself counts nothing (it has no reasons). With tracing on every packet takes the general path (the
+// traces are the general graph's).
 import { GraphNode, makeNext, type KeyedNext, type Next, type NodeDecl } from '../graph.js';
 import { GATE_WORD_MASK, flowGatePass, type FlowGate } from '../flow-gate.js';
 import type { Batch } from '../packet.js';
