@@ -153,9 +153,12 @@ const clock: () => bigint = CPU_CLOCK
     }
   : () => process.hrtime.bigint();
 
-/** Time per call of fn (ns, on the bench's clock), repeated until `seconds` passed, after a warm-up. */
-function timeIt(seconds: number, fn: () => void, inner = 1): number {
-  const warm = process.hrtime.bigint() + 200_000_000n;
+/**
+ * Time per call of fn (ns, on the bench's clock), repeated until `seconds` passed, after a warm-up of
+ * `warmMs` (wall).
+ */
+function timeIt(seconds: number, fn: () => void, inner = 1, warmMs = 200): number {
+  const warm = process.hrtime.bigint() + BigInt(warmMs) * 1_000_000n;
   while (process.hrtime.bigint() < warm) fn();
   let n = 0;
   const t0 = clock();
@@ -255,14 +258,19 @@ export async function runPolicyBench(opts: { quick?: boolean } = {}): Promise<Po
   const plain = new Programmer(policyConfig(false), 'node-a', { natSeed: 0 });
   const off = rig(plain, false);
   const on = rig(prog, false);
-  // alternate off / on runs and keep each one's best: on a shared machine, other load hits both alike
+  // warm both up once, then alternate short off / on samples and keep each one's best: on a shared
+  // machine other load hits both alike, and many short samples give the best one more chances to
+  // fall in a quiet moment than a few long ones (20 samples of secs / 20 each: the same total time)
   let refillNs = Infinity;
   let offNs = Infinity;
   let onNs = Infinity;
-  for (let r = 0; r < 5; r++) {
-    refillNs = Math.min(refillNs, timeIt(secs / 10, off.refillOnly, DEFAULT_BATCH));
-    offNs = Math.min(offNs, timeIt(secs / 5, off.run, DEFAULT_BATCH));
-    onNs = Math.min(onNs, timeIt(secs / 5, on.run, DEFAULT_BATCH));
+  timeIt(0, off.refillOnly, DEFAULT_BATCH);
+  timeIt(0, off.run, DEFAULT_BATCH);
+  timeIt(0, on.run, DEFAULT_BATCH);
+  for (let r = 0; r < 20; r++) {
+    refillNs = Math.min(refillNs, timeIt(secs / 40, off.refillOnly, DEFAULT_BATCH, 0));
+    offNs = Math.min(offNs, timeIt(secs / 20, off.run, DEFAULT_BATCH, 0));
+    onNs = Math.min(onNs, timeIt(secs / 20, on.run, DEFAULT_BATCH, 0));
   }
   offNs -= refillNs;
   onNs -= refillNs;

@@ -224,6 +224,9 @@ export class Programmer {
       nbr: tables.nbr,
       params,
       nat: tables.nat,
+      // present from the start (set by PolicyProgrammer.attach when the config has policy): every
+      // env then has one shape, so the per-packet `env.ports` loads stay monomorphic in V8
+      policy: undefined,
     };
     const compiled = compileRoutes(cfg, nodeName);
     this.warnings = compiled.warnings;

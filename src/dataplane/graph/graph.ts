@@ -14,6 +14,7 @@
 import type { Batch } from './packet.js';
 import type { DataplaneEnv } from './env.js';
 import { CounterRegistry, CounterSet, PortCounters } from './counters.js';
+import type { FlowGate } from './flow-gate.js';
 
 export type ReasonKind = 'drop' | 'event';
 
@@ -201,6 +202,12 @@ export abstract class GraphNode {
   pass(_b: Batch, _i: number): boolean {
     throw new Error(`${this.decl.name} is not a fusable feature`);
   }
+
+  /**
+   * A fusable feature's flow gate (flow-gate.ts), or null: when the gate opens for a packet, pass()
+   * would return true having done nothing but what the gate does, so ip4-fast may skip the call.
+   */
+  readonly gate: FlowGate | null = null;
 
   /** True when this node implements pass() (the builder may fuse it). */
   get fusable(): boolean {

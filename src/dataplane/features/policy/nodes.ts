@@ -20,6 +20,7 @@
 // applies to new flows only). Runs in the graph owner's thread; the tables are shared (see
 // tables/policy/*). Nothing is allocated per packet.
 import { GraphNode, drop, event, type NodeDecl } from '../../graph/graph.js';
+import { FlowGate, GATE_WORD_MASK, flowGatePass } from '../../graph/flow-gate.js';
 import { PKT_DECAP, PKT_LOCAL, type Batch } from '../../graph/packet.js';
 import type { DataplaneEnv, PolicyEnv } from '../../graph/env.js';
 import type { GraphFeature } from '../../graph/build.js';
@@ -75,9 +76,6 @@ const E_RELATED = 8;
 const E_LOG = 9;
 const E_LOG_SUPPRESSED = 10;
 const R_TO_HOST = 11;
-
-/** the IP word at offset 6 the fast path compares: fragment offset and MF (not DF), protocol */
-const FAST_WORD_MASK = 0x3fff00ff;
 
 /** newFlow's verdict for a packet policy applies to that cannot open a flow */
 const V_INVALID = 12;
@@ -140,23 +138,14 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
   private lastSlot = 0;
   private lastCtl = 0;
   private lastReply = false;
-  /** lastSlot * ENTRY_WORDS */
-  private lastEntry = 0;
   /**
-   * What the fast path compares, set when the last flow has nothing pending (first reply recorded):
-   * its ports word one way and the other (-1: that way is not clean, never equal to a uint32), the
-   * IP word at offset 6 (flags and fragment offset, TTL, protocol) masked with FAST_WORD_MASK, the
+   * The fast path (graph/flow-gate.ts): the last flow, its entry and control word, and what a packet
+   * must match to pass without `check`, armed when that flow has nothing pending (first reply
+   * recorded): its ports word one way and the other (-1: that way is not clean), the protocol, the
    * smallest total length that holds its L4 header, and the TCP flags (FIN, RST) that need check.
+   * ip4-fast tests it inline (GraphNode.gate) before calling pass().
    */
-  private fastFwd = -1;
-  private fastRev = -1;
-  private fastWord = -1;
-  private fastMinLen = 0;
-  private fastFlags = 0;
-  /** this.now in whole seconds (the flow table's clock) */
-  private nowSec = 0;
-  /** the flow table's words */
-  private readonly fw: Int32Array;
+  override readonly gate: FlowGate;
 
   constructor(
     private readonly env: DataplaneEnv,
@@ -165,50 +154,44 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
     super();
     this.tables = pol.tables;
     this.flows = pol.flows;
-    this.fw = pol.flows.words;
     this.ctl = pol.tables.ctl;
+    this.gate = new FlowGate(this.ctl, C_ENABLED, C_HOST_DROP, pol.flows.words, FLOW_SEEN);
     this.banks = pol.tables.banks;
     this.ev = new PolicyEval(this);
   }
 
   override tick(_b: Batch, now: number): void {
     this.now = now;
-    this.nowSec = Math.floor(now) | 0;
+    this.gate.now = Math.floor(now) | 0;
     this.flows.expire(now, 4096);
   }
 
   /**
-   * The fast path, small enough (in bytecode) to be inlined into the edge that enters the arc, even
-   * into ip4-fast's loop: a TCP/UDP/SCTP packet with a 20-byte header, not a fragment, of the flow the
-   * previous packet belonged to (bulk traffic comes in runs of one flow), in either direction, passes
-   * when that flow's entry has not changed since (its control word: no expiry or reuse) and the packet
-   * has nothing to record (no FIN or RST; the reply way only once the first reply is recorded).
-   * Everything else takes `check`.
+   * The fast path (flowGatePass, small enough to be inlined here and into ip4-fast's loop): a
+   * TCP/UDP/SCTP packet with a 20-byte header, not a fragment, of the flow the previous packet
+   * belonged to (bulk traffic comes in runs of one flow), in either direction, passes when that
+   * flow's entry has not changed since (its control word: no expiry or reuse) and the packet has
+   * nothing to record (no FIN or RST; the reply way only once the first reply is recorded).
+   * Everything else takes `check` (policy off: everything passes).
    */
   override pass(b: Batch, i: number): boolean {
-    if (this.ctl[C_ENABLED] === 0 && this.ctl[C_HOST_DROP] === 0) return true;
-    const dv = b.dv;
     const ip = b.off[i] + ETH_HLEN;
+    const dv = b.dv;
     const w0 = dv.getUint32(ip); // version and header length, TOS, total length
-    const src = dv.getUint32(ip + 12);
-    const dst = dv.getUint32(ip + 16);
-    const ports = dv.getUint32(ip + 20);
-    const fw = this.fw;
-    const e = this.lastEntry;
     if (
-      (dv.getUint32(ip + 6) & FAST_WORD_MASK) === this.fastWord &&
       w0 >>> 24 === 0x45 &&
-      (w0 & 0xffff) >= this.fastMinLen &&
-      ((src === this.lastSrc && dst === this.lastDst && ports === this.fastFwd) ||
-        (src === this.lastDst && dst === this.lastSrc && ports === this.fastRev)) &&
-      (b.u8[ip + 33] & this.fastFlags) === 0 &&
-      // a plain load: an aligned Int32 element of a SharedArrayBuffer never tears, and nothing read
-      // after it depends on its ordering (Atomics.load is a builtin call in Node 20's V8: ~6 ns)
-      fw[e] === this.lastCtl
-    ) {
-      if (fw[e + FLOW_SEEN] !== this.nowSec) fw[e + FLOW_SEEN] = this.nowSec;
+      flowGatePass(
+        this.gate,
+        b,
+        ip,
+        w0 & 0xffff,
+        dv.getUint32(ip + 6) & GATE_WORD_MASK,
+        dv.getInt32(ip + 12),
+        dv.getInt32(ip + 16),
+      )
+    )
       return true;
-    }
+    if (this.ctl[C_ENABLED] === 0 && this.ctl[C_HOST_DROP] === 0) return true;
     return this.check(b, i);
   }
 
@@ -305,15 +288,19 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
         slot = flows.lookup(proto, src, dst, ks, kd);
         reply = flows.reply;
         if (slot >= 0) {
-          this.fastFwd = -1;
-          this.fastRev = -1;
+          const g = this.gate;
+          g.fwd = -1;
+          g.rev = -1;
+          g.src = src | 0;
+          g.dst = dst | 0;
+          g.entry = slot * ENTRY_WORDS;
+          g.ctl = flows.hitCtl;
           this.lastSrc = src;
           this.lastDst = dst;
           this.lastPorts = ports;
           this.lastPortsRev = ((kd << 16) | ks) >>> 0;
           this.lastProto = proto;
           this.lastSlot = slot;
-          this.lastEntry = slot * ENTRY_WORDS;
           this.lastCtl = flows.hitCtl;
           this.lastReply = reply;
         }
@@ -326,11 +313,12 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
         // went by
         if (slot === this.lastSlot && icmpKind === ICMP_OTHER && ks !== 0) {
           const replied = (flows.flags(slot) & FL_REPLIED) !== 0;
-          this.fastFwd = !reply || replied ? this.lastPorts : -1;
-          this.fastRev = reply || replied ? this.lastPortsRev : -1;
-          this.fastWord = proto;
-          this.fastMinLen = 20 + (proto === IPPROTO_TCP ? 20 : 4);
-          this.fastFlags = proto === IPPROTO_TCP ? 0x05 : 0;
+          const g = this.gate;
+          g.fwd = !reply || replied ? this.lastPorts : -1;
+          g.rev = reply || replied ? this.lastPortsRev : -1;
+          g.word = proto;
+          g.minLen = 20 + (proto === IPPROTO_TCP ? 20 : 4);
+          g.flags = proto === IPPROTO_TCP ? 0x05 : 0;
         }
         if ((frag & IP4_MF) !== 0) this.frags.remember(src, dst, proto, ipId, this.now);
         return true;

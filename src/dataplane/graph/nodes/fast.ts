@@ -20,10 +20,13 @@
 // the cost is that a batch with an unusual packet early takes the general path for its tail). The
 // Packets for the node's own addresses from the uplink (tunnels, NAT replies) enter arc ip4-local in
 // batch order, as ip4-input does (its features are always inline). The
-// features on the arcs run exactly as on the fused edges (the same Next objects: passAll), so their
-// counters and drops are the same; the fast node itself counts nothing (it has no reasons). With
-// tracing on every packet takes the general path (the traces are the general graph's).
-import { GraphNode, type KeyedNext, type NodeDecl } from '../graph.js';
+// features on the arcs run exactly as on the fused edges (the same feature nodes, in the same order:
+// passAll of the fused Next objects; on ip4-unicast a last feature with a flow gate is split off and
+// its gate tested inline first, see `heads`), so their counters and drops are the same; the fast node
+// itself counts nothing (it has no reasons). With tracing on every packet takes the general path (the
+// traces are the general graph's).
+import { GraphNode, makeNext, type KeyedNext, type Next, type NodeDecl } from '../graph.js';
+import { GATE_WORD_MASK, flowGatePass, type FlowGate } from '../flow-gate.js';
 import type { Batch } from '../packet.js';
 import { ownsAddress, type DataplaneEnv } from '../env.js';
 import { KIND_HOST, KIND_WORKLOAD } from '../ports.js';
@@ -62,6 +65,18 @@ export class Ip4Fast extends GraphNode {
   private readonly unicastFast = new Uint8Array(UNICAST_KEYS);
   /** per adjacency kind: its ip4-output chain is fused features only, ending in interface-output */
   private readonly outputFast = new Uint8Array(ADJ_KIND_NAMES.length);
+  /**
+   * Per ip4-unicast key: the chain's features up to its last one when that one has a flow gate
+   * (graph/flow-gate.ts), else the whole chain; that gate (or null) and its feature. The loop runs
+   * head, then tests the gate inline and calls the gated feature only when it does not open: the
+   * same features in the same order as the chain's passAll. Why (V8): this loop is past the
+   * inlining budget, so every pass() left here is a real call, and one call site for the whole chain
+   * sees a different Next class per key (and per graph in one thread), which V8 will not inline; the
+   * heads of the keys are mostly the same class (the spoof check alone, or nothing).
+   */
+  private heads: Next[] = [];
+  private gates: (FlowGate | null)[] = [];
+  private gated: GraphNode[] = [];
   private ready = false;
 
   constructor(private readonly env: DataplaneEnv) {
@@ -81,6 +96,22 @@ export class Ip4Fast extends GraphNode {
     const output = this.next[N_OUTPUT].node;
     const un = this.keyed[N_UNICAST]!.byKey;
     for (let k = 0; k < UNICAST_KEYS; k++) this.unicastFast[k] = un[k].node === lookup ? 1 : 0;
+    this.heads = [];
+    this.gates = [];
+    this.gated = [];
+    for (let k = 0; k < UNICAST_KEYS; k++) {
+      const f = un[k].inline;
+      const last = f.length > 0 ? f[f.length - 1] : null;
+      if (last !== null && last.gate !== null) {
+        this.heads.push(makeNext(un[k].node, f.slice(0, -1)));
+        this.gates.push(last.gate);
+        this.gated.push(last);
+      } else {
+        this.heads.push(un[k]);
+        this.gates.push(null);
+        this.gated.push(this);
+      }
+    }
     const out = this.keyed[N_OUT_ARC]!.byKey;
     for (let k = 0; k < out.length; k++) {
       const plain = k === ADJ_LOCAL || k === ADJ_DIRECT || k === ADJ_GATEWAY;
@@ -114,7 +145,9 @@ export class Ip4Fast extends GraphNode {
     const tbl8 = env.fib.tbl8;
     const rewrite = this.next[N_REWRITE].node!;
     const output = this.next[N_OUTPUT].node!;
-    const unicast = (this.keyed[N_UNICAST] as KeyedNext).byKey;
+    const heads = this.heads;
+    const gates = this.gates;
+    const gated = this.gated;
     const outArc = (this.keyed[N_OUT_ARC] as KeyedNext).byKey;
     const unicastFast = this.unicastFast;
     const outputFast = this.outputFast;
@@ -145,6 +178,8 @@ export class Ip4Fast extends GraphNode {
         break;
       const tot = (u8[ip + 2] << 8) | u8[ip + 3];
       const ttl = u8[ip + 8];
+      const frag = (u8[ip + 6] << 8) | u8[ip + 7];
+      const proto = u8[ip + 9];
       const src = (u8[ip + 12] << 24) | (u8[ip + 13] << 16) | (u8[ip + 14] << 8) | u8[ip + 15];
       const dst = (u8[ip + 16] << 24) | (u8[ip + 17] << 16) | (u8[ip + 18] << 8) | u8[ip + 19];
       let s =
@@ -152,8 +187,8 @@ export class Ip4Fast extends GraphNode {
         u8[ip + 1] +
         tot +
         ((u8[ip + 4] << 8) | u8[ip + 5]) +
-        ((u8[ip + 6] << 8) | u8[ip + 7]) +
-        ((ttl << 8) | u8[ip + 9]) +
+        frag +
+        ((ttl << 8) | proto) +
         ((u8[ip + 10] << 8) | u8[ip + 11]) +
         (src >>> 16) +
         (src & 0xffff) +
@@ -206,9 +241,17 @@ export class Ip4Fast extends GraphNode {
       )
         break;
       // ---- commit: ip4-input's work (Ethernet padding is not part of the packet), the ip4-unicast
-      // features (they may drop or claim the packet), then ip4-lookup's and ip4-rewrite's
+      // features (they may drop or claim the packet: the chain's passAll, its gated last feature
+      // split off, see heads), then ip4-lookup's and ip4-rewrite's
       b.len[i] = 14 + tot;
-      if (!unicast[key].passAll(b, i)) continue;
+      if (!heads[key].passAll(b, i)) continue;
+      const g = gates[key];
+      if (
+        g !== null &&
+        !flowGatePass(g, b, ip, tot, ((frag << 16) | proto) & GATE_WORD_MASK, src, dst) &&
+        !gated[key].pass(b, i)
+      )
+        continue;
       b.adj[i] = a;
       if (ak === ADJ_LOCAL) {
         const m = a * 6;
