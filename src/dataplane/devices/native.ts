@@ -44,6 +44,7 @@ export {
 } from './native/load.js';
 export {
   TUN_F,
+  ifAddrs4,
   ifFeature,
   ifIndex,
   ifMac,
