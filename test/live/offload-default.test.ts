@@ -129,12 +129,14 @@ labSuite(
   'vxlan',
   2,
   (lab, ws) => {
-    it('VXLAN over the udp uplink: 1 MB each way intact, super-frames sent with UDP GSO', async () => {
+    it('VXLAN over the udp uplink: 1 MB each way intact, super-frames sent with UDP GSO, received with UDP_GRO', async () => {
       const before = await counters(lab(), 1);
       await both(ws()[2], ws()[0], 7501, 15);
       const d = delta(before, await counters(lab(), 1));
       expect(d['port-output: tunnel-segmented'] ?? 0).toBeGreaterThan(0);
       expect(d['ip4-rewrite: gso-segmented'] ?? 0).toBe(0);
+      // the peer's UDP GSO sends crossed the veths whole and reached our UDP_GRO socket coalesced
+      expect(d['port-input: udp-gro-received'] ?? 0).toBeGreaterThan(0);
     });
   },
   'udp',

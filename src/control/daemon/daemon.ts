@@ -242,7 +242,9 @@ export class Daemon {
     for (let k = 0; k < n; k++) {
       let fd: number;
       try {
-        fd = io.udpSocket(node, p.vxlanPort, { reusePort: true, rcvbuf: 4 << 20, sndbuf: 4 << 20 });
+        // UDP_GRO with offloads (the workers' 64 KiB slots take coalesced datagrams; UdpDevice splits them)
+        const gro = this.workloads.offload;
+        fd = io.udpSocket(node, p.vxlanPort, { reusePort: true, rcvbuf: 4 << 20, sndbuf: 4 << 20, gro });
       } catch (e) {
         for (const s of this.slots) {
           io.close(s.uplinkFd);

@@ -117,7 +117,9 @@ function main(init: WorkerInit): void {
       const { nodeIp, vxlanPort } = init.params;
       // the outer Ethernet header goes to the uplink's MAC (port 0's)
       const mac = (): Uint8Array => env.ports.ourMac;
-      return new UdpDevice(spec.name, fd, b, ctx, udpCounters, nodeIp, vxlanPort, mac, scratch);
+      // the daemon opened the socket with UDP_GRO iff offloads are on (64 KiB slots): coalesced reads
+      const gro = init.tapOffload;
+      return new UdpDevice(spec.name, fd, b, ctx, udpCounters, nodeIp, vxlanPort, mac, scratch, gro);
     }
     return new PacketSocketDevice(spec.name, fd, b, ctx, {
       vnet: init.uplinkVnetHdr,
