@@ -15,6 +15,7 @@ import {
   UdpDevice,
   UdpUplinkCounters,
 } from '../../src/dataplane/devices/udp.js';
+import { openUdpUplinkSocket } from '../../src/control/daemon/udp-uplink.js';
 
 const LO = 0x7f000001;
 const fds: number[] = [];
@@ -134,5 +135,12 @@ describe('UdpDevice with UDP_GRO (loopback)', () => {
       const got = b.u8.subarray(b.off[i] + UDP_OUTER_LEN, b.off[i] + b.len[i]);
       expect(Buffer.from(got).equals(Buffer.from(first.subarray(i * 1000, (i + 1) * 1000)))).toBe(true);
     }
+  });
+
+  it('the daemon opens the udp uplink socket with UDP_GRO when asked (this kernel takes it)', () => {
+    const a = openUdpUplinkSocket('127.0.0.1', 0, true);
+    const b = openUdpUplinkSocket('127.0.0.1', 0, false);
+    fds.push(a.fd, b.fd);
+    expect([a.gro, a.refused, b.gro]).toEqual([true, undefined, false]);
   });
 });

@@ -117,8 +117,8 @@ function main(init: WorkerInit): void {
       const { nodeIp, vxlanPort } = init.params;
       // the outer Ethernet header goes to the uplink's MAC (port 0's)
       const mac = (): Uint8Array => env.ports.ourMac;
-      // the daemon opened the socket with UDP_GRO iff offloads are on (64 KiB slots): coalesced reads
-      const gro = init.tapOffload;
+      // the daemon opened the socket with UDP_GRO (offloads on: 64 KiB slots): coalesced reads
+      const gro = init.tapOffload && init.uplinkUdpGro === true;
       return new UdpDevice(spec.name, fd, b, ctx, udpCounters, nodeIp, vxlanPort, mac, scratch, gro);
     }
     return new PacketSocketDevice(spec.name, fd, b, ctx, {
