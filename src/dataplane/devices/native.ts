@@ -63,6 +63,7 @@ export {
   ERRNO,
   UDP_MAX_PAYLOAD,
   UDP_MAX_SEGMENTS,
+  arenaDontFork,
   readBatch,
   readBatchUdpGro,
   txErrorKind,

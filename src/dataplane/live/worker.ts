@@ -108,6 +108,13 @@ function main(init: WorkerInit): void {
   const tunnelSeg = init.tapOffload;
   const slots = init.batchSize * slot;
   const arena = new SharedArrayBuffer(slots + (tunnelSeg ? TUNNEL_SCRATCH_BYTES : 0));
+  // the control thread's child processes (`ip`, at workload add/del) must not make this worker take
+  // copy-on-write faults on the arena it writes every round (docs/live.md "Where the CPU goes")
+  try {
+    io.arenaDontFork(new Uint8Array(arena));
+  } catch {
+    // an advice only: without it a fork costs the worker some faults, nothing breaks
+  }
   const batch = new Batch(init.batchSize, arena, 0, slot);
   const scratch = tunnelSeg ? { start: slots, end: slots + TUNNEL_SCRATCH_BYTES } : undefined;
   const devices: DeviceFactory = (p, spec, fd, ctx, b) => {

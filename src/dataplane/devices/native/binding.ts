@@ -52,6 +52,7 @@ export interface NativeBinding {
   ifSetMtu(name: string, mtu: number): void;
   ifFeature(name: string, feature: number): boolean;
   ifAddrs4(): number[];
+  arenaDontFork(arena: Uint8Array): number;
   ifSetFeature(name: string, feature: number, on: boolean): void;
   packetSocket(
     ifname: string,
