@@ -205,7 +205,9 @@ export class Daemon {
    */
   private openUdpUplink(n: number): void {
     const p = this.prog.env.params;
-    this.udpGro = this.workloads.offload;
+    // opt-in (CALITAP_UDP_GRO=1): with it a round reads few datagrams (each may become 64 frames),
+    // which costs small packets ~3x (docs/live.md); TCP gains
+    this.udpGro = this.workloads.offload && process.env.CALITAP_UDP_GRO === '1';
     for (let k = 0; k < n; k++) {
       try {
         const s = openUdpUplinkSocket(formatIp4(p.nodeIp), p.vxlanPort, this.udpGro);
