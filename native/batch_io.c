@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -420,11 +421,34 @@ static napi_value WriteBatchStatus(napi_env env, napi_callback_info info) {
   return make_int(env, (int64_t)accepted);
 }
 
+// arenaDontFork(arena) -> bytes advised: madvise(MADV_DONTFORK) on the whole pages inside the arena,
+// so that a fork() of the process (child_process: every `ip` the control thread runs) neither copies
+// their page tables nor write-protects them, and the worker writing the arena takes no copy-on-write
+// faults and TLB shootdowns afterwards. A child never sees the arena (it execs at once). Control
+// path: once per arena.
+static napi_value ArenaDontFork(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, "arenaDontFork", &a)) return NULL;
+  uint8_t *arena;
+  size_t len;
+  if (!arg_arena(&a, 0, &arena, &len)) return NULL;
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t start = ((uintptr_t)arena + page - 1) & ~(page - 1);
+  uintptr_t end = ((uintptr_t)arena + len) & ~(page - 1);
+  if (end <= start) return make_int(env, 0);
+  if (madvise((void *)start, end - start, MADV_DONTFORK) != 0) {
+    throw_errno(env, errno, "madvise", "arenaDontFork(%zu bytes)", len);
+    return NULL;
+  }
+  return make_int(env, (int64_t)(end - start));
+}
+
 bool batch_init(napi_env env, napi_value exports, napi_value c) {
   static const fn_entry fns[] = {
       {"readBatch", ReadBatch},
       {"writeBatch", WriteBatch},
       {"writeBatchStatus", WriteBatchStatus},
+      {"arenaDontFork", ArenaDontFork},
   };
   export_int(env, c, "MODE_AUTO", MODE_AUTO);
   export_int(env, c, "MODE_RW", MODE_RW);

@@ -8,8 +8,11 @@
 // are control-path calls (set-up time), not the hot path.
 #include "common.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <linux/ethtool.h>
 #include <linux/if_tun.h>
 #include <linux/sockios.h>
@@ -129,6 +132,31 @@ static napi_value IfSetFeature(napi_env env, napi_callback_info info) {
 }
 static napi_value SetTxQueueLen(napi_env env, napi_callback_info info) {
   return if_ioctl(env, info, "setTxQueueLen", IF_TXQLEN);
+}
+
+// ifAddrs4() -> number[]: every IPv4 address of the calling thread's network namespace (getifaddrs:
+// one netlink dump, no `ip` child process), host byte order, in the kernel's order, duplicates kept.
+// The host TAP polls it every second: forking the daemon for `ip -j addr` cost page-table copies,
+// copy-on-write faults and TLB shootdowns in every worker (docs/live.md).
+static napi_value IfAddrs4(napi_env env, napi_callback_info info) {
+  struct ifaddrs *list;
+  if (getifaddrs(&list) != 0) {
+    throw_errno(env, errno, "getifaddrs", "ifAddrs4()");
+    return NULL;
+  }
+  napi_value arr;
+  if (napi_create_array(env, &arr) != napi_ok) {
+    freeifaddrs(list);
+    return NULL;
+  }
+  uint32_t n = 0;
+  for (struct ifaddrs *a = list; a; a = a->ifa_next) {
+    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET) continue;
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)a->ifa_addr;
+    napi_set_element(env, arr, n++, make_int(env, ntohl(sin->sin_addr.s_addr)));
+  }
+  freeifaddrs(list);
+  return arr;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -261,6 +289,7 @@ bool tap_init(napi_env env, napi_value exports, napi_value c) {
       {"ifSetMtu", IfSetMtu},
       {"ifFeature", IfFeature},
       {"ifSetFeature", IfSetFeature},
+      {"ifAddrs4", IfAddrs4},
   };
   export_int(env, c, "TUN_F_CSUM", TUN_F_CSUM);
   export_int(env, c, "TUN_F_TSO4", TUN_F_TSO4);

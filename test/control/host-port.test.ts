@@ -2,7 +2,8 @@
 // addr show`), the kernel route it asks for per pool, and the programmer's host port: the host's
 // /32s on it (never over a workload's), updated when the addresses change.
 import { describe, expect, it } from 'vitest';
-import { hostRouteArgs, parseAddrs } from '../../src/control/daemon/host-port.js';
+import { hostAddrs, hostRouteArgs, parseAddrs } from '../../src/control/daemon/host-port.js';
+import { ifAddrs4 } from '../../src/dataplane/devices/native.js';
 import { programmer } from '../dataplane/harness.js';
 import { ip } from '../dataplane/frames.js';
 import { baseYaml, WEB } from '../policy/helpers.js';
@@ -26,6 +27,17 @@ describe('the host TAP (control side)', () => {
     expect(parseAddrs(IP_JSON)).toEqual([ip('10.0.0.1'), ip('192.168.7.1')]);
     expect(parseAddrs('not json')).toEqual([]);
     expect(parseAddrs('{}')).toEqual([]);
+  });
+
+  it('reads the addresses in-process (getifaddrs) and filters them the same way', () => {
+    const all = ifAddrs4();
+    expect(all.every((a) => Number.isInteger(a) && a >= 0 && a <= 0xffffffff)).toBe(true);
+    expect(hostAddrs(all)).toEqual(
+      all.filter((a) => a >>> 24 !== 127 && a >>> 24 !== 0 && a >>> 24 < 224 && a !== ip('169.254.1.1')),
+    );
+    expect(
+      hostAddrs([ip('127.0.0.1'), ip('10.0.0.1'), ip('169.254.1.1'), ip('224.0.0.1'), ip('0.1.2.3')]),
+    ).toEqual([ip('10.0.0.1')]);
   });
 
   it('routes a pool through 169.254.1.1 on the TAP, sourced from the node IP, at the pod MTU', () => {

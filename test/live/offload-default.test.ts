@@ -49,14 +49,16 @@ function labSuite(
   body: (l: () => Lab, w: () => W[]) => void,
   uplink?: 'udp',
   daemonArgs?: string[],
+  daemonEnv?: Record<string, string>,
 ): void {
-  const flags = [...(uplink ? ['--uplink udp'] : []), ...(daemonArgs ?? [])].join(' ');
+  const env = Object.entries(daemonEnv ?? {}).map(([k, v]) => `${k}=${v}`);
+  const flags = [...env, ...(uplink ? ['--uplink udp'] : []), ...(daemonArgs ?? [])].join(' ');
   const what = `${flags === '' ? 'default flags' : flags}, pool ${mode}`;
   describe.skipIf(!isRoot())(`${what} (requires root: network namespaces)`, () => {
     let lab: Lab;
     const ws: W[] = [];
     beforeAll(async () => {
-      lab = Lab.create({ prefix: prefix(tag), mode, hosts, workers: 2, uplink, daemonArgs });
+      lab = Lab.create({ prefix: prefix(tag), mode, hosts, workers: 2, uplink, daemonArgs, daemonEnv });
       for (let k = 1; k <= hosts; k++) await lab.start(k);
       ws.push(await lab.addWorkload(1));
       for (let k = 1; k <= hosts; k++) ws.push(await lab.addWorkload(k));
@@ -135,9 +137,30 @@ labSuite(
       const d = delta(before, await counters(lab(), 1));
       expect(d['port-output: tunnel-segmented'] ?? 0).toBeGreaterThan(0);
       expect(d['ip4-rewrite: gso-segmented'] ?? 0).toBe(0);
+      expect(d['port-input: udp-gro-received'] ?? 0).toBe(0); // UDP_GRO is opt-in
     });
   },
   'udp',
+);
+
+// the opt-in UDP_GRO on the udp uplink's sockets: the peer's GSO sends arrive coalesced and are split
+labSuite(
+  'og',
+  'vxlan',
+  2,
+  (lab, ws) => {
+    it('VXLAN over the udp uplink with UDP_GRO: 1 MB each way intact, received coalesced', async () => {
+      const before = await counters(lab(), 1);
+      await both(ws()[2], ws()[0], 7502, 17);
+      const d = delta(before, await counters(lab(), 1));
+      expect(d['port-output: tunnel-segmented'] ?? 0).toBeGreaterThan(0);
+      // the peer's UDP GSO sends crossed the veths whole and reached our UDP_GRO socket coalesced
+      expect(d['port-input: udp-gro-received'] ?? 0).toBeGreaterThan(0);
+    });
+  },
+  'udp',
+  undefined,
+  { CALITAP_UDP_GRO: '1' },
 );
 
 // --no-offload keeps the plain mode: no super-frames anywhere, the same bytes arrive

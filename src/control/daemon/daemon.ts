@@ -16,8 +16,6 @@ import type * as http from 'node:http';
 import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
 import pino from 'pino';
 import { loadConfigFile } from '../config/load.js';
-import { localNode, sameSubnet } from '../config/compile.js';
-import type { ClusterConfig } from '../config/types.js';
 import { Programmer } from './program.js';
 import { WorkloadManager, netnsPath, probeTapOffload, type Attached } from './workloads.js';
 import { addWorkload, type DaemonDatastore } from './datastore-hooks.js';
@@ -41,6 +39,7 @@ import { startMetrics } from './metrics.js';
 import { PolicyGlue } from './policy-glue.js'; // policy wiring (issue 11)
 import { uplinkFilterExpr } from './uplink-filter.js';
 import { HostPort } from './host-port.js'; // host TAP (issue 11)
+import { checkUdpUplink, openUdpUplinkSocket } from './udp-uplink.js';
 
 export interface DaemonOptions {
   config: string;
@@ -62,41 +61,7 @@ export interface DaemonOptions {
   /** the host TAP's name (default calitap-host0); false: none (--no-host-interface) */
   hostInterface?: string | false;
 }
-const UDP_ONLY =
-  'udp mode carries only VXLAN between nodes; natOutgoing and non-VXLAN routes need the packet uplink';
-
-/**
- * Whether the configuration can run with `--uplink udp`: every pool (disabled ones too, their blocks
- * are still routed) must reach other nodes through VXLAN, since without L2 access to the uplink
- * nothing else can leave. Throws a one-line ConfigError for IPIP, for vxlanMode Never, and for
- * vxlanMode CrossSubnet when another node shares our subnet (it would be routed directly). Returns
- * warnings for what is allowed but cannot work: traffic leaving the pools (natOutgoing, the gateway
- * route) is dropped and counted as `udp-uplink: not-vxlan`.
- */
-export function checkUdpUplink(cfg: ClusterConfig, nodeName: string): string[] {
-  const me = localNode(cfg, nodeName);
-  for (const p of cfg.pools) {
-    const where = `${cfg.source}: IPPool ${p.name}`;
-    if (p.ipipMode !== 'Never')
-      throw new ConfigError(`${where}: spec.ipipMode ${p.ipipMode}: --uplink udp: ${UDP_ONLY}`);
-    if (p.vxlanMode === 'Never')
-      throw new ConfigError(`${where}: spec.vxlanMode Never: --uplink udp: ${UDP_ONLY}`);
-    if (p.vxlanMode === 'CrossSubnet') {
-      const near = [...cfg.nodes.values()].find((n) => n.name !== nodeName && sameSubnet(me, n));
-      if (near !== undefined)
-        throw new ConfigError(
-          `${where}: spec.vxlanMode CrossSubnet: node ${near.name} shares this node's subnet and would be ` +
-            `routed without VXLAN: --uplink udp: ${UDP_ONLY}`,
-        );
-    }
-  }
-  const nat = cfg.pools.filter((p) => p.natOutgoing).map((p) => p.name);
-  if (nat.length === 0) return [];
-  return [
-    `--uplink udp: natOutgoing pools (${nat.join(', ')}): traffic leaving the pools cannot be sent ` +
-      `without the packet uplink; it is dropped and counted as udp-uplink: not-vxlan`,
-  ];
-}
+export { checkUdpUplink } from './udp-uplink.js';
 
 interface WorkerSlot {
   id: number;
@@ -148,6 +113,8 @@ export class Daemon {
   readonly host: HostPort | null = null; // the host TAP (host-port.ts)
   private readonly slots: WorkerSlot[] = [];
   private readonly quietFds: number[] = [];
+  /** the udp uplink's sockets have UDP_GRO (offloads on and the kernel took it; openUdpUplink) */
+  private udpGro = false;
   private api: ApiServer | null = null;
   private metrics: http.Server | null = null;
   private seq = 0;
@@ -238,24 +205,22 @@ export class Daemon {
    */
   private openUdpUplink(n: number): void {
     const p = this.prog.env.params;
-    const node = formatIp4(p.nodeIp);
+    // opt-in (CALITAP_UDP_GRO=1): with it a round reads few datagrams (each may become 64 frames),
+    // which costs small packets ~3x (docs/live.md); TCP gains
+    this.udpGro = this.workloads.offload && process.env.CALITAP_UDP_GRO === '1';
     for (let k = 0; k < n; k++) {
-      let fd: number;
       try {
-        fd = io.udpSocket(node, p.vxlanPort, { reusePort: true, rcvbuf: 4 << 20, sndbuf: 4 << 20 });
+        const s = openUdpUplinkSocket(formatIp4(p.nodeIp), p.vxlanPort, this.udpGro);
+        if (this.udpGro && !s.gro) this.log.warn({ reason: s.refused }, 'UDP_GRO refused: plain udp sockets');
+        this.udpGro = s.gro;
+        this.addSlot(k, s.fd);
       } catch (e) {
         for (const s of this.slots) {
           io.close(s.uplinkFd);
           io.close(s.wakeFd);
         }
-        const busy = (e as { code?: string }).code === 'EADDRINUSE';
-        throw new CalitapError(
-          'uplink-open',
-          `--uplink udp: ${(e as Error).message}` +
-            (busy ? ` (another VXLAN listener on ${node}:${p.vxlanPort}, e.g. a kernel vxlan device?)` : ''),
-        );
+        throw e;
       }
-      this.addSlot(k, fd);
     }
   }
 
@@ -354,6 +319,7 @@ export class Daemon {
       uplinkVnetHdr: this.uplinkMode === 'packet',
       uplinkMode: this.uplinkMode,
       tapOffload: this.workloads.offload,
+      uplinkUdpGro: this.udpGro,
       testHooks: process.env.CALITAP_TEST_HOOKS === '1',
     };
     const w = new Worker(new URL('../../dataplane/live/worker.js', import.meta.url), {

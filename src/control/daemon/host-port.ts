@@ -11,7 +11,6 @@
 //     of the namespace, polled) as /32s on the host port, its allowed sources too.
 // Felix's defaultEndpointToHostAction is handed to the policy tables here as well. Control thread.
 import * as fs from 'node:fs';
-import { execFile } from 'node:child_process';
 import { formatIp4, formatPrefix4, parseIp4, CALICO_GATEWAY_IP } from '../../common/addr.js';
 import { asCalitapError } from '../../common/errors.js';
 import type { ClusterConfig } from '../config/types.js';
@@ -61,11 +60,23 @@ export function parseAddrs(json: string): number[] {
     for (const a of l.addr_info ?? []) {
       if (a.family !== 'inet' || typeof a.local !== 'string') continue;
       const v = parseIp4(a.local);
-      if (v === null) continue;
-      const o = v >>> 24;
-      if (o === 0 || o === 127 || o >= 224 || v === CALICO_GATEWAY_IP) continue;
-      out.push(v);
+      if (v !== null) out.push(v);
     }
+  }
+  return hostAddrs(out);
+}
+
+/**
+ * The host's own addresses among the namespace's IPv4 addresses (as ifAddrs4 lists them): without
+ * 0/8, loopback, multicast and above, and Calico's gateway 169.254.1.1.
+ */
+export function hostAddrs(all: readonly number[]): number[] {
+  const out: number[] = [];
+  for (const a of all) {
+    const v = a >>> 0;
+    const o = v >>> 24;
+    if (o === 0 || o === 127 || o >= 224 || v === CALICO_GATEWAY_IP) continue;
+    out.push(v);
   }
   return out;
 }
@@ -106,7 +117,6 @@ export class HostPort {
   private addrs: number[] = [];
   private routes = new Set<string>();
   private readonly stateFile: string;
-  private polling = false;
   /** the first sync (re)installs every pool's route; later ones only what changed */
   private synced = false;
   /** pools the host had a route to already (warned once) */
@@ -182,7 +192,7 @@ export class HostPort {
       this.close();
       throw asCalitapError(e, `host interface ${name}`);
     }
-    this.addrs = this.hostAddresses(this.kernelAddresses());
+    this.addrs = this.hostAddresses(this.kernelAddresses() ?? []);
     this.port = this.prog.attachHost({ name, mac: this.mac, mtu: this.prog.uplink.mtu, addrs: this.addrs });
   }
 
@@ -197,36 +207,37 @@ export class HostPort {
     return [...new Set([p.nodeIp >>> 0, ...p.ownedIps.map((a) => a >>> 0), ...kernel])].sort((a, b) => a - b);
   }
 
-  private kernelAddresses(): number[] {
+  /** The namespace's addresses, read with getifaddrs (no `ip` child: see poll). */
+  private kernelAddresses(): number[] | null {
     try {
-      return parseAddrs(ip(['-j', '-4', 'addr', 'show']));
+      return hostAddrs(io.ifAddrs4());
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'host interface: cannot list the host addresses');
-      return [];
+      return null;
     }
   }
 
   /**
-   * Re-reads the host's addresses (asynchronously); calls `changed` after the port table changed,
-   * for the daemon to hand it to the workers.
+   * Re-reads the host's addresses (every second, from the daemon's maintenance timer); calls
+   * `changed` after the port table changed, for the daemon to hand it to the workers. It reads them
+   * in-process (getifaddrs, microseconds): running `ip -j addr` forked the daemon every second, and
+   * each fork of a process this size copied its page tables and made every worker take copy-on-write
+   * faults and TLB shootdowns afterwards (same-host TCP: ~15 % more CPU per byte, docs/live.md).
    */
   poll(changed: () => void): void {
-    if (this.polling || this.port < 0) return;
-    this.polling = true;
-    execFile('ip', ['-j', '-4', 'addr', 'show'], { encoding: 'utf8' }, (err, out) => {
-      this.polling = false;
-      if (err !== null || this.port < 0) return;
-      const next = this.hostAddresses(parseAddrs(out));
-      if (JSON.stringify(next) === JSON.stringify(this.addrs)) return;
-      this.addrs = next;
-      try {
-        this.prog.attachHost({ name: this.name, mac: this.mac, mtu: this.prog.uplink.mtu, addrs: next });
-        this.log.info({ addresses: next.map(formatIp4) }, 'host addresses changed');
-        changed();
-      } catch (e) {
-        this.log.error({ err: (e as Error).message }, 'host addresses: cannot route them');
-      }
-    });
+    if (this.port < 0) return;
+    const kernel = this.kernelAddresses();
+    if (kernel === null) return;
+    const next = this.hostAddresses(kernel);
+    if (JSON.stringify(next) === JSON.stringify(this.addrs)) return;
+    this.addrs = next;
+    try {
+      this.prog.attachHost({ name: this.name, mac: this.mac, mtu: this.prog.uplink.mtu, addrs: next });
+      this.log.info({ addresses: next.map(formatIp4) }, 'host addresses changed');
+      changed();
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, 'host addresses: cannot route them');
+    }
   }
 
   /**

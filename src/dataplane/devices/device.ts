@@ -76,6 +76,7 @@ const PI_BAD_CSUM_OFFSET = 2;
 const PI_READ_ERROR = 3;
 const PI_GSO_RECEIVED = 4;
 const PI_GSO_TUNNEL = 5;
+const PI_UDP_GRO = 6;
 
 /** Counters for what a port read but never reached the graph (no packets flow through it). */
 export class PortInput extends GraphNode {
@@ -91,6 +92,8 @@ export class PortInput extends GraphNode {
       // the graph takes whole; of them, the ones inside IPIP or VXLAN (the kernel's tunnel GRO)
       event('gso-received'),
       event('gso-tunnel-received'),
+      // datagrams the udp uplink's socket handed over coalesced (UDP_GRO), split back into frames
+      event('udp-gro-received'),
     ],
   };
 
@@ -102,6 +105,11 @@ export class PortInput extends GraphNode {
   gsoReceived(tunnel: boolean): void {
     this.c[this.base + PI_GSO_RECEIVED]++;
     if (tunnel) this.c[this.base + PI_GSO_TUNNEL]++;
+  }
+
+  /** n coalesced datagrams (UDP_GRO) read by the udp uplink. */
+  udpGroReceived(n: number): void {
+    this.c[this.base + PI_UDP_GRO] += n;
   }
 
   /** A frame the vnet header check refused (it was first marked truncated for claim() to drop). */

@@ -44,6 +44,7 @@ export {
 } from './native/load.js';
 export {
   TUN_F,
+  ifAddrs4,
   ifFeature,
   ifIndex,
   ifMac,
@@ -62,6 +63,7 @@ export {
   ERRNO,
   UDP_MAX_PAYLOAD,
   UDP_MAX_SEGMENTS,
+  arenaDontFork,
   readBatch,
   readBatchUdpGro,
   txErrorKind,

@@ -23,6 +23,9 @@ import * as io from './native.js';
 /** Outer Ethernet (14) + IPv4 without options (20) + UDP (8) in front of a received UDP payload. */
 export const UDP_OUTER_LEN = 42;
 
+/** Most datagrams the kernel coalesces into one with UDP_GRO (UDP_GRO_CNT_MAX, net/ipv4/udp_offload.c). */
+export const UDP_GRO_MAX_SEGS = 64;
+
 /** Source MAC of the synthesized outer header (the kernel does not tell us the sender's). */
 export const UDP_PEER_MAC = new Uint8Array([0x02, 0, 0, 0, 0, 0]);
 
@@ -150,6 +153,8 @@ export class UdpDevice extends QueuedDevice implements GsoQueue {
   private readonly seg: TunnelSegmenter | null;
   private readonly rx: { off: Uint32Array[]; addr: Uint32Array[]; port: Uint16Array[] };
   private readonly lenViews: Uint32Array[];
+  /** UDP_GRO: segment size of each coalesced datagram read (views from every position) */
+  private readonly groViews: Uint16Array[] | null;
 
   constructor(
     name: string,
@@ -164,6 +169,11 @@ export class UdpDevice extends QueuedDevice implements GsoQueue {
     private readonly mac: () => Uint8Array,
     /** scratch range of the batch's arena for VXLAN super-frames' datagrams (UDP GSO) */
     scratch?: { start: number; end: number },
+    /**
+     * the socket has UDP_GRO on: the kernel may hand over up to UDP_GRO_MAX_SEGS datagrams of one
+     * flow as one (the batch needs slots for 64 KiB); read() splits them back into datagrams
+     */
+    readonly gro = false,
   ) {
     const queue = b.capacity + (scratch !== undefined ? TUNNEL_SCRATCH_SEGS : 0);
     super(name, scratch !== undefined ? UDP_CAPS_GSO : UDP_CAPS, fd, ctx, queue);
@@ -175,7 +185,21 @@ export class UdpDevice extends QueuedDevice implements GsoQueue {
     const v = batchViews(b);
     this.rx = v.udpViews(UDP_OUTER_LEN);
     this.lenViews = v.len;
+    if (gro) {
+      const sizes = new Uint16Array(b.capacity);
+      this.groViews = [];
+      for (let k = 0; k <= b.capacity; k++) this.groViews.push(sizes.subarray(k));
+    } else this.groViews = null;
     io.adoptFd(fd);
+  }
+
+  /**
+   * With UDP_GRO a datagram read may become up to UDP_GRO_MAX_SEGS frames, each of which may need
+   * the slots of an ordinary frame (fragments), so the driver asks for correspondingly fewer.
+   */
+  override slotsPerFrame(minMtu: number): number {
+    const per = super.slotsPerFrame(minMtu);
+    return this.groViews === null ? per : per * UDP_GRO_MAX_SEGS;
   }
 
   /**
@@ -184,6 +208,7 @@ export class UdpDevice extends QueuedDevice implements GsoQueue {
    * Oversized datagrams are left for claim() to drop (port-input: truncated).
    */
   read(b: Batch, max: number, sec: number, nsec: number): number {
+    if (this.groViews !== null) return this.readGro(b, max, sec, nsec);
     const at = b.count;
     const rx = this.rx;
     let got: number;
@@ -218,6 +243,83 @@ export class UdpDevice extends QueuedDevice implements GsoQueue {
       b.len[i] = synthVxlanOuter(u8, b.off[i], len, mac, 0, addrs[k], ports[k], node, port);
     }
     this.ctx.input.truncated(b.claim(got, this.port, sec, nsec));
+    return got;
+  }
+
+  /**
+   * read() on a UDP_GRO socket: up to `max` datagrams are read into staging slots after the room
+   * their segments may take (max × UDP_GRO_MAX_SEGS slots from b.count on: slotsPerFrame made the
+   * driver keep that much free), then each is cut every groSize bytes (a plain one is one piece)
+   * into consecutive slots from b.count on, in order, each behind a synthesized outer header. Costs
+   * one copy of the payload in userspace; saves the kernel one socket enqueue and dequeue per
+   * datagram (and, when the sender used UDP GSO over a path that kept the super-frame, the
+   * segmentation). Returns the datagrams taken off the socket.
+   */
+  private readGro(b: Batch, max: number, sec: number, nsec: number): number {
+    const at = b.count;
+    let st = at + max * UDP_GRO_MAX_SEGS;
+    if (st + max > b.capacity) {
+      // a batch too small for the reservation (the driver's one-frame minimum): one datagram in the
+      // last slot; segments that find no slot before it are dropped and counted as truncated
+      max = 1;
+      st = b.capacity - 1;
+      if (st < at) return 0;
+    }
+    const rx = this.rx;
+    const sizes = this.groViews![st];
+    let got: number;
+    try {
+      got = io.readBatchUdpGro(
+        this.fd,
+        this.u8,
+        rx.off[st],
+        this.lenViews[st],
+        max,
+        b.slotData - UDP_OUTER_LEN,
+        sizes,
+        rx.addr[st],
+        rx.port[st],
+      );
+    } catch (e) {
+      return -errnoOf(e);
+    }
+    if (got === 0) return 0;
+    const u8 = b.u8;
+    const mac = this.mac();
+    const node = this.nodeIp >>> 0;
+    const port = this.vxlanPort;
+    const addrs = rx.addr[st];
+    const ports = rx.port[st];
+    const room = b.slotData - UDP_OUTER_LEN;
+    let w = at;
+    let lost = 0;
+    let coalesced = 0;
+    for (let k = 0; k < got; k++) {
+      const s = st + k;
+      const len = b.len[s];
+      if (len > room) {
+        b.len[w++] = b.slotData + 1; // claim() drops and counts it (port-input: truncated); w ≤ s
+        continue;
+      }
+      const g = sizes[k] > 0 ? sizes[k] : len;
+      if (g < len) coalesced++;
+      const src = b.off[s] + UDP_OUTER_LEN;
+      let o = 0;
+      do {
+        const piece = g > 0 ? Math.min(g, len - o) : 0;
+        // w never passes s (the staging slots after s are still to be split): only in a too small batch
+        if (w > s) lost++;
+        else {
+          const dst = b.off[w];
+          if (w !== s || o !== 0) u8.copyWithin(dst + UDP_OUTER_LEN, src + o, src + o + piece);
+          b.len[w] = synthVxlanOuter(u8, dst, piece, mac, 0, addrs[k], ports[k], node, port);
+          w++;
+        }
+        o += piece;
+      } while (o < len);
+    }
+    this.ctx.input.truncated(b.claim(w - at, this.port, sec, nsec) + lost);
+    if (coalesced > 0) this.ctx.input.udpGroReceived(coalesced);
     return got;
   }
 

@@ -60,6 +60,8 @@ export interface WorkerInit {
    * UDP socket on the node IP and VXLAN port carrying VXLAN payloads (see devices/udp.ts).
    */
   uplinkMode?: UplinkMode;
+  /** the udp uplink's socket has UDP_GRO (with tapOffload only): UdpDevice splits coalesced reads */
+  uplinkUdpGro?: boolean;
   /** obey the test-only `crash` message (the daemon sets it when CALITAP_TEST_HOOKS=1) */
   testHooks?: boolean;
 }

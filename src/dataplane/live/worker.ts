@@ -109,6 +109,13 @@ function main(init: WorkerInit): void {
   const tunnelSeg = init.tapOffload;
   const slots = init.batchSize * slot;
   const arena = new SharedArrayBuffer(slots + (tunnelSeg ? TUNNEL_SCRATCH_BYTES : 0));
+  // the control thread's child processes (`ip`, at workload add/del) must not make this worker take
+  // copy-on-write faults on the arena it writes every round (docs/live.md "Where the CPU goes")
+  try {
+    io.arenaDontFork(new Uint8Array(arena));
+  } catch {
+    // an advice only: without it a fork costs the worker some faults, nothing breaks
+  }
   const batch = new Batch(init.batchSize, arena, 0, slot);
   const scratch = tunnelSeg ? { start: slots, end: slots + TUNNEL_SCRATCH_BYTES } : undefined;
   const devices: DeviceFactory = (p, spec, fd, ctx, b) => {
@@ -118,7 +125,9 @@ function main(init: WorkerInit): void {
       const { nodeIp, vxlanPort } = init.params;
       // the outer Ethernet header goes to the uplink's MAC (port 0's)
       const mac = (): Uint8Array => env.ports.ourMac;
-      return new UdpDevice(spec.name, fd, b, ctx, udpCounters, nodeIp, vxlanPort, mac, scratch);
+      // the daemon opened the socket with UDP_GRO (offloads on: 64 KiB slots): coalesced reads
+      const gro = init.tapOffload && init.uplinkUdpGro === true;
+      return new UdpDevice(spec.name, fd, b, ctx, udpCounters, nodeIp, vxlanPort, mac, scratch, gro);
     }
     return new PacketSocketDevice(spec.name, fd, b, ctx, {
       vnet: init.uplinkVnetHdr,

@@ -51,6 +51,8 @@ export interface NativeBinding {
   ifSetUp(name: string, up?: boolean): void;
   ifSetMtu(name: string, mtu: number): void;
   ifFeature(name: string, feature: number): boolean;
+  ifAddrs4(): number[];
+  arenaDontFork(arena: Uint8Array): number;
   ifSetFeature(name: string, feature: number, on: boolean): void;
   packetSocket(
     ifname: string,

@@ -123,3 +123,11 @@ export function ifFeature(name: string, feature: IfFeatureName): boolean {
 export function ifSetFeature(name: string, feature: IfFeatureName, on: boolean): void {
   nb().ifSetFeature(name, IF_FEATURE[feature], on);
 }
+
+/**
+ * Every IPv4 address of the calling process's network namespace (getifaddrs: a netlink dump, no
+ * child process), as unsigned 32-bit numbers in the kernel's order; loopback and duplicates included.
+ */
+export function ifAddrs4(): number[] {
+  return nb().ifAddrs4();
+}
