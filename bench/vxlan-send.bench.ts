@@ -26,6 +26,7 @@ import * as io from '../src/dataplane/devices/native.js';
 import { TunnelSegmenter, type GsoQueue, type SegmentQueue } from '../src/dataplane/devices/tunnel-seg.js';
 import { Batch, PKT_GSO } from '../src/dataplane/graph/packet.js';
 import { pseudoHeaderSum } from '../src/dataplane/wire/checksum.js';
+import { emitIp4Header } from '../src/dataplane/wire/ipv4.js';
 import { VNET_HDR_TNL_LEN, vnetWriteVxlanTcp4Gso } from '../src/dataplane/wire/virtio.js';
 
 const NS = `vxs${process.pid % 10000}`;
@@ -46,25 +47,12 @@ function ip(...args: string[]): void {
 /** The VXLAN super-frame at off (outer Ethernet first); returns its length. */
 function superFrame(u8: Uint8Array, off: number, dstMac: number[]): number {
   const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
-  const sum16 = (at: number): number => {
-    let s = 0;
-    for (let k = 0; k < 20; k += 2) s += dv.getUint16(at + k);
-    while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-    return ~s & 0xffff;
-  };
   const innerIpLen = 40 + PAYLOAD;
   const outerIpLen = 20 + 16 + 14 + innerIpLen;
   u8.set(dstMac, off);
   u8.set([2, 0, 0, 0, 0, 1, 8, 0], off + 6);
   const oip = off + 14;
-  u8.fill(0, oip, oip + 20);
-  u8.set([0x45, 0], oip);
-  dv.setUint16(oip + 2, outerIpLen);
-  dv.setUint16(oip + 6, 0x4000);
-  u8.set([64, 17], oip + 8);
-  dv.setUint32(oip + 12, SRC);
-  dv.setUint32(oip + 16, DST);
-  dv.setUint16(oip + 10, sum16(oip));
+  emitIp4Header(u8, oip, SRC, DST, 17, outerIpLen, 64, 0, 0x4000, 0);
   const udp = oip + 20;
   dv.setUint16(udp, 40001);
   dv.setUint16(udp + 2, 4789);
@@ -74,14 +62,8 @@ function superFrame(u8: Uint8Array, off: number, dstMac: number[]): number {
   const ie = udp + 16;
   u8.set([0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 2, 0, 0, 0, 0, 0xa, 8, 0], ie);
   const iip = ie + 14;
-  u8.fill(0, iip, iip + 40);
-  u8.set([0x45, 0], iip);
-  dv.setUint16(iip + 2, innerIpLen);
-  dv.setUint16(iip + 6, 0x4000);
-  u8.set([64, 6], iip + 8);
-  dv.setUint32(iip + 12, 0x0a410002);
-  dv.setUint32(iip + 16, 0x0a410103);
-  dv.setUint16(iip + 10, sum16(iip));
+  emitIp4Header(u8, iip, 0x0a410002, 0x0a410103, 6, innerIpLen, 64, 0, 0x4000, 0);
+  u8.fill(0, iip + 20, iip + 40);
   const t = iip + 20;
   dv.setUint16(t, 40000);
   dv.setUint16(t + 2, 5201);
