@@ -77,9 +77,13 @@ describe.skipIf(!isRoot())('workload churn (requires root: network namespaces)',
         !((await lab.api(1, 'workload.list')) as { name: string }[]).some((x) => x.name === w3.name),
       10_000,
     );
-    const log = fs.readFileSync(lab.hosts[0].log, 'utf8');
+    // the daemon's log is written asynchronously (pino over sonic-boom): wait for the line
+    const gone = `workload ${w3.name}: namespace ${w3.ns} is gone; removing its port`;
+    const log = await waitFor('the removal in the log', () => {
+      const text = fs.readFileSync(lab.hosts[0].log, 'utf8');
+      return text.includes(gone) ? text : null;
+    });
     expect(log).toMatch(new RegExp(`port ${tap}: (read|write) failed: EBADFD \\(errno 77\\)`));
-    expect(log).toContain(`workload ${w3.name}: namespace ${w3.ns} is gone; removing its port`);
     const c = await counters(lab, 1);
     expect((c.get('port-input: read-error') ?? 0) + (c.get('port-output: write-error') ?? 0)).toBeGreaterThan(
       0,

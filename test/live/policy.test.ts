@@ -200,8 +200,10 @@ describe.skipIf(!isRoot())('network policy in the live daemon (requires root: ne
     fs.writeFileSync(trigger, '');
     await open.wait(30_000);
     expect(open.stdout.trim().split('\n')).toEqual(['db:one', 'db:two']);
-    expect(fs.readFileSync(lab.hosts[0].log, 'utf8')).toContain(
-      'picking up TCP connections open across the restart',
+    await waitFor('the pickup in the log', () =>
+      fs
+        .readFileSync(lab.hosts[0].log, 'utf8')
+        .includes('picking up TCP connections open across the restart'),
     );
     // the policy in force is the reloaded one: db takes web, not api
     expect(await connect(w.web.ns, w.db.ip)).toBe('ok:db:hi');
