@@ -232,9 +232,12 @@ static bool check_slots(args_t *a, int fd, size_t n, size_t noff, size_t nlen, s
   return true;
 }
 
-// readBatchUring(ring, fd, arena, offsets, lens, count, slotCapacity, rxError?: Int32Array) -> frames
-// read, in order, into slots [0, n): readBatch for a TAP queue (or any read()able non-blocking fd), one
-// io_uring_enter per 256 frames. lens[i] > slotCapacity = truncated, as readBatch. Throws a hard error
+// readBatchUring(ring, fd, arena, offsets, lens, count, slotCapacity, rxError?: Int32Array, first?)
+// -> frames read, in order, into slots [0, n): readBatch for a TAP queue (or any read()able non-blocking
+// fd). Reads go in waves, one io_uring_enter each: `first` reads (default: count), then, while every
+// read of a wave got a frame, twice as many as the wave before (at most 256 per wave); the first
+// wave with an empty read is the last. A small `first` (the caller's guess of what is pending) keeps
+// the kernel from trying dozens of reads that find nothing. lens[i] > slotCapacity = truncated, as readBatch. Throws a hard error
 // (EBADF, EBADFD...) only when no frame was read; rxError[0] = -errno of the error that ended the batch
 // after some frames, else 0. EAGAIN is just "no more frames".
 static napi_value ReadBatchUring(napi_env env, napi_callback_info info) {
@@ -245,13 +248,14 @@ static napi_value ReadBatchUring(napi_env env, napi_callback_info info) {
   size_t arena_len, noff, nlen, nerr = 0;
   uint32_t *offs, *lens;
   int32_t *rx_err;
-  int64_t count, cap;
+  int64_t count, cap, first;
   if (!get_args(env, info, "readBatchUring", &a) || !arg_ring(&a, 0, &r) || !arg_fd(&a, 1, &fd) ||
       !arg_arena(&a, 2, &arena, &arena_len) ||
       !arg_typed(&a, 3, "offsets", napi_uint32_array, "Uint32Array", (void **)&offs, &noff) ||
       !arg_typed(&a, 4, "lens", napi_uint32_array, "Uint32Array", (void **)&lens, &nlen) ||
       !arg_int(&a, 5, "count", 0, UINT32_MAX, &count) || !arg_int(&a, 6, "slotCapacity", 1, UINT32_MAX, &cap) ||
-      !arg_typed_opt(&a, 7, "rxError", napi_int32_array, "Int32Array", (void **)&rx_err, &nerr))
+      !arg_typed_opt(&a, 7, "rxError", napi_int32_array, "Int32Array", (void **)&rx_err, &nerr) ||
+      !arg_int_opt(&a, 8, "first", 1, UINT32_MAX, UINT32_MAX, &first))
     return NULL;
   size_t n = (size_t)count;
   if (!check_slots(&a, fd, n, noff, nlen, n, offs, NULL, (uint64_t)cap, arena_len)) return NULL;
@@ -263,8 +267,11 @@ static napi_value ReadBatchUring(napi_env env, napi_callback_info info) {
   size_t done = 0, base = 0;
   int err = 0;
   bool drained = false;
+  size_t wave = (size_t)first; // a read that finds nothing still costs the kernel: grow waves as frames come
   while (base < n && !drained && err == 0) {
-    unsigned k = n - base < r->sq_entries ? (unsigned)(n - base) : r->sq_entries;
+    size_t k0 = wave < r->sq_entries ? wave : r->sq_entries;
+    unsigned k = n - base < k0 ? (unsigned)(n - base) : (unsigned)k0;
+    wave = k0 * 2;
     for (unsigned j = 0; j < k; j++) prep_rw(r, j, IORING_OP_READ, fd, arena + offs[base + j], (uint32_t)cap);
     int e = ring_run(r, k);
     if (e != 0) {

@@ -135,6 +135,8 @@ export abstract class FdDevice extends QueuedDevice {
   protected readonly vnet: boolean;
   private readonly gsoIn: boolean;
   protected readonly ring: io.Ring | null;
+  /** frames the last read got (the ring's first wave is twice that, at least 4) */
+  private lastRead = 0;
 
   constructor(name: string, caps: DeviceCaps, fd: number, b: Batch, ctx: DeviceContext, o: FdDeviceOptions) {
     super(name, caps, fd, ctx, o.queue ?? b.capacity);
@@ -155,11 +157,22 @@ export abstract class FdDevice extends QueuedDevice {
     try {
       got =
         this.ring !== null
-          ? io.readBatchUring(this.ring, this.fd, this.u8, offs, v.len[at], max, cap)
+          ? io.readBatchUring(
+              this.ring,
+              this.fd,
+              this.u8,
+              offs,
+              v.len[at],
+              max,
+              cap,
+              undefined,
+              Math.max(4, this.lastRead * 2),
+            )
           : io.readBatch(this.fd, this.u8, offs, v.len[at], max, cap);
     } catch (e) {
       return -errnoOf(e);
     }
+    this.lastRead = got;
     if (got === 0) return 0;
     if (this.vnet) finishVnet(b, at, got, this.gsoIn, this.ctx.input);
     this.ctx.input.truncated(b.claim(got, this.port, sec, nsec, this.gsoIn));

@@ -121,6 +121,7 @@ export interface NativeBinding {
     count: number,
     slotCapacity: number,
     rxError?: Int32Array,
+    first?: number,
   ): number;
   writeBatchUring(
     ring: object,

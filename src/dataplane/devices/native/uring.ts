@@ -30,6 +30,9 @@ export function uringClose(ring: Ring): void {
  * offsets[i] + slotCapacity)`, its length to `lens[i]`; returns how many were read, in arrival order
  * (0 when nothing is pending). Truncation (`lens[i] > slotCapacity`), errors and `rxError` as
  * readBatch (a hard error is thrown only when no frame was read).
+ * `first` (default: count): reads in the first io_uring_enter; while every read of a wave gets a
+ * frame, the next wave tries twice as many. Each read that finds nothing costs the kernel a little
+ * (far less than a system call): pass a guess of what is pending (e.g. twice the last batch).
  */
 export function readBatchUring(
   ring: Ring,
@@ -40,8 +43,9 @@ export function readBatchUring(
   count: number,
   slotCapacity: number,
   rxError?: Int32Array,
+  first?: number,
 ): number {
-  return nb().readBatchUring(ring, fd, arenaView(arena), offsets, lens, count, slotCapacity, rxError);
+  return nb().readBatchUring(ring, fd, arenaView(arena), offsets, lens, count, slotCapacity, rxError, first);
 }
 
 /**
