@@ -52,6 +52,13 @@ describe('io_uring batches: status and errors', () => {
     expect(io.writeBatchUring(small, fd, b.u8, b.offsets, b.lens, n, status)).toBe(n);
     expect(io.readBatchUring(small, fd, b.u8, b.offsets, b.lens, n, b.capacity)).toBe(n);
     expect(io.readBatchUring(small, fd, b.u8, b.offsets, b.lens, n, b.capacity)).toBe(0);
+    // waves from a small first guess: 1, 2, 4 (ring size), 4 reads: all 11 counts, in one call
+    expect(io.writeBatchUring(small, fd, b.u8, b.offsets, b.lens, n, status)).toBe(n);
+    expect(io.readBatchUring(small, fd, b.u8, b.offsets, b.lens, n, b.capacity, undefined, 1)).toBe(n);
+    // a wave with an empty read is the last: 3 pending, first wave 2 (full), second wave 4 (1 empty)
+    expect(io.writeBatchUring(small, fd, b.u8, b.offsets, b.lens, 3, status)).toBe(3);
+    expect(io.readBatchUring(small, fd, b.u8, b.offsets, b.lens, n, b.capacity, undefined, 2)).toBe(3);
+    expect(io.readBatchUring(small, fd, b.u8, b.offsets, b.lens, n, b.capacity, undefined, 2)).toBe(0);
     io.close(fd);
     io.uringClose(small);
   });
