@@ -16,7 +16,8 @@
               "native/batch_io.c",
               "native/poll.c",
               "native/offload.c",
-              "native/gro.c"
+              "native/gro.c",
+              "native/uring.c"
             ],
             "defines": ["_GNU_SOURCE"],
             "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"]

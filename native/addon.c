@@ -1,5 +1,5 @@
 // calitap_io: the only native code in calitap. Module init: every concern registers its functions and
-// constants on the exports object (tap.c, sockets.c, batch_io.c, poll.c, offload.c; netns.c and
+// constants on the exports object (tap.c, sockets.c, batch_io.c, poll.c, offload.c, uring.c; netns.c and
 // common.c are helpers). The addon does system calls and bulk byte work (segmentation, checksums);
 // every decision about a packet lives in TypeScript
 // (src/dataplane/devices/native/ documents the JS API).
@@ -55,7 +55,8 @@ NAPI_MODULE_INIT() {
   static const fn_entry fns[] = {{"errnoName", ErrnoName}, {"adviseHugePages", AdviseHugePages}};
   if (!export_fns(env, exports, fns, 2) || !tap_init(env, exports, c) || !sockets_init(env, exports, c) ||
       !batch_init(env, exports, c) || !poll_init(env, exports, c) || !offload_init(env, exports, c) ||
-      !gro_init(env, exports, c)) // gro_init: GRO hook
+      !gro_init(env, exports, c) || // gro_init: GRO hook
+      !uring_init(env, exports, c))
     return NULL;
   if (napi_set_named_property(env, exports, "constants", c) != napi_ok) return NULL;
   return exports;

@@ -111,6 +111,7 @@ bool batch_init(napi_env env, napi_value exports, napi_value constants);   // ba
 bool poll_init(napi_env env, napi_value exports, napi_value constants);    // poll.c
 bool offload_init(napi_env env, napi_value exports, napi_value constants); // offload.c
 bool gro_init(napi_env env, napi_value exports, napi_value constants);     // gro.c (GRO hook)
+bool uring_init(napi_env env, napi_value exports, napi_value constants);   // uring.c (io_uring batches)
 // errnos that refuse one frame and let a batch go on (batch_io.c; gro.c shares it: GRO hook)
 bool tx_drop_errno(int e);
 

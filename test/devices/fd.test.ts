@@ -3,7 +3,7 @@
 // (EAGAIN: the device is full) and fails as a whole once closed (EBADF). So the transmit status of
 // every frame, the per-port, per-reason accounting and the device-error report are checked against
 // the kernel's real answers; and the driver's receive of a closed fd reports a read error.
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import * as io from '../../src/dataplane/devices/native.js';
 import { Batch } from '../../src/dataplane/graph/packet.js';
 import { PortCounters, TX_ERROR, TX_QUEUE_FULL, TX_REFUSED } from '../../src/dataplane/graph/counters.js';
@@ -31,74 +31,83 @@ function txValue(b: Batch, dev: Device, i: number, value: bigint, len = 8): void
   dev.tx(b, i);
 }
 
-describe.skipIf(!io.nativeAvailable())('fd devices over an eventfd (no root)', () => {
-  it('counts accepted frames as sent and each refusal under its reason', () => {
-    const { ctx, errors } = context();
-    const b = new Batch(8);
-    const fd = io.eventfdCreate();
-    try {
-      const dev = new TapDevice('efd0', fd, b, ctx, false);
-      dev.port = 2;
-      txValue(b, dev, 0, 1n); // accepted
-      txValue(b, dev, 1, 1n, 7); // EINVAL: refused, the batch goes on
-      txValue(b, dev, 2, 0xfffffffffffffffdn); // accepted: the counter is now at its maximum
-      txValue(b, dev, 3, 1n); // EAGAIN: full, not taken
-      txValue(b, dev, 4, 1n); // not tried: full
-      dev.flush();
-      const pc = ctx.ports;
-      expect(pc.txPackets[2]).toBe(2);
-      expect(pc.txBytes[2]).toBe(16);
-      expect(pc.txDropped[TX_REFUSED][2]).toBe(1);
-      expect(pc.txDropped[TX_QUEUE_FULL][2]).toBe(2);
-      expect(pc.txDropped[TX_ERROR][2]).toBe(0);
-      expect(ctx.output.c[0]).toBe(2); // port-output: queue-full
-      expect(ctx.output.c[1]).toBe(1); // port-output: refused
-      expect(errors).toEqual([]);
-      expect(dev.failed).toBe(false);
-    } finally {
+// both I/O paths: a read()/write() per frame, and the worker's io_uring (CALITAP_URING=1)
+describe.skipIf(!io.nativeAvailable()).each([false, true])(
+  'fd devices over an eventfd (no root, io_uring: %s)',
+  (uring) => {
+    const ring = uring ? io.uringCreate() : null;
+    afterAll(() => {
+      if (ring !== null) io.uringClose(ring);
+    });
+
+    it('counts accepted frames as sent and each refusal under its reason', () => {
+      const { ctx, errors } = context();
+      const b = new Batch(8);
+      const fd = io.eventfdCreate();
+      try {
+        const dev = new TapDevice('efd0', fd, b, ctx, false, true, ring);
+        dev.port = 2;
+        txValue(b, dev, 0, 1n); // accepted
+        txValue(b, dev, 1, 1n, 7); // EINVAL: refused, the batch goes on
+        txValue(b, dev, 2, 0xfffffffffffffffdn); // accepted: the counter is now at its maximum
+        txValue(b, dev, 3, 1n); // EAGAIN: full, not taken
+        txValue(b, dev, 4, 1n); // not tried: full
+        dev.flush();
+        const pc = ctx.ports;
+        expect(pc.txPackets[2]).toBe(2);
+        expect(pc.txBytes[2]).toBe(16);
+        expect(pc.txDropped[TX_REFUSED][2]).toBe(1);
+        expect(pc.txDropped[TX_QUEUE_FULL][2]).toBe(2);
+        expect(pc.txDropped[TX_ERROR][2]).toBe(0);
+        expect(ctx.output.c[0]).toBe(2); // port-output: queue-full
+        expect(ctx.output.c[1]).toBe(1); // port-output: refused
+        expect(errors).toEqual([]);
+        expect(dev.failed).toBe(false);
+      } finally {
+        io.close(fd);
+      }
+    });
+
+    it('a closed fd fails the device: every frame counts as error, reported once (write)', () => {
+      const { ctx, errors } = context();
+      const b = new Batch(8);
+      const fd = io.eventfdCreate();
+      const dev = new TapDevice('efd1', fd, b, ctx, false, true, ring);
+      dev.port = 1;
       io.close(fd);
-    }
-  });
+      txValue(b, dev, 0, 1n);
+      txValue(b, dev, 1, 1n);
+      dev.flush();
+      txValue(b, dev, 0, 1n);
+      dev.flush();
+      expect(ctx.ports.txPackets[1]).toBe(0);
+      expect(ctx.ports.txDropped[TX_ERROR][1]).toBe(3);
+      expect(ctx.output.c[3]).toBe(1); // port-output: write-error (once)
+      expect(errors).toEqual([['efd1', 'write', ERRNO.EBADF]]);
+      expect(dev.failed).toBe(true);
+    });
 
-  it('a closed fd fails the device: every frame counts as error, reported once (write)', () => {
-    const { ctx, errors } = context();
-    const b = new Batch(8);
-    const fd = io.eventfdCreate();
-    const dev = new TapDevice('efd1', fd, b, ctx, false);
-    dev.port = 1;
-    io.close(fd);
-    txValue(b, dev, 0, 1n);
-    txValue(b, dev, 1, 1n);
-    dev.flush();
-    txValue(b, dev, 0, 1n);
-    dev.flush();
-    expect(ctx.ports.txPackets[1]).toBe(0);
-    expect(ctx.ports.txDropped[TX_ERROR][1]).toBe(3);
-    expect(ctx.output.c[3]).toBe(1); // port-output: write-error (once)
-    expect(errors).toEqual([['efd1', 'write', ERRNO.EBADF]]);
-    expect(dev.failed).toBe(true);
-  });
-
-  it('the driver reads what is pending and reports a read error of a closed fd once', () => {
-    const { ctx, errors } = context();
-    const b = new Batch(8);
-    const fd = io.eventfdCreate();
-    const dev = new TapDevice('efd2', fd, b, ctx, false);
-    dev.port = 3;
-    const graph = { run: () => {}, tick: () => {}, finish: () => {} } as unknown as Graph;
-    const d = new Driver(graph, b, [dev], ctx, 1500);
-    io.eventfdWrite(fd, 5);
-    d.begin(1, 0);
-    expect(d.receive(dev)).toBe(1); // an eventfd reads as one 8-byte "frame"
-    expect(b.count).toBe(1);
-    expect(b.len[0]).toBe(8);
-    expect(b.rxPort[0]).toBe(3);
-    expect(d.receive(dev)).toBe(0); // drained: nothing pending is not an error
-    io.close(fd);
-    d.begin(2, 0);
-    expect(d.receive(dev)).toBe(0);
-    expect(d.receive(dev)).toBe(0); // failed: not read again
-    expect(errors).toEqual([['efd2', 'read', ERRNO.EBADF]]);
-    expect(ctx.input.c[3]).toBe(1); // port-input: read-error
-  });
-});
+    it('the driver reads what is pending and reports a read error of a closed fd once', () => {
+      const { ctx, errors } = context();
+      const b = new Batch(8);
+      const fd = io.eventfdCreate();
+      const dev = new TapDevice('efd2', fd, b, ctx, false, true, ring);
+      dev.port = 3;
+      const graph = { run: () => {}, tick: () => {}, finish: () => {} } as unknown as Graph;
+      const d = new Driver(graph, b, [dev], ctx, 1500);
+      io.eventfdWrite(fd, 5);
+      d.begin(1, 0);
+      expect(d.receive(dev)).toBe(1); // an eventfd reads as one 8-byte "frame"
+      expect(b.count).toBe(1);
+      expect(b.len[0]).toBe(8);
+      expect(b.rxPort[0]).toBe(3);
+      expect(d.receive(dev)).toBe(0); // drained: nothing pending is not an error
+      io.close(fd);
+      d.begin(2, 0);
+      expect(d.receive(dev)).toBe(0);
+      expect(d.receive(dev)).toBe(0); // failed: not read again
+      expect(errors).toEqual([['efd2', 'read', ERRNO.EBADF]]);
+      expect(ctx.input.c[3]).toBe(1); // port-input: read-error
+    });
+  },
+);

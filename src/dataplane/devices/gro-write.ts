@@ -18,7 +18,12 @@ export class GroWriter {
   private readonly gro: Tcp4Gro;
   private readonly gstatus: Int32Array;
 
-  constructor(capacity: number, node: Tcp4GroNode) {
+  constructor(
+    capacity: number,
+    node: Tcp4GroNode,
+    /** the worker's io_uring: unmerged rounds are written with writeBatchUring */
+    private readonly ring: io.Ring | null = null,
+  ) {
     // checksums verified natively (see gro.ts on why nothing is trusted); CSUM_OK is 0 as CsumVerify wants
     this.gro = new Tcp4Gro(
       capacity,
@@ -40,7 +45,8 @@ export class GroWriter {
     const gro = this.gro;
     if (n >= 2) gro.plan(u8, offs, lens, n);
     if (n < 2 || gro.merged === 0) {
-      io.writeBatchStatus(fd, u8, offs, lens, n, status);
+      if (this.ring !== null) io.writeBatchUring(this.ring, fd, u8, offs, lens, n, status);
+      else io.writeBatchStatus(fd, u8, offs, lens, n, status);
       return;
     }
     const g = gro.groups;

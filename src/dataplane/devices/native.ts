@@ -2,7 +2,7 @@
 // sockets, eventfd, poll/epoll and batched frame I/O between an fd and a packet arena. This module
 // only re-exports; each concern lives in devices/native/: load.ts (loading, per-fd I/O mode, errno
 // helpers), tap.ts (TAP and interface ioctls), sockets.ts, batch.ts (readBatch / writeBatch /
-// writeBatchStatus, the hot path), poll.ts (poll, epoll, eventfd), offload.ts (segmentation and
+// writeBatchStatus, the hot path), uring.ts (the same for TAP queues over io_uring), poll.ts (poll, epoll, eventfd), offload.ts (segmentation and
 // checksums), bpf.ts, types.ts, binding.ts.
 //
 // What flows through it: Ethernet frames (TAP, AF_PACKET) and datagrams (UDP, raw IPv4) copied by the
@@ -72,6 +72,7 @@ export {
   writeBatchUdpGso,
   type TxErrorKind,
 } from './native/batch.js';
+export { readBatchUring, uringClose, uringCreate, writeBatchUring, type Ring } from './native/uring.js';
 export {
   EPOLLIN,
   EPOLLOUT,

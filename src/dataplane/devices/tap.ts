@@ -1,5 +1,6 @@
 // A workload's TAP queue (one fd per worker of a multi-queue TAP, opened by the control thread):
-// Ethernet frames with one read()/write() per frame inside one native call per batch. With offloads
+// Ethernet frames with one read()/write() per frame inside one native call per batch (or, with the
+// worker's io_uring, CALITAP_URING=1, one io_uring_enter per batch). With offloads
 // (the default; `--no-offload` turns them off) the TAP was opened with IFF_VNET_HDR and TSO4/CSUM:
 // frames carry a virtio_net_hdr, the workload may send TCPv4 super-frames of up to 64 KiB (kept
 // whole; segmented natively by the uplink device before a tunnel, or in the graph when the tunnel
@@ -9,6 +10,7 @@ import { gsoSegments, type Batch } from '../graph/packet.js';
 import { FdDevice } from './fd.js';
 import { L2_PLAIN, type DeviceCaps, type DeviceContext } from './device.js';
 import { GroWriter } from './gro-write.js'; // GRO hook
+import type * as io from './native.js';
 
 const TAP_OFFLOAD: DeviceCaps = { layer: 'l2', vnetHdr: true, gso: ['tcp4'], tunnelGso: false };
 
@@ -29,11 +31,13 @@ export class TapDevice extends FdDevice {
      * (epoll_wait, the graph's per-node work, one write call per device) were paid every 5 frames.
      */
     readonly graphSegments = true,
+    /** the worker's io_uring (CALITAP_URING=1): one io_uring_enter per batch read or written */
+    ring: io.Ring | null = null,
   ) {
-    super(name, offload ? TAP_OFFLOAD : L2_PLAIN, fd, b, ctx, { vnet: offload, gsoIn: offload });
+    super(name, offload ? TAP_OFFLOAD : L2_PLAIN, fd, b, ctx, { vnet: offload, gsoIn: offload, ring });
     // GRO hook: coalesce a round's TCP segments into super-frames when the TAP takes them (gro-write.ts)
     this.gro =
-      this.caps.vnetHdr && this.caps.gso.includes('tcp4') ? new GroWriter(b.capacity, ctx.gro) : null;
+      this.caps.vnetHdr && this.caps.gso.includes('tcp4') ? new GroWriter(b.capacity, ctx.gro, ring) : null;
   }
 
   private readonly gro: GroWriter | null; // GRO hook

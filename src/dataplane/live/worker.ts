@@ -85,6 +85,20 @@ function busyPollMs(): number {
   return Number.isFinite(us) && us > 0 ? Math.min(us, 1_000_000) / 1000 : 0;
 }
 
+/**
+ * CALITAP_URING=1 (experimental, default off): the worker's TAP queues read and write through one
+ * io_uring of this worker (one io_uring_enter per batch instead of a system call per frame). A kernel
+ * without io_uring (or with it disabled) falls back to read()/write().
+ */
+function workerRing(): io.Ring | null {
+  if (process.env.CALITAP_URING !== '1') return null;
+  try {
+    return io.uringCreate();
+  } catch {
+    return null; // io_uring_setup refused (ENOSYS, EPERM: kernel.io_uring_disabled): plain syscalls
+  }
+}
+
 function main(init: WorkerInit): void {
   // ---- tables: attach every shared table and register as a reader in this worker's slot (a restart
   // reuses it); one quiescent point per round (afterRound), when no table index is held ----------
@@ -118,9 +132,10 @@ function main(init: WorkerInit): void {
   }
   const batch = new Batch(init.batchSize, arena, 0, slot);
   const scratch = tunnelSeg ? { start: slots, end: slots + TUNNEL_SCRATCH_BYTES } : undefined;
+  const ring = workerRing();
   const devices: DeviceFactory = (p, spec, fd, ctx, b) => {
     // super-frames need the graph's segmentation (and slots reserved for it) only without tunnelSeg
-    if (p !== PORT_UPLINK) return new TapDevice(spec.name, fd, b, ctx, init.tapOffload, !tunnelSeg);
+    if (p !== PORT_UPLINK) return new TapDevice(spec.name, fd, b, ctx, init.tapOffload, !tunnelSeg, ring);
     if (udpCounters !== null) {
       const { nodeIp, vxlanPort } = init.params;
       // the outer Ethernet header goes to the uplink's MAC (port 0's)
@@ -165,6 +180,7 @@ function main(init: WorkerInit): void {
   } finally {
     tables.detach();
     poller.close();
+    if (ring !== null) io.uringClose(ring);
   }
 }
 

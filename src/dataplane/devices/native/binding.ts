@@ -33,6 +33,8 @@ export interface NativeConstants {
   /** errnos writeBatch/writeBatchStatus count as one refused frame (the rest stop the batch) */
   TX_DROP_ERRNOS: number[];
   POLL_MAX: number;
+  /** most frames readBatchUring/writeBatchUring move per io_uring_enter */
+  URING_MAX: number;
 }
 
 export interface NativeBinding {
@@ -107,6 +109,28 @@ export interface NativeBinding {
     dstAddrs?: Uint32Array,
     dstPorts?: Uint16Array,
     gsoSizes?: Uint16Array,
+  ): number;
+  uringCreate(entries?: number): object;
+  uringClose(ring: object): void;
+  readBatchUring(
+    ring: object,
+    fd: number,
+    arena: Uint8Array,
+    offsets: Uint32Array,
+    lens: Uint32Array,
+    count: number,
+    slotCapacity: number,
+    rxError?: Int32Array,
+    first?: number,
+  ): number;
+  writeBatchUring(
+    ring: object,
+    fd: number,
+    arena: Uint8Array,
+    offsets: Uint32Array,
+    lens: Uint32Array,
+    count: number,
+    status: Int32Array,
   ): number;
   segmentTcp4(
     arena: Uint8Array,
