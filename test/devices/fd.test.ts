@@ -3,6 +3,7 @@
 // (EAGAIN: the device is full) and fails as a whole once closed (EBADF). So the transmit status of
 // every frame, the per-port, per-reason accounting and the device-error report are checked against
 // the kernel's real answers; and the driver's receive of a closed fd reports a read error.
+import * as fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as io from '../../src/dataplane/devices/native.js';
 import { Batch } from '../../src/dataplane/graph/packet.js';
@@ -111,3 +112,28 @@ describe.skipIf(!io.nativeAvailable()).each([false, true])(
     });
   },
 );
+
+describe.skipIf(!io.nativeAvailable())('fd devices and a kernel that refuses io_uring on the fd', () => {
+  it('fall back to read()/write() for good (a /proc file: RWF_NOWAIT gives EOPNOTSUPP)', () => {
+    const ring = io.uringCreate();
+    const { ctx } = context();
+    const b = new Batch(8);
+    const fd = fs.openSync('/proc/self/stat', 'r');
+    try {
+      const dev = new TapDevice('proc0', fd, b, ctx, false, true, ring);
+      dev.port = 1;
+      // through the ring this read throws EOPNOTSUPP; the device reads it with read() instead
+      expect(dev.read(b, 1, 0, 0)).toBe(1);
+      expect(new TextDecoder().decode(b.u8.subarray(b.off[0], b.off[0] + 12))).toMatch(
+        new RegExp(`^${process.pid} `),
+      );
+      // a write: the ring's -EOPNOTSUPP is not what the port counts; write() answers (EBADF here)
+      txValue(b, dev, 1, 1n);
+      dev.flush();
+      expect(ctx.ports.txDropped[TX_REFUSED][1] + ctx.ports.txDropped[TX_ERROR][1]).toBe(1);
+    } finally {
+      fs.closeSync(fd);
+      io.uringClose(ring);
+    }
+  });
+});

@@ -27,6 +27,9 @@ import {
 import * as io from './native.js';
 import { QueuedDevice, errnoOf, type DeviceCaps, type DeviceContext, type PortInput } from './device.js';
 
+/** EOPNOTSUPP (Linux): what io_uring's RWF_NOWAIT read or write gives on an fd that cannot do it */
+const EOPNOTSUPP = 95;
+
 /**
  * Views of a batch's per-slot arrays starting at every position k (readBatch fills "from slot k on"
  * without subarray() per call): frame offsets, lengths, offsets minus a vnet header, offsets plus
@@ -122,7 +125,7 @@ export interface FdDeviceOptions {
   /** frames one round may queue (default: the batch capacity) */
   queue?: number;
   /**
-   * the worker's io_uring (TAP queues with CALITAP_URING=1): reads and writes go through
+   * the worker's io_uring (TAP queues; CALITAP_URING=0 turns it off): reads and writes go through
    * readBatchUring / writeBatchUring, one io_uring_enter per batch instead of a syscall per frame
    */
   ring?: io.Ring | null;
@@ -134,7 +137,8 @@ export abstract class FdDevice extends QueuedDevice {
   private readonly views: BatchViews;
   protected readonly vnet: boolean;
   private readonly gsoIn: boolean;
-  protected readonly ring: io.Ring | null;
+  /** null: plain syscalls (no ring, or the kernel refused RWF_NOWAIT reads/writes on this fd) */
+  protected ring: io.Ring | null;
   /** frames the last read got (the ring's first wave is twice that, at least 4) */
   private lastRead = 0;
 
@@ -170,7 +174,13 @@ export abstract class FdDevice extends QueuedDevice {
             )
           : io.readBatch(this.fd, this.u8, offs, v.len[at], max, cap);
     } catch (e) {
-      return -errnoOf(e);
+      const errno = errnoOf(e);
+      // a kernel that refuses io_uring's non-blocking reads on this fd: plain read() from now on
+      if (this.ring !== null && errno === EOPNOTSUPP) {
+        this.ring = null;
+        return this.read(b, max, sec, nsec);
+      }
+      return -errno;
     }
     this.lastRead = got;
     if (got === 0) return 0;
@@ -199,8 +209,11 @@ export abstract class FdDevice extends QueuedDevice {
   }
 
   protected send(n: number): void {
-    if (this.ring !== null)
+    if (this.ring !== null) {
       io.writeBatchUring(this.ring, this.fd, this.u8, this.offs, this.lens, n, this.status);
-    else io.writeBatchStatus(this.fd, this.u8, this.offs, this.lens, n, this.status);
+      if (n === 0 || this.status[0] !== -EOPNOTSUPP) return;
+      this.ring = null; // the kernel refused io_uring's non-blocking writes on this fd: plain write()
+    }
+    io.writeBatchStatus(this.fd, this.u8, this.offs, this.lens, n, this.status);
   }
 }

@@ -1,6 +1,6 @@
 // A workload's TAP queue (one fd per worker of a multi-queue TAP, opened by the control thread):
 // Ethernet frames with one read()/write() per frame inside one native call per batch (or, with the
-// worker's io_uring, CALITAP_URING=1, one io_uring_enter per batch). With offloads
+// worker's io_uring, on by default (CALITAP_URING=0: off), one io_uring_enter per batch). With offloads
 // (the default; `--no-offload` turns them off) the TAP was opened with IFF_VNET_HDR and TSO4/CSUM:
 // frames carry a virtio_net_hdr, the workload may send TCPv4 super-frames of up to 64 KiB (kept
 // whole; segmented natively by the uplink device before a tunnel, or in the graph when the tunnel
@@ -31,7 +31,7 @@ export class TapDevice extends FdDevice {
      * (epoll_wait, the graph's per-node work, one write call per device) were paid every 5 frames.
      */
     readonly graphSegments = true,
-    /** the worker's io_uring (CALITAP_URING=1): one io_uring_enter per batch read or written */
+    /** the worker's io_uring (default; CALITAP_URING=0: none): one io_uring_enter per batch read or written */
     ring: io.Ring | null = null,
   ) {
     super(name, offload ? TAP_OFFLOAD : L2_PLAIN, fd, b, ctx, { vnet: offload, gsoIn: offload, ring });

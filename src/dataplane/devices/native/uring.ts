@@ -1,6 +1,6 @@
 // Batched TAP I/O over io_uring (native/uring.c): readBatchUring / writeBatchUring do what readBatch /
 // writeBatchStatus do for a TAP queue, with ONE io_uring_enter() per batch (up to 256 frames) instead
-// of one read()/write() system call per frame. Opt-in per worker (CALITAP_URING=1, live/worker.ts).
+// of one read()/write() system call per frame. One per worker, on by default (CALITAP_URING=0: off; live/worker.ts).
 //
 // What flows through it: Ethernet frames (behind their virtio_net_hdr when the TAP has one; the
 // offsets say where, as for readBatch) copied by the kernel between the fd and the caller's arena.
