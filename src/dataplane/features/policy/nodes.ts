@@ -129,14 +129,11 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
   private lastRefill = 0;
   private curBatch: Batch | null = null;
   private curPacket = 0;
-  /** the last flow hit (see pass) */
-  private lastSrc = 0;
-  private lastDst = 0;
+  /** the last flow hit (see pass; its addresses, entry and control word are the gate's) */
   private lastPorts = -1;
   private lastPortsRev = -1;
   private lastProto = -1;
   private lastSlot = 0;
-  private lastCtl = 0;
   private lastReply = false;
   /**
    * The fast path (graph/flow-gate.ts): the last flow, its entry and control word, and what a packet
@@ -275,12 +272,13 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
       let reply: boolean;
       // the flow of the previous packet (bulk traffic comes in runs of one flow): still the same
       // entry when its control word has not moved (no expiry or reuse since)
+      const g = this.gate;
       if (
         ports === this.lastPorts &&
-        src === this.lastSrc &&
-        dst === this.lastDst &&
+        (src | 0) === g.src &&
+        (dst | 0) === g.dst &&
         proto === this.lastProto &&
-        flows.unchanged(this.lastSlot, this.lastCtl)
+        flows.unchanged(this.lastSlot, g.ctl)
       ) {
         slot = this.lastSlot;
         reply = this.lastReply;
@@ -288,20 +286,16 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
         slot = flows.lookup(proto, src, dst, ks, kd);
         reply = flows.reply;
         if (slot >= 0) {
-          const g = this.gate;
           g.fwd = -1;
           g.rev = -1;
           g.src = src | 0;
           g.dst = dst | 0;
           g.entry = slot * ENTRY_WORDS;
           g.ctl = flows.hitCtl;
-          this.lastSrc = src;
-          this.lastDst = dst;
           this.lastPorts = ports;
           this.lastPortsRev = ((kd << 16) | ks) >>> 0;
           this.lastProto = proto;
           this.lastSlot = slot;
-          this.lastCtl = flows.hitCtl;
           this.lastReply = reply;
         }
       }
@@ -313,7 +307,6 @@ export class Ip4Policy extends GraphNode implements PolicyLogSink {
         // went by
         if (slot === this.lastSlot && icmpKind === ICMP_OTHER && ks !== 0) {
           const replied = (flows.flags(slot) & FL_REPLIED) !== 0;
-          const g = this.gate;
           g.fwd = !reply || replied ? this.lastPorts : -1;
           g.rev = reply || replied ? this.lastPortsRev : -1;
           g.word = proto;
