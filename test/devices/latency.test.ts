@@ -17,7 +17,7 @@ import type { Batch } from '../../src/dataplane/graph/packet.js';
 import { GroWriter } from '../../src/dataplane/devices/gro-write.js';
 import { Tcp4GroNode } from '../../src/dataplane/devices/gro-node.js';
 import { nativeAvailable } from '../../src/dataplane/devices/native.js';
-import { queue, type Seg } from '../gro/frames.js';
+import { bulkSeg, queue, type Seg } from '../gro/frames.js';
 
 const pingAB = (id: number): Uint8Array => ping({ ethSrc: W1.mac, ethDst: EE, src: W1.ip, dst: W2.ip, id });
 
@@ -125,26 +125,7 @@ describe('worker loop latency (MemDevices)', () => {
   });
 });
 
-function seg(k: number, flow = 0): Seg {
-  return {
-    flow,
-    src: 0x0a000001,
-    dst: 0x0a000002,
-    sport: 1234 + flow,
-    dport: 80,
-    seq: 1 + k * 1000,
-    ack: 5,
-    flags: 0x10,
-    window: 100,
-    id: k,
-    ttl: 64,
-    tos: 0,
-    df: true,
-    options: [],
-    payload: new Uint8Array(1000).fill(k + 1),
-    badCsum: false,
-  };
-}
+const seg = (k: number, flow = 0): Seg => bulkSeg(k, { flow });
 
 describe.skipIf(!nativeAvailable())('GRO holds nothing across rounds', () => {
   it('every frame a round queued is written by that round’s flush; a lone segment leaves at once', () => {

@@ -44,6 +44,32 @@ function fold(s: number): number {
 }
 
 /** Writes seg as an Ethernet frame at off; returns its length. */
+/**
+ * Segment k of a bulk TCP flow (10.0.0.1:1234+flow -> 10.0.0.2:80, ACK, 1000-byte sequence steps,
+ * IP id k, DF): `size` payload bytes of k + 1, optionally with a wrong checksum.
+ */
+export function bulkSeg(k: number, o: { flow?: number; size?: number; badCsum?: boolean } = {}): Seg {
+  const flow = o.flow ?? 0;
+  return {
+    flow,
+    src: 0x0a000001,
+    dst: 0x0a000002,
+    sport: 1234 + flow,
+    dport: 80,
+    seq: 1 + k * 1000,
+    ack: 5,
+    flags: 0x10,
+    window: 100,
+    id: k,
+    ttl: 64,
+    tos: 0,
+    df: true,
+    options: [],
+    payload: new Uint8Array(o.size ?? 1000).fill(k + 1),
+    badCsum: o.badCsum ?? false,
+  };
+}
+
 export function writeSeg(u8: Uint8Array, off: number, s: Seg): number {
   for (let j = 0; j < 6; j++) u8[off + j] = 0x02;
   for (let j = 6; j < 12; j++) u8[off + j] = s.srcMac ?? 0x04;

@@ -9,30 +9,11 @@ import { GroWriter } from '../../src/dataplane/devices/gro-write.js';
 import { Tcp4GroNode } from '../../src/dataplane/devices/gro-node.js';
 import { nativeAvailable } from '../../src/dataplane/devices/native.js';
 import { writeGro } from '../../src/dataplane/devices/native/gro.js';
-import { kernelSegments, queue, type Seg } from './frames.js';
+import { bulkSeg, kernelSegments, queue, type Seg } from './frames.js';
 
 const EBADF = 9;
 
-function seg(k: number, size = 1000, badCsum = false): Seg {
-  return {
-    flow: 0,
-    src: 0x0a000001,
-    dst: 0x0a000002,
-    sport: 1234,
-    dport: 80,
-    seq: 1 + k * 1000,
-    ack: 5,
-    flags: 0x10,
-    window: 100,
-    id: k,
-    ttl: 64,
-    tos: 0,
-    df: true,
-    options: [],
-    payload: new Uint8Array(size).fill(k + 1),
-    badCsum,
-  };
-}
+const seg = (k: number, size = 1000, badCsum = false): Seg => bulkSeg(k, { size, badCsum });
 
 describe.skipIf(!nativeAvailable())('writeGro / GroWriter', () => {
   let dir = '';
