@@ -29,6 +29,7 @@ import { emitUdpHeader, udpSetChecksum } from '../src/dataplane/wire/udp.js';
 import { tcpSetChecksum } from '../src/dataplane/wire/tcp.js';
 import { emitVxlanHeader } from '../src/dataplane/wire/vxlan.js';
 import { parseIp4, parseMac } from '../src/common/addr.js';
+import { clock } from './graph.bench.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -117,18 +118,6 @@ export interface Measured {
   /** packets the sinks received / packets pushed */
   txRatio: number;
 }
-
-/**
- * The benches' clock: wall time, or with CALITAP_BENCH_CPU=1 this process's CPU time (user + system),
- * which stays comparable when other jobs share the cores (µs resolution).
- */
-const clock: () => bigint =
-  process.env.CALITAP_BENCH_CPU === '1'
-    ? () => {
-        const u = process.cpuUsage();
-        return BigInt(u.user + u.system) * 1000n;
-      }
-    : () => process.hrtime.bigint();
 
 /**
  * Runs `rounds` batches when given, else batches for `seconds` (after `warmSeconds` of warm-up on
