@@ -2,28 +2,14 @@
 // replies for the node IP from the uplink come out exactly as on the same node without a host port,
 // and random and mutated frames on every port, the host port included, never make the graph throw
 // and are each transmitted or dropped exactly once.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Harness, programmer } from './harness.js';
-import { arp, ip, ip4, ipCsumRecomputed, ping, udp } from './frames.js';
+import { arp, ip, ipCsumRecomputed, ping, udp } from './frames.js';
+import { S, SAMPLE, sampleTunnelFrames } from './sample.js';
 
-const SAMPLE = fs.readFileSync(
-  path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'pcaps', 'sample-config.yaml'),
-  'utf8',
-);
 const HOST = 'calitap-host0';
 const TAP_MAC = '52:54:00:aa:bb:cc';
-const S = {
-  up: '52:54:00:00:00:0a',
-  gw: '52:54:00:00:00:fe',
-  w1: { mac: '0a:58:0a:41:00:02', ip: '10.65.0.2' },
-  w3: { mac: '0a:58:0a:42:00:02', ip: '10.66.0.2' },
-  vtepA: '66:07:02:c1:cc:60',
-  vtepC: '66:1a:b9:f1:6e:af',
-};
 
 /** The sample config as node-a, with (a YAML of its own: its own tables) or without the host port. */
 function node(host: boolean, tag: string, fused: boolean, fast: boolean): Harness {
@@ -32,26 +18,6 @@ function node(host: boolean, tag: string, fused: boolean, fast: boolean): Harnes
   if (host && prog.env.ports.index(HOST) === undefined)
     prog.attachHost({ name: HOST, mac: TAP_MAC, mtu: 1500, addrs: [ip('10.0.0.1'), ip('192.168.7.1')] });
   return new Harness({ yaml, fused, fast });
-}
-
-function tunnelFrames(): Uint8Array[] {
-  const innerV = udp({ ethSrc: S.vtepC, ethDst: S.vtepA, src: '10.66.0.130', dst: S.w3.ip });
-  const vx = new Uint8Array(8 + innerV.length);
-  vx.set([0x08, 0, 0, 0, 0x00, 0x10, 0x00, 0]);
-  vx.set(innerV, 8);
-  const innerI = udp({ ethSrc: S.gw, src: '10.65.0.130', dst: S.w1.ip }).slice(14);
-  return [
-    udp({
-      ethSrc: S.gw,
-      ethDst: S.up,
-      src: '10.1.0.3',
-      dst: '10.0.0.1',
-      sport: 33333,
-      dport: 4789,
-      payload: vx,
-    }),
-    ip4({ ethSrc: S.gw, ethDst: S.up, ipSrc: '10.1.0.3', ipDst: '10.0.0.1', proto: 4, l4: innerI }),
-  ];
 }
 
 const hexOut = (h: Harness, from: number) =>
@@ -63,7 +29,7 @@ describe.each([
 ])('the host port on the full graph (features fused: %s, fast path: %s)', (fused, fast) => {
   it('leaves tunnel traffic and NAT replies for the node IP from the uplink as they were', () => {
     const [a, b] = [node(true, 'same', fused, fast), node(false, 'same', fused, fast)];
-    for (const f of tunnelFrames()) {
+    for (const f of sampleTunnelFrames()) {
       const [ao, bo] = [a.sent.length, b.sent.length];
       a.one('uplink', f);
       b.one('uplink', f);
@@ -103,7 +69,7 @@ describe.each([
       arp({ sha: TAP_MAC, spa: '10.0.0.1', tpa: '169.254.1.1' }),
     ];
     const tpl: [string, Uint8Array][] = [
-      ...tunnelFrames().map((f) => ['uplink', f] as [string, Uint8Array]),
+      ...sampleTunnelFrames().map((f) => ['uplink', f] as [string, Uint8Array]),
       ...host.map((f) => [HOST, f] as [string, Uint8Array]),
       ['cali1a2b3c4d5e6', ping({ ethSrc: S.w1.mac, src: S.w1.ip, dst: '10.0.0.1' })],
       ['cali1a2b3c4d5e6', udp({ ethSrc: S.w1.mac, src: S.w1.ip, dst: '192.168.7.1', ttl: 1 })],

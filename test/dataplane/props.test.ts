@@ -4,10 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Harness, clusterYaml, GW_IP, GW_MAC, NAT_IP, NODE_IP, UPLINK_MAC, W1, W2 } from './harness.js';
-import { arp, ip4, ipCsumRecomputed, ping, udp } from './frames.js';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { arp, ipCsumRecomputed, ping, udp } from './frames.js';
+import { S, SAMPLE, sampleTunnelFrames } from './sample.js';
 
 /** Valid frames for every decision, with the port they normally arrive on (0 uplink, 1 cali1, 2 cali2). */
 function templates(): [number, Uint8Array][] {
@@ -156,42 +154,10 @@ function names(h: Harness): string[] {
 
 // ------------------------------------------------ the full dataplane graph (encapsulation and NAT)
 
-const SAMPLE = fs.readFileSync(
-  path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'pcaps', 'sample-config.yaml'),
-  'utf8',
-);
-const S = {
-  up: '52:54:00:00:00:0a',
-  gw: '52:54:00:00:00:fe',
-  w1: { mac: '0a:58:0a:41:00:02', ip: '10.65.0.2' },
-  w2: { mac: '0a:58:0a:41:00:03', ip: '10.65.0.3' },
-  w3: { mac: '0a:58:0a:42:00:02', ip: '10.66.0.2' },
-  vtepA: '66:07:02:c1:cc:60',
-  vtepC: '66:1a:b9:f1:6e:af',
-};
-
 /** Frames for every path of the sample config as node-a, with their port (0 uplink, 1-3 workloads). */
 function sampleTemplates(): [number, Uint8Array][] {
-  const innerV = udp({ ethSrc: S.vtepC, ethDst: S.vtepA, src: '10.66.0.130', dst: S.w3.ip });
-  const vxlanHdr = Uint8Array.from([0x08, 0, 0, 0, 0x00, 0x10, 0x00, 0]);
-  const vx = new Uint8Array(vxlanHdr.length + innerV.length);
-  vx.set(vxlanHdr);
-  vx.set(innerV, vxlanHdr.length);
-  const innerI = udp({ ethSrc: S.gw, src: '10.65.0.130', dst: S.w1.ip }).slice(14);
   return [
-    [
-      0,
-      udp({
-        ethSrc: S.gw,
-        ethDst: S.up,
-        src: '10.1.0.3',
-        dst: '10.0.0.1',
-        sport: 33333,
-        dport: 4789,
-        payload: vx,
-      }),
-    ],
-    [0, ip4({ ethSrc: S.gw, ethDst: S.up, ipSrc: '10.1.0.3', ipDst: '10.0.0.1', proto: 4, l4: innerI })],
+    ...sampleTunnelFrames().map((f): [number, Uint8Array] => [0, f]),
     [0, udp({ ethSrc: S.gw, ethDst: S.up, src: '192.0.2.10', dst: '10.0.0.1', sport: 80, dport: 40000 })],
     [1, udp({ ethSrc: S.w1.mac, src: S.w1.ip, dst: '192.0.2.10', sport: 40000, dport: 80 })],
     [1, ping({ ethSrc: S.w1.mac, src: S.w1.ip, dst: '8.8.8.8' })],
