@@ -25,10 +25,14 @@ import {
   vnetWriteTcp4Gso,
 } from '../wire/virtio.js';
 import * as io from './native.js';
-import { QueuedDevice, errnoOf, type DeviceCaps, type DeviceContext, type PortInput } from './device.js';
-
-/** EOPNOTSUPP (Linux): what io_uring's RWF_NOWAIT read or write gives on an fd that cannot do it */
-const EOPNOTSUPP = 95;
+import {
+  ERRNO,
+  QueuedDevice,
+  errnoOf,
+  type DeviceCaps,
+  type DeviceContext,
+  type PortInput,
+} from './device.js';
 
 /**
  * Views of a batch's per-slot arrays starting at every position k (readBatch fills "from slot k on"
@@ -176,7 +180,7 @@ export abstract class FdDevice extends QueuedDevice {
     } catch (e) {
       const errno = errnoOf(e);
       // a kernel that refuses io_uring's non-blocking reads on this fd: plain read() from now on
-      if (this.ring !== null && errno === EOPNOTSUPP) {
+      if (this.ring !== null && errno === ERRNO.EOPNOTSUPP) {
         this.ring = null;
         return this.read(b, max, sec, nsec);
       }
@@ -211,7 +215,7 @@ export abstract class FdDevice extends QueuedDevice {
   protected send(n: number): void {
     if (this.ring !== null) {
       io.writeBatchUring(this.ring, this.fd, this.u8, this.offs, this.lens, n, this.status);
-      if (n === 0 || this.status[0] !== -EOPNOTSUPP) return;
+      if (n === 0 || this.status[0] !== -ERRNO.EOPNOTSUPP) return;
       this.ring = null; // the kernel refused io_uring's non-blocking writes on this fd: plain write()
     }
     io.writeBatchStatus(this.fd, this.u8, this.offs, this.lens, n, this.status);
