@@ -29,7 +29,8 @@ export interface LiveResult {
   /** which column this is (live.bench's ratio table finds its figures by key) */
   key: string;
   scenario: string;
-  dataplane: 'kernel' | 'calitap';
+  /** floor: bench/floor/tapfwd.c, the least a TAP dataplane does (live-floor.ts) */
+  dataplane: 'kernel' | 'calitap' | 'floor';
   path: string;
   /** Gbit/s at the receiver */
   tcp1: number | null;

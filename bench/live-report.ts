@@ -8,6 +8,8 @@ interface Goal {
   path: string;
   kernel: string;
   calitap: string;
+  /** the TAP floor's column for the same path (live-floor.ts) */
+  floor: string;
   value: (r: LiveResult) => number | null;
   digits: number;
   /** throughput: calitap / kernel ≥ min; latency: calitap ≤ 2 × kernel + 0.05 ms */
@@ -23,6 +25,7 @@ export const GOALS: Goal[] = [
     path: 'same host TCP 1 stream, Gbit/s',
     kernel: 'kernel-same',
     calitap: 'ipip-same',
+    floor: 'floor-same',
     value: tcp1,
     digits: 2,
     kind: { min: 0.8 },
@@ -31,6 +34,7 @@ export const GOALS: Goal[] = [
     path: 'cross host TCP 1 stream, Never, Gbit/s',
     kernel: 'kernel-cross',
     calitap: 'never-cross',
+    floor: 'floor-cross',
     value: tcp1,
     digits: 2,
     kind: { min: 0.7 },
@@ -39,6 +43,7 @@ export const GOALS: Goal[] = [
     path: 'cross host TCP 1 stream, IPIP Always (kernel: direct), Gbit/s',
     kernel: 'kernel-cross',
     calitap: 'ipip-cross',
+    floor: 'floor-cross',
     value: tcp1,
     digits: 2,
     kind: { min: 0.5 },
@@ -47,6 +52,7 @@ export const GOALS: Goal[] = [
     path: 'cross host TCP 1 stream, VXLAN Always (kernel: direct), Gbit/s',
     kernel: 'kernel-cross',
     calitap: 'vxlan-cross',
+    floor: 'floor-cross',
     value: tcp1,
     digits: 2,
     kind: { min: 0.5 },
@@ -55,6 +61,7 @@ export const GOALS: Goal[] = [
     path: 'same host 60 B frames delivered, kpps',
     kernel: 'kernel-same',
     calitap: 'ipip-same',
+    floor: 'floor-same',
     value: gen,
     digits: 0,
     kind: { min: 0.6 },
@@ -63,6 +70,7 @@ export const GOALS: Goal[] = [
     path: 'ping avg same host, ms',
     kernel: 'kernel-same',
     calitap: 'ipip-same',
+    floor: 'floor-same',
     value: pingAvg,
     digits: 3,
     kind: 'latency',
@@ -71,6 +79,7 @@ export const GOALS: Goal[] = [
     path: 'ping avg cross host, IPIP Always, ms',
     kernel: 'kernel-cross',
     calitap: 'ipip-cross',
+    floor: 'floor-cross',
     value: pingAvg,
     digits: 3,
     kind: 'latency',
@@ -79,6 +88,7 @@ export const GOALS: Goal[] = [
     path: 'ping avg cross host, VXLAN Always, ms',
     kernel: 'kernel-cross',
     calitap: 'vxlan-cross',
+    floor: 'floor-cross',
     value: pingAvg,
     digits: 3,
     kind: 'latency',
@@ -87,22 +97,33 @@ export const GOALS: Goal[] = [
     path: 'ping avg cross host, Never, ms',
     kernel: 'kernel-cross',
     calitap: 'never-cross',
+    floor: 'floor-cross',
     value: pingAvg,
     digits: 3,
     kind: 'latency',
   },
 ];
 
-/** The ratio table (Markdown): a row per goal, n/a where a figure is missing. */
+/**
+ * The ratio table (Markdown): a row per goal, n/a where a figure is missing. The last two columns
+ * are the TAP floor's figure on the same path (direct for the tunnel rows: the floor does not
+ * encapsulate) and floor / kernel, the most any TAP dataplane reached here (bench/live-floor.ts).
+ */
 export function formatRatioTable(results: LiveResult[]): string {
   const byKey = new Map(results.map((r) => [r.key, r]));
-  const lines = ['| path | kernel | calitap | ratio | goal | met? |', '|---|---:|---:|---:|---|---|'];
+  const lines = [
+    '| path | kernel | calitap | ratio | goal | met? | TAP floor | floor / kernel |',
+    '|---|---:|---:|---:|---|---|---:|---:|',
+  ];
   for (const g of GOALS) {
     const kr = byKey.get(g.kernel);
     const cr = byKey.get(g.calitap);
     const k = kr === undefined ? null : g.value(kr);
     const c = cr === undefined ? null : g.value(cr);
+    const fr = byKey.get(g.floor);
+    const f = fr === undefined ? null : g.value(fr);
     const ok = k !== null && c !== null && Number.isFinite(k) && Number.isFinite(c) && k > 0;
+    const fratio = k !== null && f !== null && k > 0 ? f / k : null;
     const ratio = ok ? c / k : null;
     let goal: string;
     let met: string;
@@ -114,7 +135,8 @@ export function formatRatioTable(results: LiveResult[]): string {
       met = ratio === null ? 'n/a' : ratio >= g.kind.min ? 'yes' : 'no';
     }
     lines.push(
-      `| ${g.path} | ${fmt(k, g.digits)} | ${fmt(c, g.digits)} | ${fmt(ratio, 2)} | ${goal} | ${met} |`,
+      `| ${g.path} | ${fmt(k, g.digits)} | ${fmt(c, g.digits)} | ${fmt(ratio, 2)} | ${goal} | ${met} | ` +
+        `${fmt(f, g.digits)} | ${fmt(fratio, 2)} |`,
     );
   }
   return lines.join('\n');

@@ -6,6 +6,8 @@
 // warm / idle, CPU). The report: live-report.ts (side-by-side tables, then the ratio table of issue 9).
 // Scenarios (`--only a,b` runs a subset; names in brackets):
 //   - kernel: same host and cross host (direct routing: this machine has no ipip/vxlan modules) [kernel]
+//   - the floor of a TAP dataplane: a C forwarder doing one read and one write per frame and nothing
+//     else (bench/live-floor.ts, bench/floor/tapfwd.c), same host and cross host direct [floor]
 //   - calitap, default flags: IPIP Always same host and cross host [ipip], Never cross host [never],
 //     VXLAN Always cross host [vxlan] (VXLAN leaves through the packet uplink, segmented natively)
 //   - calitap `--uplink udp`, VXLAN Always cross host [vxlan-udp]: the other VXLAN send path that
@@ -23,6 +25,7 @@
 import { spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { Lab, type LabMode } from '../src/lab/lab.js';
+import { floorRuns } from './live-floor.js';
 import { KernelLab } from './live-kernel.js';
 import { measure, sleep, sysCpu, type LiveBenchReport, type LiveResult } from './live-measure.js';
 import { formatLiveReport } from './live-report.js';
@@ -221,7 +224,7 @@ export async function runLiveBench(
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
       throw new Error(`live.bench needs ${tool}`);
   }
-  const names = ['kernel', ...SCENARIOS.map((s) => s.name)];
+  const names = ['kernel', 'floor', ...SCENARIOS.map((s) => s.name)];
   const only = opts.only ?? names;
   for (const n of only) {
     if (!names.includes(n)) throw new Error(`live.bench: --only ${n}: not one of ${names.join(', ')}`);
@@ -244,6 +247,10 @@ export async function runLiveBench(
     if (only.includes('kernel')) {
       log(`live.bench: kernel reference (${seconds}-s runs)`);
       results.push(...(await kernelRuns(`lk${tag}`, seconds, reps, log)));
+    }
+    if (only.includes('floor')) {
+      log(`live.bench: TAP floor (bench/floor/tapfwd.c)`);
+      results.push(...(await floorRuns(`lf${tag}`, seconds, reps, log, live)));
     }
     let k = 0;
     for (const sc of SCENARIOS) {
