@@ -97,7 +97,19 @@ class FloorLab {
     ip('-n', ns, 'addr', 'add', `${addr}/32`, 'dev', 'eth0');
     ip('-n', ns, 'route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link');
     ip('-n', ns, 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0');
-    ip('-n', ns, 'neigh', 'replace', '169.254.1.1', 'lladdr', 'ee:ee:ee:ee:ee:ee', 'dev', 'eth0', 'nud', 'permanent');
+    ip(
+      '-n',
+      ns,
+      'neigh',
+      'replace',
+      '169.254.1.1',
+      'lladdr',
+      'ee:ee:ee:ee:ee:ee',
+      'dev',
+      'eth0',
+      'nud',
+      'permanent',
+    );
     return { ns, ip: addr };
   }
 
@@ -146,7 +158,12 @@ export async function floorRuns(
     const w4 = lab.workload(2, 'fd', '10.65.0.65', 4);
     out.push(
       await measure(
-        { key: 'floor-cross', scenario: 'cross-host', dataplane: 'floor', path: 'C TAP + AF_PACKET forwarder, direct' },
+        {
+          key: 'floor-cross',
+          scenario: 'cross-host',
+          dataplane: 'floor',
+          path: 'C TAP + AF_PACKET forwarder, direct',
+        },
         { client: w3.ns, server: w4, pids: [f1.pid!, f2.pid!] },
         seconds,
         reps,

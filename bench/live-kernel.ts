@@ -12,6 +12,7 @@
 // destroy(). Pool 10.65.0.0/16, host k owns 10.65.0.(k-1)*64/26 (the calitap lab's layout).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { nsExec, setFeature } from '../src/lab/lab.js';
 import { Namespaces } from '../src/lab/netns.js';
 
 export interface KernelWorkload {
@@ -45,13 +46,23 @@ export class KernelLab {
   private constructor(
     readonly prefix: string,
     readonly hosts: number,
+    /**
+     * MTU-sized frames on the underlay: TSO off on every host's up0, so a forwarded 64 KiB TCP
+     * super-frame is cut into MTU-sized segments by the kernel's software GSO on its way out (in the
+     * sending thread, as calitap's tunnel segmentation is), and GRO on each receiving up0 (with the
+     * switch side's TSO off and a 200 µs flush timeout, as Lab's uplinkGro), which coalesces them
+     * again before the workload's veth. The kernel's own figure for an underlay that carries no
+     * super-frames: what IPIP/VXLAN from userspace faces on this lab, where nothing can express an
+     * IPIP super-frame to AF_PACKET.
+     */
+    readonly mtuUnderlay = false,
   ) {
     this.namespaces = new Namespaces(prefix);
   }
 
   /** Builds `hosts` (1..2) host namespaces on a bridge; cleans up what it made if it fails. */
-  static create(prefix: string, hosts = 2): KernelLab {
-    const lab = new KernelLab(prefix, hosts);
+  static create(prefix: string, hosts = 2, mtuUnderlay = false): KernelLab {
+    const lab = new KernelLab(prefix, hosts, mtuUnderlay);
     try {
       lab.build();
     } catch (e) {
@@ -78,6 +89,12 @@ export class KernelLab {
       ip('-n', sw, 'link', 'set', `s${k}`, 'master', 'br0', 'up');
       ip('-n', h, 'link', 'set', 'up0', 'up');
       ip('-n', h, 'addr', 'add', `10.0.0.${k}/24`, 'dev', 'up0');
+      if (this.mtuUnderlay) {
+        setFeature(h, 'up0', 'tso', false);
+        setFeature(h, 'up0', 'gro', true);
+        nsExec(h, ['sh', '-c', 'echo 200000 > /sys/class/net/up0/gro_flush_timeout']);
+        setFeature(sw, `s${k}`, 'tso', false);
+      }
       // as in the calitap lab (no router here: nothing is sent there). Proxy ARP needs it too: the host
       // answers a workload's ARP for 169.254.1.1 only when it has a route to that address.
       ip('-n', h, 'route', 'add', 'default', 'via', '10.0.0.254', 'dev', 'up0');

@@ -6,6 +6,9 @@
 // warm / idle, CPU). The report: live-report.ts (side-by-side tables, then the ratio table of issue 9).
 // Scenarios (`--only a,b` runs a subset; names in brackets):
 //   - kernel: same host and cross host (direct routing: this machine has no ipip/vxlan modules) [kernel]
+//   - kernel, MTU-sized underlay: cross host direct with TSO off on the hosts' uplinks and GRO on
+//     (bench/live-kernel.ts mtuUnderlay): the kernel when the underlay carries no super-frames, as
+//     with IPIP/VXLAN from userspace [kernel-mtu]
 //   - the floor of a TAP dataplane: a C forwarder doing one read and one write per frame and nothing
 //     else (bench/live-floor.ts, bench/floor/tapfwd.c), same host and cross host direct [floor]
 //   - calitap, default flags: IPIP Always same host and cross host [ipip], Never cross host [never],
@@ -46,30 +49,33 @@ async function kernelRuns(
   seconds: number,
   reps: number,
   log: (s: string) => void,
+  mtuUnderlay = false,
 ): Promise<LiveResult[]> {
-  const lab = KernelLab.create(prefix, 2);
+  const lab = KernelLab.create(prefix, 2, mtuUnderlay);
   live.add(lab);
   try {
     const w1 = lab.addWorkload(1);
     const w2 = lab.addWorkload(1);
     const w3 = lab.addWorkload(2);
     const out: LiveResult[] = [];
-    out.push(
-      await measure(
-        { key: 'kernel-same', scenario: 'same-host', dataplane: 'kernel', path: 'veth + proxy ARP' },
-        { client: w1.ns, server: w2, pids: [] },
-        seconds,
-        reps,
-        log,
-      ),
-    );
+    if (!mtuUnderlay) {
+      out.push(
+        await measure(
+          { key: 'kernel-same', scenario: 'same-host', dataplane: 'kernel', path: 'veth + proxy ARP' },
+          { client: w1.ns, server: w2, pids: [] },
+          seconds,
+          reps,
+          log,
+        ),
+      );
+    }
     out.push(
       await measure(
         {
-          key: 'kernel-cross',
+          key: mtuUnderlay ? 'kernel-mtu-cross' : 'kernel-cross',
           scenario: 'cross-host',
           dataplane: 'kernel',
-          path: 'Never (direct routing)',
+          path: mtuUnderlay ? 'Never, MTU-sized underlay (up0 TSO off, GRO on)' : 'Never (direct routing)',
         },
         { client: w1.ns, server: w3, pids: [] },
         seconds,
@@ -224,7 +230,7 @@ export async function runLiveBench(
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
       throw new Error(`live.bench needs ${tool}`);
   }
-  const names = ['kernel', 'floor', ...SCENARIOS.map((s) => s.name)];
+  const names = ['kernel', 'kernel-mtu', 'floor', ...SCENARIOS.map((s) => s.name)];
   const only = opts.only ?? names;
   for (const n of only) {
     if (!names.includes(n)) throw new Error(`live.bench: --only ${n}: not one of ${names.join(', ')}`);
@@ -247,6 +253,10 @@ export async function runLiveBench(
     if (only.includes('kernel')) {
       log(`live.bench: kernel reference (${seconds}-s runs)`);
       results.push(...(await kernelRuns(`lk${tag}`, seconds, reps, log)));
+    }
+    if (only.includes('kernel-mtu')) {
+      log(`live.bench: kernel, MTU-sized underlay (${seconds}-s runs)`);
+      results.push(...(await kernelRuns(`lm${tag}`, seconds, reps, log, true)));
     }
     if (only.includes('floor')) {
       log(`live.bench: TAP floor (bench/floor/tapfwd.c)`);
