@@ -143,7 +143,11 @@ export abstract class FdDevice extends QueuedDevice {
   private readonly gsoIn: boolean;
   /** null: plain syscalls (no ring, or the kernel refused RWF_NOWAIT reads/writes on this fd) */
   protected ring: io.Ring | null;
-  /** frames the last read got (the ring's first wave is twice that, at least 4) */
+  /**
+   * frames the last read got (the ring's first wave is twice that, at least 2: a frame and the read
+   * that finds the device drained; each read that finds nothing still costs the kernel a TAP read,
+   * ~20 % of a lone frame's round when the worker wakes cold, docs/live.md "Latency")
+   */
   private lastRead = 0;
 
   constructor(name: string, caps: DeviceCaps, fd: number, b: Batch, ctx: DeviceContext, o: FdDeviceOptions) {
@@ -174,7 +178,7 @@ export abstract class FdDevice extends QueuedDevice {
               max,
               cap,
               undefined,
-              Math.max(4, this.lastRead * 2),
+              Math.max(2, this.lastRead * 2),
             )
           : io.readBatch(this.fd, this.u8, offs, v.len[at], max, cap);
     } catch (e) {
