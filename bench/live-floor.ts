@@ -8,8 +8,10 @@
 // Topology as the kernel reference (bench/live-kernel.ts): hosts h1, h2 with `up0` on a bridge
 // (10.0.0.k/24), pool 10.65.0.0/16, host k's workloads in 10.65.0.(k-1)*64/26, each workload's `eth0`
 // is a TAP the forwarder holds, with 169.254.1.1 as a static neighbour (ee:ee:ee:ee:ee:ee). Hosts do
-// not forward (ip_forward 0): only the forwarder carries pod traffic. Cross host is direct (Never):
-// frames leave by the uplink to the other host's up0 MAC, unencapsulated.
+// not forward (ip_forward 0): only the forwarder carries pod traffic. Cross host is measured twice:
+// direct (Never: frames leave by the uplink to the other host's up0 MAC, unencapsulated) and IPIP
+// (tapfwd ipip: the forwarder cuts TCP super-frames into MTU-sized IPIP packets and coalesces received
+// segments again, GRO-like, in C; the workloads' TAP MTU is 1480, as Calico sets it for IPIP pools).
 // Setup-time only (spawns cc, ip); everything carries the prefix and goes with destroy().
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -87,12 +89,16 @@ class FloorLab {
     return c;
   }
 
-  /** A workload namespace whose eth0 is the TAP `tap` (already opened by a forwarder in host k). */
-  workload(k: number, tap: string, addr: string, n: number): { ns: string; ip: string } {
+  /**
+   * A workload namespace whose eth0 is the TAP `tap` (already opened by a forwarder in host k), with
+   * MTU `mtu` when given (1480 behind an IPIP tunnel).
+   */
+  workload(k: number, tap: string, addr: string, n: number, mtu?: number): { ns: string; ip: string } {
     const ns = this.namespaces.add(`h${k}w${++this.n}`);
     ip('-n', this.hosts[k - 1], 'link', 'set', tap, 'netns', ns);
     ip('-n', ns, 'link', 'set', tap, 'name', 'eth0');
     ip('-n', ns, 'link', 'set', 'eth0', 'address', wmac(n));
+    if (mtu !== undefined) ip('-n', ns, 'link', 'set', 'eth0', 'mtu', String(mtu));
     ip('-n', ns, 'link', 'set', 'eth0', 'up');
     ip('-n', ns, 'addr', 'add', `${addr}/32`, 'dev', 'eth0');
     ip('-n', ns, 'route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link');
@@ -124,7 +130,10 @@ class FloorLab {
   }
 }
 
-/** The floor's same-host and cross-host (direct) columns; `live` gets the lab for the signal handlers. */
+/**
+ * The floor's columns: same host, cross host direct, cross host IPIP; `live` gets the lab for the
+ * signal handlers.
+ */
 export async function floorRuns(
   prefix: string,
   seconds: number,
@@ -165,6 +174,45 @@ export async function floorRuns(
           path: 'C TAP + AF_PACKET forwarder, direct',
         },
         { client: w3.ns, server: w4, pids: [f1.pid!, f2.pid!] },
+        seconds,
+        reps,
+        log,
+      ),
+    );
+    // cross host through IPIP: the direct forwarders stop first (they would read every uplink frame
+    // too); a forwarder per host between a new workload's TAP (MTU 1480) and up0, tunnel 10.0.0.1-2
+    await lab.stop();
+    const e1 = await lab.forwarder(1, [
+      'ipip',
+      'fe',
+      wmac(5),
+      'up0',
+      lab.upMac(2),
+      '10.65.0.0/26',
+      '10.0.0.1',
+      '10.0.0.2',
+    ]);
+    const e2 = await lab.forwarder(2, [
+      'ipip',
+      'ff',
+      wmac(6),
+      'up0',
+      lab.upMac(1),
+      '10.65.0.64/26',
+      '10.0.0.2',
+      '10.0.0.1',
+    ]);
+    const w5 = lab.workload(1, 'fe', '10.65.0.4', 5, 1480);
+    const w6 = lab.workload(2, 'ff', '10.65.0.66', 6, 1480);
+    out.push(
+      await measure(
+        {
+          key: 'floor-ipip-cross',
+          scenario: 'cross-host',
+          dataplane: 'floor',
+          path: 'C TAP + AF_PACKET forwarder, IPIP (segments + GRO in C)',
+        },
+        { client: w5.ns, server: w6, pids: [e1.pid!, e2.pid!] },
         seconds,
         reps,
         log,
