@@ -8,7 +8,7 @@ interface Goal {
   path: string;
   kernel: string;
   calitap: string;
-  /** the TAP floor's column for the same path (live-floor.ts; floor-ipip-cross for tunnel TCP) */
+  /** the TAP floor's column for the same path (live-floor.ts; floor-ipip-cross for the tunnel rows) */
   floor: string;
   value: (r: LiveResult) => number | null;
   digits: number;
@@ -79,7 +79,7 @@ export const GOALS: Goal[] = [
     path: 'ping avg cross host, IPIP Always, ms',
     kernel: 'kernel-cross',
     calitap: 'ipip-cross',
-    floor: 'floor-cross',
+    floor: 'floor-ipip-cross',
     value: pingAvg,
     digits: 3,
     kind: 'latency',
@@ -88,7 +88,7 @@ export const GOALS: Goal[] = [
     path: 'ping avg cross host, VXLAN Always, ms',
     kernel: 'kernel-cross',
     calitap: 'vxlan-cross',
-    floor: 'floor-cross',
+    floor: 'floor-ipip-cross',
     value: pingAvg,
     digits: 3,
     kind: 'latency',
@@ -107,9 +107,8 @@ export const GOALS: Goal[] = [
 /**
  * The ratio table (Markdown): a row per goal, n/a where a figure is missing. The last two columns
  * are the TAP floor's figure on the same path and floor / kernel, the most any TAP dataplane reached
- * here (bench/live-floor.ts). The IPIP and VXLAN TCP rows take the floor through an IPIP tunnel
- * (floor-ipip-cross: segmentation and GRO in C; n/a when it was not measured), the ping rows the
- * direct floor.
+ * here (bench/live-floor.ts). The IPIP and VXLAN rows take the floor through an IPIP tunnel
+ * (floor-ipip-cross: segmentation and GRO in C; n/a when it was not measured).
  */
 export function formatRatioTable(results: LiveResult[]): string {
   const byKey = new Map(results.map((r) => [r.key, r]));

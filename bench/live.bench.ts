@@ -10,7 +10,8 @@
 //     (bench/live-kernel.ts mtuUnderlay): the kernel when the underlay carries no super-frames, as
 //     with IPIP/VXLAN from userspace [kernel-mtu]
 //   - the floor of a TAP dataplane: a C forwarder doing one read and one write per frame and nothing
-//     else (bench/live-floor.ts, bench/floor/tapfwd.c), same host and cross host direct [floor]
+//     else (bench/live-floor.ts, bench/floor/tapfwd.c), same host, cross host direct and cross host
+//     through IPIP (segmentation and GRO in C) [floor]
 //   - calitap, default flags: IPIP Always same host and cross host [ipip], Never cross host [never],
 //     VXLAN Always cross host [vxlan] (VXLAN leaves through the packet uplink, segmented natively)
 //   - calitap `--uplink udp`, VXLAN Always cross host [vxlan-udp]: the other VXLAN send path that
