@@ -291,11 +291,44 @@ static napi_value L4Csum4(napi_env env, napi_callback_info info) {
   return make_int(env, ok);
 }
 
+// moveRanges(arena, dsts: Uint32Array, srcs: Uint32Array, lens: Uint32Array, count) -> undefined.
+//   memmove of lens[i] bytes from srcs[i] to dsts[i] within the arena, i = 0..count-1 in order: the
+//   payload copies of one read's input GRO (gro-input.ts) in one call. A typed array's copyWithin over
+//   a SharedArrayBuffer takes V8's slow builtin (relaxed atomic copies): ~14 % of a receiving worker.
+static napi_value MoveRanges(napi_env env, napi_callback_info info) {
+  args_t a;
+  uint8_t *arena;
+  size_t arena_len, nd, ns, nl;
+  uint32_t *dsts, *srcs, *lens;
+  int64_t count;
+  if (!get_args(env, info, "moveRanges", &a) || !arg_arena(&a, 0, &arena, &arena_len) ||
+      !arg_typed(&a, 1, "dsts", napi_uint32_array, "Uint32Array", (void **)&dsts, &nd) ||
+      !arg_typed(&a, 2, "srcs", napi_uint32_array, "Uint32Array", (void **)&srcs, &ns) ||
+      !arg_typed(&a, 3, "lens", napi_uint32_array, "Uint32Array", (void **)&lens, &nl) ||
+      !arg_int(&a, 4, "count", 0, UINT32_MAX, &count))
+    return NULL;
+  size_t n = (size_t)count;
+  if (n > nd || n > ns || n > nl) {
+    throw_range(env, "moveRanges: count %zu exceeds the length of dsts/srcs/lens", n);
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if ((uint64_t)dsts[i] + lens[i] > arena_len || (uint64_t)srcs[i] + lens[i] > arena_len) {
+      throw_range(env, "moveRanges: range %zu (%u -> %u, %u bytes) is outside the arena (%zu bytes)", i, srcs[i],
+                  dsts[i], lens[i], arena_len);
+      return NULL;
+    }
+  }
+  for (size_t i = 0; i < n; i++) memmove(arena + dsts[i], arena + srcs[i], lens[i]);
+  return NULL;
+}
+
 bool offload_init(napi_env env, napi_value exports, napi_value c) {
   static const fn_entry fns[] = {
       {"segmentTcp4", SegmentTcp4},
       {"csumPartial", CsumPartial},
       {"l4Csum4", L4Csum4},
+      {"moveRanges", MoveRanges},
   };
   export_int(env, c, "SEG_ERR_HEADERS", SEG_ERR_HEADERS);
   export_int(env, c, "SEG_ERR_ROOM", SEG_ERR_ROOM);

@@ -77,6 +77,8 @@ const PI_READ_ERROR = 3;
 const PI_GSO_RECEIVED = 4;
 const PI_GSO_TUNNEL = 5;
 const PI_UDP_GRO = 6;
+const PI_GRO_INPUT_MERGED = 7;
+const PI_GRO_INPUT_FRAMES = 8;
 
 /** Counters for what a port read but never reached the graph (no packets flow through it). */
 export class PortInput extends GraphNode {
@@ -94,6 +96,10 @@ export class PortInput extends GraphNode {
       event('gso-tunnel-received'),
       // datagrams the udp uplink's socket handed over coalesced (UDP_GRO), split back into frames
       event('udp-gro-received'),
+      // input GRO (gro-input.ts): tunnel segments merged into the frame before them on receive, and
+      // the super-frames those merges made
+      event('gro-input-merged'),
+      event('gro-input-superframes'),
     ],
   };
 
@@ -110,6 +116,12 @@ export class PortInput extends GraphNode {
   /** n coalesced datagrams (UDP_GRO) read by the udp uplink. */
   udpGroReceived(n: number): void {
     this.c[this.base + PI_UDP_GRO] += n;
+  }
+
+  /** Input GRO merged `merged` frames into `runs` super-frames (gro-input.ts). */
+  groInput(merged: number, runs: number): void {
+    this.c[this.base + PI_GRO_INPUT_MERGED] += merged;
+    this.c[this.base + PI_GRO_INPUT_FRAMES] += runs;
   }
 
   /** A frame the vnet header check refused (it was first marked truncated for claim() to drop). */

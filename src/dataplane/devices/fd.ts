@@ -11,6 +11,7 @@
 // closes its fd). Which thread runs it: the batch owner (a worker). No allocation per packet: the
 // per-position views of the batch's offset arrays are made once per batch.
 import type { Batch } from '../graph/packet.js';
+import type { GroInput } from './gro-input.js';
 import { PKT_GSO } from '../graph/packet.js';
 import {
   VNET_ERR_GSO,
@@ -133,6 +134,11 @@ export interface FdDeviceOptions {
    * readBatchUring / writeBatchUring, one io_uring_enter per batch instead of a syscall per frame
    */
   ring?: io.Ring | null;
+  /**
+   * merges the IPIP-carried TCP segments of one flow that one read returned into a super-frame
+   * before the graph (gro-input.ts; the packet uplink with offloads, unless CALITAP_INPUT_GRO=0)
+   */
+  inputGro?: GroInput | null;
 }
 
 /** A TAP queue or packet socket: Ethernet frames, optionally behind a vnet header. */
@@ -143,6 +149,7 @@ export abstract class FdDevice extends QueuedDevice {
   private readonly gsoIn: boolean;
   /** null: plain syscalls (no ring, or the kernel refused RWF_NOWAIT reads/writes on this fd) */
   protected ring: io.Ring | null;
+  private readonly inputGro: GroInput | null;
   /**
    * frames the last read got (the ring's first wave is twice that, at least 2: a frame and the read
    * that finds the device drained; each read that finds nothing still costs the kernel a TAP read,
@@ -157,6 +164,7 @@ export abstract class FdDevice extends QueuedDevice {
     this.vnet = o.vnet;
     this.gsoIn = o.gsoIn && o.vnet;
     this.ring = o.ring ?? null;
+    this.inputGro = this.gsoIn ? (o.inputGro ?? null) : null;
     io.adoptFd(fd);
   }
 
@@ -193,7 +201,11 @@ export abstract class FdDevice extends QueuedDevice {
     this.lastRead = got;
     if (got === 0) return 0;
     if (this.vnet) finishVnet(b, at, got, this.gsoIn, this.ctx.input);
-    this.ctx.input.truncated(b.claim(got, this.port, sec, nsec, this.gsoIn));
+    const gi = this.inputGro;
+    const merged = gi !== null ? gi.merge(b, at, got) : 0;
+    // the frames merged into another were marked for claim() to drop: not truncated ones
+    this.ctx.input.truncated(b.claim(got, this.port, sec, nsec, this.gsoIn) - merged);
+    if (merged > 0) this.ctx.input.groInput(merged, gi!.runs);
     return got;
   }
 

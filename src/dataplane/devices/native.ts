@@ -99,5 +99,6 @@ export {
   SEG_ERR_ROOM,
   csumPartial,
   l4Csum4,
+  moveRanges,
   segmentTcp4,
 } from './native/offload.js';

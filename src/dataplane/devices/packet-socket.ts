@@ -8,6 +8,7 @@
 // super-frames (IPIP, VXLAN: given a scratch range, the device declares tunnelGso) are segmented
 // natively here at write time (tunnel-seg.ts) and leave in the same batched sendmmsg.
 // Who owns the buffers and which thread runs it: see fd.ts (the worker that owns the batch).
+import type { GroInput } from './gro-input.js';
 import { PKT_GSO, type Batch } from '../graph/packet.js';
 import { VNET_HDR_LEN } from '../wire/virtio.js';
 import { FdDevice } from './fd.js';
@@ -29,6 +30,8 @@ export interface PacketSocketOptions {
    * super-frames: given, the device takes tunnel super-frames whole (caps.tunnelGso)
    */
   scratch?: { start: number; end: number };
+  /** input GRO of IPIP-carried TCP (gro-input.ts; only with gsoIn) */
+  inputGro?: GroInput | null;
 }
 
 export class PacketSocketDevice extends FdDevice implements SegmentQueue {

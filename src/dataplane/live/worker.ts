@@ -16,6 +16,7 @@ import * as io from '../devices/native.js';
 import type { Device } from '../devices/device.js';
 import { TapDevice } from '../devices/tap.js';
 import { PacketSocketDevice } from '../devices/packet-socket.js';
+import { GroInput } from '../devices/gro-input.js';
 import { TUNNEL_SCRATCH_BYTES } from '../devices/tunnel-seg.js';
 import { UdpDevice, UdpUplinkCounters } from '../devices/udp.js';
 import { WorkerLoop, type ControlChannel, type DeviceFactory, type Poller } from './loop.js';
@@ -101,6 +102,22 @@ function workerRing(): io.Ring | null {
   }
 }
 
+/**
+ * Input GRO on the packet uplink (on by default with offloads; CALITAP_INPUT_GRO=0 turns it off): the IPIP-carried
+ * TCP segments of one flow in one read are merged into a super-frame before the graph
+ * (devices/gro-input.ts), so the graph decapsulates and routes one frame per run instead of one per
+ * segment. Only with offloads (64 KiB slots).
+ */
+function inputGro(capacity: number, nodeIp: () => number): GroInput | null {
+  if (process.env.CALITAP_INPUT_GRO === '0') return null;
+  return new GroInput(
+    capacity,
+    (u8, ipOffs, lens, count, results) => void io.l4Csum4(u8, ipOffs, lens, count, results),
+    (u8, dsts, srcs, lens, n) => io.moveRanges(u8, dsts, srcs, lens, n),
+    nodeIp,
+  );
+}
+
 function main(init: WorkerInit): void {
   // ---- tables: attach every shared table and register as a reader in this worker's slot (a restart
   // reuses it); one quiescent point per round (afterRound), when no table index is held ----------
@@ -152,6 +169,7 @@ function main(init: WorkerInit): void {
       // go to local workloads, whose TAPs take them whole
       gsoIn: init.tapOffload,
       scratch,
+      inputGro: init.tapOffload ? inputGro(b.capacity, () => env.params.nodeIp) : null,
     });
   };
   const control: ControlChannel = {

@@ -152,6 +152,7 @@ export interface NativeBinding {
     results: Uint8Array,
     write?: boolean,
   ): number;
+  moveRanges(arena: Uint8Array, dsts: Uint32Array, srcs: Uint32Array, lens: Uint32Array, count: number): void;
   poll(fds: Int32Array, timeoutMs: number, events?: number): number;
   epollCreate(): number;
   epollAdd(epfd: number, fd: number, events?: number): void;

@@ -83,3 +83,17 @@ export function l4Csum4(
 ): number {
   return nb().l4Csum4(arenaView(arena), ipOffs, lens, count, results, write);
 }
+
+/**
+ * memmove of lens[i] bytes from srcs[i] to dsts[i] within the arena, for i < count, in order, in one
+ * call (input GRO's payload copies: copyWithin over a SharedArrayBuffer is V8's slow builtin).
+ */
+export function moveRanges(
+  arena: Arena,
+  dsts: Uint32Array,
+  srcs: Uint32Array,
+  lens: Uint32Array,
+  count: number,
+): void {
+  nb().moveRanges(arenaView(arena), dsts, srcs, lens, count);
+}

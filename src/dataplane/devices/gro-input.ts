@@ -1,0 +1,253 @@
+// Receive-side coalescing on the uplink (input GRO): the IPIP-carried TCP segments of one flow that
+// follow each other in what one read of the packet uplink returned are merged, in the first one's
+// slot, into ONE super-frame before the graph sees them, in the shape the kernel's own IPIP GRO gives
+// an AF_PACKET reader (docs/live.md, "GRO on the uplink"): outer and inner IPv4 total lengths those
+// of the whole super-frame, the inner TCP checksum field holding the pseudo-header sum (a partial
+// checksum, as tcp_gro_complete leaves it), the segment size in b.gso[]. The graph then decapsulates,
+// routes, checks and writes one super-frame per run instead of one frame per segment (the TAP write
+// hands it on whole with a GSO header; the workload's kernel completes each segment's checksum).
+// Without it, every segment crosses the graph and is merged again only at the TAP write (gro.ts).
+//
+// Merge rules: those of gro.ts (the kernel's tcp_gro_receive / inet_gro_receive, conservatively),
+// on the inner packet, plus the outer header: IPv4 without options or fragmentation, protocol 4,
+// the same addresses, TOS and TTL. A run is a sequence of ADJACENT frames of one flow (any other
+// frame closes it), so frame order is kept without reordering anything. Every segment of a run of
+// two or more has its inner TCP checksum verified (native l4Csum4, one call per read) and both IPv4
+// header checksums checked here: the super-frame's partial checksum tells the receiving kernel not to
+// check, so nothing is trusted. A segment that fails closes the run and goes on alone, as it came.
+//
+// What flows through it: the frames one read put in the batch (finishVnet already ran). Who owns the
+// buffers: the batch owner; merged segments' payloads are copied behind the run's first frame (one
+// native memmove call per read: copyWithin over a SharedArrayBuffer is V8's slow builtin; its
+// slot holds a whole super-frame: the packet uplink's slots are 64 KiB with offloads), and a merged
+// segment's length is set past slotData so that claim() drops it (the caller takes those out of the
+// truncated count). Which thread runs it: the batch owner (a worker). No allocation per packet.
+import type { Batch } from '../graph/packet.js';
+
+/** Most segments in one super-frame (as the TAP side: native/gro.c GRO_MAX_PIECES). */
+export const GRO_INPUT_MAX_SEGS = 64;
+
+const ETH = 14;
+const OUTER = ETH + 20; // the inner IPv4 header
+const TCP = OUTER + 20; // the inner TCP header (no IPv4 options)
+const FIN = 0x01;
+const SYN = 0x02;
+const RST = 0x04;
+const PSH = 0x08;
+const URG = 0x20;
+const CWR = 0x80;
+
+/** memmove of lens[i] bytes from srcs[i] to dsts[i] of u8, for i < n (native moveRanges). */
+export type InputMove = (
+  u8: Uint8Array,
+  dsts: Uint32Array,
+  srcs: Uint32Array,
+  lens: Uint32Array,
+  n: number,
+) => void;
+
+/** Native batch check of TCP checksums over IPv4 (l4Csum4's shape; 0 = verifies). */
+export type InputCsumVerify = (
+  u8: Uint8Array,
+  ipOffs: Uint32Array,
+  lens: Uint32Array,
+  count: number,
+  results: Uint8Array,
+) => void;
+
+function ipHdrOk(u8: Uint8Array, p: number): boolean {
+  let s = 0;
+  for (let k = 0; k < 20; k += 2) s += (u8[p + k] << 8) | u8[p + k + 1];
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return s === 0xffff;
+}
+
+function setIpLenCsum(u8: Uint8Array, p: number, total: number): void {
+  u8[p + 2] = total >>> 8;
+  u8[p + 3] = total & 255;
+  u8[p + 10] = 0;
+  u8[p + 11] = 0;
+  let s = 0;
+  for (let k = 0; k < 20; k += 2) s += (u8[p + k] << 8) | u8[p + k + 1];
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  s = ~s & 0xffff;
+  u8[p + 10] = s >>> 8;
+  u8[p + 11] = s & 255;
+}
+
+const be16 = (u8: Uint8Array, p: number): number => (u8[p] << 8) | u8[p + 1];
+const be32 = (u8: Uint8Array, p: number): number =>
+  ((u8[p] << 24) | (u8[p + 1] << 16) | (u8[p + 2] << 8) | u8[p + 3]) >>> 0;
+
+export class GroInput {
+  /** per candidate: the frame index, its inner IPv4 offset and length (for the checksum call) */
+  private readonly idx: Int32Array;
+  private readonly ipOff: Uint32Array;
+  private readonly ipLen: Uint32Array;
+  private readonly res: Uint8Array;
+  /** the payload copies of one merge(), done in one call at its end */
+  private readonly mvDst: Uint32Array;
+  private readonly mvSrc: Uint32Array;
+  private readonly mvLen: Uint32Array;
+  /** frames merged into another by the last merge() */
+  merged = 0;
+  /** super-frames the last merge() made */
+  runs = 0;
+
+  constructor(
+    capacity: number,
+    private readonly verify: InputCsumVerify,
+    private readonly move: InputMove,
+    /** this node's address (the outer destination of the tunnel packets it decapsulates), read per merge */
+    private readonly nodeIp: () => number,
+  ) {
+    this.mvDst = new Uint32Array(capacity);
+    this.mvSrc = new Uint32Array(capacity);
+    this.mvLen = new Uint32Array(capacity);
+    this.idx = new Int32Array(capacity);
+    this.ipOff = new Uint32Array(capacity);
+    this.ipLen = new Uint32Array(capacity);
+    this.res = new Uint8Array(capacity);
+  }
+
+  /**
+   * The payload length of frame i when it is an IPIP-carried TCP/IPv4 segment that may take part in
+   * a merge (both IPv4 headers without options or fragments, plain data flags), else -1.
+   */
+  private candidate(u8: Uint8Array, f: number, len: number, node: number): number {
+    if (len < TCP + 20 || u8[f + 12] !== 0x08 || u8[f + 13] !== 0) return -1;
+    const o = f + ETH;
+    const i = f + OUTER;
+    if (u8[o] !== 0x45 || u8[o + 9] !== 4 || (be16(u8, o + 6) & 0x3fff) !== 0) return -1;
+    // only tunnel packets this node decapsulates (a transit one is routed as it came)
+    if (be32(u8, o + 16) !== node) return -1;
+    if (u8[i] !== 0x45 || u8[i + 9] !== 6 || (be16(u8, i + 6) & 0x3fff) !== 0) return -1;
+    const outerTotal = be16(u8, o + 2);
+    const innerTotal = be16(u8, i + 2);
+    if (outerTotal !== len - ETH || innerTotal !== outerTotal - 20) return -1;
+    const thl = (u8[f + TCP + 12] >>> 4) * 4;
+    if (thl < 20 || TCP + thl > len) return -1;
+    if ((u8[f + TCP + 13] & (SYN | RST | URG)) !== 0) return -1;
+    const payload = len - TCP - thl;
+    return payload > 0 ? payload : -1;
+  }
+
+  /** Whether frame b (payload pb) continues the run whose last frame is a (expected seq `seq`). */
+  private follows(u8: Uint8Array, a: number, b: number, seq: number): boolean {
+    // the same Ethernet header; outer and inner addresses, TOS and TTL; TCP ports
+    for (let k = 0; k < ETH; k++) if (u8[a + k] !== u8[b + k]) return false;
+    for (let k = 12; k < 20; k++) if (u8[a + ETH + k] !== u8[b + ETH + k]) return false;
+    for (let k = 12; k < 24; k++) if (u8[a + OUTER + k] !== u8[b + OUTER + k]) return false;
+    if (u8[a + ETH + 1] !== u8[b + ETH + 1] || u8[a + ETH + 8] !== u8[b + ETH + 8]) return false;
+    if (u8[a + OUTER + 1] !== u8[b + OUTER + 1] || u8[a + OUTER + 8] !== u8[b + OUTER + 8]) return false;
+    // DF equal, id + 1
+    if ((u8[a + OUTER + 6] & 0x40) !== (u8[b + OUTER + 6] & 0x40)) return false;
+    if (((be16(u8, a + OUTER + 4) + 1) & 0xffff) !== be16(u8, b + OUTER + 4)) return false;
+    // next in sequence; ack, data offset and window equal; options byte for byte
+    if (be32(u8, b + TCP + 4) !== seq) return false;
+    for (let k = 8; k < 12; k++) if (u8[a + TCP + k] !== u8[b + TCP + k]) return false;
+    if (u8[a + TCP + 12] !== u8[b + TCP + 12] || be16(u8, a + TCP + 14) !== be16(u8, b + TCP + 14))
+      return false;
+    const thl = (u8[a + TCP + 12] >>> 4) * 4;
+    for (let k = 20; k < thl; k++) if (u8[a + TCP + k] !== u8[b + TCP + k]) return false;
+    // CWR only starts a super-frame
+    return (u8[b + TCP + 13] & CWR) === 0;
+  }
+
+  /**
+   * Merges the runs among the n frames from `at` (their lengths already without the vnet header)
+   * and returns how many frames it merged into others (their len is now past slotData).
+   */
+  merge(b: Batch, at: number, n: number): number {
+    this.merged = 0;
+    this.runs = 0;
+    if (n < 2) return 0;
+    const u8 = b.u8;
+    const node = this.nodeIp() >>> 0;
+    // candidates, and their checksums in one native call
+    let c = 0;
+    for (let i = at; i < at + n; i++) {
+      if (b.gso[i] !== 0 || b.len[i] > b.slotData) continue;
+      const f = b.off[i];
+      if (this.candidate(u8, f, b.len[i], node) < 0) continue;
+      this.idx[c] = i;
+      this.ipOff[c] = f + OUTER;
+      this.ipLen[c] = b.len[i] - OUTER;
+      c++;
+    }
+    if (c < 2) return 0;
+    this.verify(u8, this.ipOff, this.ipLen, c, this.res);
+    let head = -1; // frame index of the open run's first frame
+    let last = -1; // its last frame (the one the next must follow)
+    let seq = 0;
+    let mss = 0;
+    let segs = 0;
+    let k = 0; // next candidate
+    let mv = 0; // payload copies queued
+    for (let i = at; i < at + n; i++) {
+      const isCand = k < c && this.idx[k] === i;
+      const ok = isCand && this.res[k] === 0 && ipHdrOk(u8, b.off[i] + ETH) && ipHdrOk(u8, b.off[i] + OUTER);
+      if (isCand) k++;
+      const f = b.off[i];
+      if (ok && head >= 0) {
+        const pay = this.candidate(u8, f, b.len[i], node);
+        const hf = b.off[head];
+        const thl = (u8[f + TCP + 12] >>> 4) * 4;
+        if (
+          pay <= mss &&
+          segs < GRO_INPUT_MAX_SEGS &&
+          b.len[head] + pay <= b.slotData &&
+          b.len[head] - ETH + pay <= 0xffff &&
+          this.follows(u8, b.off[last], f, seq)
+        ) {
+          // copied at the end (one native call): nothing reads a merged payload before then
+          this.mvDst[mv] = hf + b.len[head];
+          this.mvSrc[mv] = f + TCP + thl;
+          this.mvLen[mv++] = pay;
+          b.len[head] += pay;
+          u8[hf + TCP + 13] |= u8[f + TCP + 13] & (PSH | FIN);
+          b.len[i] = b.slotData + 1; // merged: claim() drops it
+          this.merged++;
+          segs++;
+          seq = (seq + pay) >>> 0;
+          last = i;
+          // a shorter segment, PSH or FIN ends the super-frame
+          if (pay < mss || (u8[f + TCP + 13] & (PSH | FIN)) !== 0) head = this.close(b, head, segs, mss);
+          continue;
+        }
+      }
+      if (head >= 0) head = this.close(b, head, segs, mss);
+      // this frame may open the next run
+      if (ok && (u8[f + TCP + 13] & (PSH | FIN)) === 0) {
+        head = i;
+        last = i;
+        mss = this.candidate(u8, f, b.len[i], node);
+        seq = (be32(u8, f + TCP + 4) + mss) >>> 0;
+        segs = 1;
+      }
+    }
+    if (head >= 0) this.close(b, head, segs, mss);
+    if (mv > 0) this.move(u8, this.mvDst, this.mvSrc, this.mvLen, mv);
+    return this.merged;
+  }
+
+  /** Finishes the run at `head` (of `segs` segments): headers of the super-frame. Returns -1. */
+  private close(b: Batch, head: number, segs: number, mss: number): number {
+    if (segs < 2) return -1;
+    const u8 = b.u8;
+    const f = b.off[head];
+    const len = b.len[head];
+    setIpLenCsum(u8, f + ETH, len - ETH);
+    setIpLenCsum(u8, f + OUTER, len - OUTER);
+    // the TCP checksum field holds the pseudo-header sum (partial checksum, not complemented)
+    const tcpLen = len - TCP;
+    let s = 6 + tcpLen;
+    for (let k = 12; k < 20; k += 2) s += be16(u8, f + OUTER + k);
+    while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+    u8[f + TCP + 16] = s >>> 8;
+    u8[f + TCP + 17] = s & 255;
+    b.gso[head] = mss;
+    this.runs++;
+    return -1;
+  }
+}
