@@ -103,18 +103,19 @@ function workerRing(): io.Ring | null {
 }
 
 /**
- * Input GRO on the packet uplink (on by default with offloads; CALITAP_INPUT_GRO=0 turns it off): the IPIP-carried
+ * Input GRO on the packet uplink (on by default with offloads; CALITAP_INPUT_GRO=0 turns it off): the IPIP- or VXLAN-carried
  * TCP segments of one flow in one read are merged into a super-frame before the graph
  * (devices/gro-input.ts), so the graph decapsulates and routes one frame per run instead of one per
  * segment. Only with offloads (64 KiB slots).
  */
-function inputGro(capacity: number, nodeIp: () => number): GroInput | null {
+function inputGro(capacity: number, env: DataplaneEnv): GroInput | null {
   if (process.env.CALITAP_INPUT_GRO === '0') return null;
   return new GroInput(
     capacity,
     (u8, ipOffs, lens, count, results) => void io.l4Csum4(u8, ipOffs, lens, count, results),
     (u8, dsts, srcs, lens, n) => io.moveRanges(u8, dsts, srcs, lens, n),
-    nodeIp,
+    () => env.params.nodeIp,
+    () => env.params.vxlanPort,
   );
 }
 
@@ -169,7 +170,7 @@ function main(init: WorkerInit): void {
       // go to local workloads, whose TAPs take them whole
       gsoIn: init.tapOffload,
       scratch,
-      inputGro: init.tapOffload ? inputGro(b.capacity, () => env.params.nodeIp) : null,
+      inputGro: init.tapOffload ? inputGro(b.capacity, env) : null,
     });
   };
   const control: ControlChannel = {
