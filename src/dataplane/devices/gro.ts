@@ -27,7 +27,8 @@
 // frame of each super-frame in place (IP total length and checksum, TCP flags and checksum field,
 // its virtio_net_hdr) and keeps only indices. Which thread runs it: the batch owner (a worker). No
 // allocation per round or packet: every array is sized once by the queue capacity.
-import { VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, VNET_HDR_LEN } from '../wire/virtio.js';
+import { tcp4SetGsoHeader } from '../wire/tcp.js';
+import { VNET_HDR_LEN, vnetWriteTcp4Gso } from '../wire/virtio.js';
 import {
   GRO_FLUSHED,
   GRO_MERGED,
@@ -366,46 +367,15 @@ export class Tcp4Gro {
   /** The first frame of super-frame h becomes its header: lengths, flags, checksums, vnet header. */
   private rewrite(u8: Uint8Array, hdr: Uint32Array, h: number): void {
     const vh = hdr[h];
-    const ip = vh + VNET_HDR_LEN + ETH;
-    const th = ip + IP_HDR;
-    const total = this.ipLen[h];
-    u8[ip + 2] = total >>> 8;
-    u8[ip + 3] = total & 255;
-    u8[ip + 10] = 0;
-    u8[ip + 11] = 0;
-    let s = 0;
-    for (let j = 0; j < IP_HDR; j += 2) s += (u8[ip + j] << 8) | u8[ip + j + 1];
-    const ipSum = ~fold(s) & 0xffff;
-    u8[ip + 10] = ipSum >>> 8;
-    u8[ip + 11] = ipSum & 255;
+    const frame = vh + VNET_HDR_LEN;
     // the last segment's PSH/FIN carry over (kernel: tcp_flag_word(th2) |= flags & (FIN|PSH))
-    u8[th + 13] |= u8[hdr[this.tail[h]] + VNET_HDR_LEN + L3 + 13] & (PSH | FIN);
+    u8[frame + L3 + 13] |= u8[hdr[this.tail[h]] + VNET_HDR_LEN + L3 + 13] & (PSH | FIN);
     // NEEDS_CSUM: the TCP checksum field holds the pseudo-header sum, folded, not complemented
-    let ps = 6 + (total - IP_HDR);
-    for (let j = 12; j < 20; j += 2) ps += (u8[ip + j] << 8) | u8[ip + j + 1];
-    const seed = fold(ps);
-    u8[th + 16] = seed >>> 8;
-    u8[th + 17] = seed & 255;
-    const hdrLen = L3 + this.thl[h];
-    u8[vh] = VNET_F_NEEDS_CSUM;
-    u8[vh + 1] = VNET_GSO_TCPV4;
-    le16(u8, vh + 2, hdrLen);
-    le16(u8, vh + 4, this.mss[h]);
-    le16(u8, vh + 6, L3);
-    le16(u8, vh + 8, 16);
+    tcp4SetGsoHeader(u8, frame + ETH, this.ipLen[h]);
+    vnetWriteTcp4Gso(u8, vh, frame, this.mss[h]);
   }
 }
 
 function rd32(u8: Uint8Array, o: number): number {
   return ((u8[o] << 24) | (u8[o + 1] << 16) | (u8[o + 2] << 8) | u8[o + 3]) >>> 0;
-}
-
-function le16(u8: Uint8Array, o: number, v: number): void {
-  u8[o] = v & 255;
-  u8[o + 1] = v >>> 8;
-}
-
-function fold(s: number): number {
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return s;
 }
