@@ -24,6 +24,8 @@
 // segment's length is set past slotData so that claim() drops it (the caller takes those out of the
 // truncated count). Which thread runs it: the batch owner (a worker). No allocation per packet.
 import type { Batch } from '../graph/packet.js';
+import { IP4_OK, ip4Check, ip4SetTotalLen } from '../wire/ipv4.js';
+import { tcp4SetGsoHeader } from '../wire/tcp.js';
 
 /** Most segments in one super-frame (as the TAP side: native/gro.c GRO_MAX_PIECES). */
 export const GRO_INPUT_MAX_SEGS = 64;
@@ -57,35 +59,19 @@ export type InputCsumVerify = (
   results: Uint8Array,
 ) => void;
 
-function ipHdrOk(u8: Uint8Array, p: number): boolean {
-  let s = 0;
-  for (let k = 0; k < 20; k += 2) s += (u8[p + k] << 8) | u8[p + k + 1];
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return s === 0xffff;
-}
-
-function setIpLenCsum(u8: Uint8Array, p: number, total: number): void {
-  u8[p + 2] = total >>> 8;
-  u8[p + 3] = total & 255;
-  u8[p + 10] = 0;
-  u8[p + 11] = 0;
-  let s = 0;
-  for (let k = 0; k < 20; k += 2) s += (u8[p + k] << 8) | u8[p + k + 1];
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  s = ~s & 0xffff;
-  u8[p + 10] = s >>> 8;
-  u8[p + 11] = s & 255;
-}
-
 const be16 = (u8: Uint8Array, p: number): number => (u8[p] << 8) | u8[p + 1];
 const be32 = (u8: Uint8Array, p: number): number =>
   ((u8[p] << 24) | (u8[p + 1] << 16) | (u8[p + 2] << 8) | u8[p + 3]) >>> 0;
 
 export class GroInput {
-  /** per candidate: the frame index, its inner IPv4 offset and length (for the checksum call) */
+  /**
+   * per candidate: the frame index, its inner IPv4 offset and length (for the checksum call) and its
+   * TCP payload length, found once by candidate()
+   */
   private readonly idx: Int32Array;
   private readonly ipOff: Uint32Array;
   private readonly ipLen: Uint32Array;
+  private readonly pay: Uint32Array;
   private readonly res: Uint8Array;
   /** the payload copies of one merge(), done in one call at its end */
   private readonly mvDst: Uint32Array;
@@ -111,18 +97,24 @@ export class GroInput {
     this.idx = new Int32Array(capacity);
     this.ipOff = new Uint32Array(capacity);
     this.ipLen = new Uint32Array(capacity);
+    this.pay = new Uint32Array(capacity);
     this.res = new Uint8Array(capacity);
   }
-
-  /** the inner IPv4 header's offset in the frame candidate() last accepted (IPIP_INNER or VXLAN_INNER) */
-  private inner = 0;
 
   /**
    * The payload length of the frame at f when it is an IPIP- or VXLAN-carried TCP/IPv4 segment for
    * this node that may take part in a merge (IPv4 headers without options or fragments, VXLAN with a
-   * zero outer UDP checksum, plain data flags), else -1; sets `inner`.
+   * zero outer UDP checksum, plain data flags), else -1. Records it as candidate c (idx, inner IPv4
+   * offset and length, payload) when it is one.
    */
-  private candidate(u8: Uint8Array, f: number, len: number, node: number, vxlanPort: number): number {
+  private candidate(
+    u8: Uint8Array,
+    f: number,
+    len: number,
+    node: number,
+    vxlanPort: number,
+    c: number,
+  ): number {
     if (len < IPIP_INNER + 40 || u8[f + 12] !== 0x08 || u8[f + 13] !== 0) return -1;
     const o = f + ETH;
     if (u8[o] !== 0x45 || (be16(u8, o + 6) & 0x3fff) !== 0 || be16(u8, o + 2) !== len - ETH) return -1;
@@ -147,8 +139,11 @@ export class GroInput {
     if (thl < 20 || tcp + thl > len) return -1;
     if ((u8[f + tcp + 13] & (SYN | RST | URG)) !== 0) return -1;
     const payload = len - tcp - thl;
-    this.inner = inner;
-    return payload > 0 ? payload : -1;
+    if (payload <= 0) return -1;
+    this.ipOff[c] = f + inner;
+    this.ipLen[c] = len - inner;
+    this.pay[c] = payload;
+    return payload;
   }
 
   /**
@@ -195,16 +190,12 @@ export class GroInput {
     const u8 = b.u8;
     const node = this.nodeIp() >>> 0;
     const port = this.vxlanPort();
-    // candidates, and their checksums in one native call
+    // candidates (each parsed once), and their checksums in one native call
     let c = 0;
     for (let i = at; i < at + n; i++) {
       if (b.gso[i] !== 0 || b.len[i] > b.slotData) continue;
-      const f = b.off[i];
-      if (this.candidate(u8, f, b.len[i], node, port) < 0) continue;
-      this.idx[c] = i;
-      this.ipOff[c] = f + this.inner;
-      this.ipLen[c] = b.len[i] - this.inner;
-      c++;
+      if (this.candidate(u8, b.off[i], b.len[i], node, port, c) < 0) continue;
+      this.idx[c++] = i;
     }
     if (c < 2) return 0;
     this.verify(u8, this.ipOff, this.ipLen, c, this.res);
@@ -217,19 +208,23 @@ export class GroInput {
     let k = 0; // next candidate
     let mv = 0; // payload copies queued
     for (let i = at; i < at + n; i++) {
-      const isCand = k < c && this.idx[k] === i;
       const f = b.off[i];
-      const ok =
-        isCand &&
-        this.res[k] === 0 &&
-        ipHdrOk(u8, f + ETH) &&
-        ipHdrOk(u8, this.ipOff[k]) &&
-        this.candidate(u8, f, b.len[i], node, port) > 0;
-      if (isCand) k++;
-      if (ok && head >= 0 && this.inner === inner) {
-        const pay = this.candidate(u8, f, b.len[i], node, port);
+      let ok = false;
+      let pay = 0;
+      let fin = 0; // this frame's inner IPv4 offset
+      if (k < c && this.idx[k] === i) {
+        fin = this.ipOff[k] - f;
+        pay = this.pay[k];
+        // both IPv4 headers: the checksums (the rest candidate() checked)
+        ok =
+          this.res[k] === 0 &&
+          ip4Check(u8, f + ETH, b.len[i] - ETH) === IP4_OK &&
+          ip4Check(u8, this.ipOff[k], this.ipLen[k]) === IP4_OK;
+        k++;
+      }
+      const tcp = fin + 20;
+      if (ok && head >= 0 && fin === inner) {
         const hf = b.off[head];
-        const tcp = inner + 20;
         const thl = (u8[f + tcp + 12] >>> 4) * 4;
         if (
           pay <= mss &&
@@ -256,13 +251,13 @@ export class GroInput {
         }
       }
       if (head >= 0) head = this.close(b, head, segs, mss, inner);
-      // this frame may open the next run (candidate() above set this.inner for it)
-      if (ok && (u8[f + this.inner + 20 + 13] & (PSH | FIN)) === 0) {
+      // this frame may open the next run
+      if (ok && (u8[f + tcp + 13] & (PSH | FIN)) === 0) {
         head = i;
         last = i;
-        inner = this.inner;
-        mss = this.candidate(u8, f, b.len[i], node, port);
-        seq = (be32(u8, f + inner + 20 + 4) + mss) >>> 0;
+        inner = fin;
+        mss = pay;
+        seq = (be32(u8, f + tcp + 4) + mss) >>> 0;
         segs = 1;
       }
     }
@@ -277,20 +272,13 @@ export class GroInput {
     const u8 = b.u8;
     const f = b.off[head];
     const len = b.len[head];
-    setIpLenCsum(u8, f + ETH, len - ETH);
     if (inner === VXLAN_INNER) {
       const udpLen = len - ETH - 20;
       u8[f + ETH + 24] = udpLen >>> 8;
       u8[f + ETH + 25] = udpLen & 255; // the checksum stays 0
     }
-    setIpLenCsum(u8, f + inner, len - inner);
-    // the TCP checksum field holds the pseudo-header sum (partial checksum, not complemented)
-    const tcp = f + inner + 20;
-    let s = 6 + len - inner - 20;
-    for (let k = 12; k < 20; k += 2) s += be16(u8, f + inner + k);
-    while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-    u8[tcp + 16] = s >>> 8;
-    u8[tcp + 17] = s & 255;
+    ip4SetTotalLen(u8, f + ETH, len - ETH);
+    tcp4SetGsoHeader(u8, f + inner, len - inner);
     b.gso[head] = mss;
     this.runs++;
     return -1;

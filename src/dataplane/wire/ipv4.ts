@@ -139,6 +139,13 @@ export function ip4SetChecksum(u8: Uint8Array, off: number): void {
   u8[off + IP4_CSUM + 1] = c & 0xff;
 }
 
+/** Sets the total length and recomputes the header checksum (a header rebuilt for a longer packet). */
+export function ip4SetTotalLen(u8: Uint8Array, off: number, total: number): void {
+  u8[off + IP4_TOTLEN] = total >>> 8;
+  u8[off + IP4_TOTLEN + 1] = total & 0xff;
+  ip4SetChecksum(u8, off);
+}
+
 function getCsum(u8: Uint8Array, off: number): number {
   return (u8[off + IP4_CSUM] << 8) | u8[off + IP4_CSUM + 1];
 }

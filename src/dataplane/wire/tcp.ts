@@ -3,7 +3,7 @@
 // terminates TCP, it only reads ports/flags (NAT, policy) and rewrites ports with `l4SetPort`. Runs on
 // dataplane worker threads; `parseTcp` is for tests/trace only. Options are skipped, never parsed.
 import { onesSum, pseudoHeaderSum } from './checksum.js';
-import { IP4_TOTLEN, ip4Dst, ip4Hlen, ip4SetChecksum, ip4Src, ip4TotalLen, IPPROTO_TCP } from './ipv4.js';
+import { ip4Dst, ip4Hlen, ip4SetTotalLen, ip4Src, ip4TotalLen, IPPROTO_TCP } from './ipv4.js';
 
 export { l4AdjustForAddr, l4SetPort } from './l4.js';
 
@@ -97,9 +97,7 @@ export function tcpSetChecksum(u8: Uint8Array, ipOff: number): void {
  * tcp_gro_complete leaves it). For the GRO paths (devices/gro.ts, devices/gro-input.ts).
  */
 export function tcp4SetGsoHeader(u8: Uint8Array, ipOff: number, total: number): void {
-  u8[ipOff + IP4_TOTLEN] = total >>> 8;
-  u8[ipOff + IP4_TOTLEN + 1] = total & 0xff;
-  ip4SetChecksum(u8, ipOff);
+  ip4SetTotalLen(u8, ipOff, total);
   const hl = ip4Hlen(u8, ipOff);
   const s = pseudoHeaderSum(ip4Src(u8, ipOff), ip4Dst(u8, ipOff), IPPROTO_TCP, total - hl);
   const o = ipOff + hl + TCP_CSUM;
