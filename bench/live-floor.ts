@@ -13,19 +13,17 @@
 // (tapfwd ipip: the forwarder cuts TCP super-frames into MTU-sized IPIP packets and coalesces received
 // segments again, GRO-like, in C; the workloads' TAP MTU is 1480, as Calico sets it for IPIP pools).
 // Setup-time only (spawns cc, ip); everything carries the prefix and goes with destroy().
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Namespaces } from '../src/lab/netns.js';
+import { buildUnderlay, ip } from './live-kernel.js';
 import { measure, stopChild, type LiveResult } from './live-measure.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SOURCE = path.join(REPO, 'bench', 'floor', 'tapfwd.c');
-
-const ip = (...args: string[]): string =>
-  execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 /** Compiles tapfwd.c into a temporary directory; null (with the reason logged) when there is no cc. */
 export function buildFloor(log: (s: string) => void): string | null {
@@ -42,7 +40,7 @@ const wmac = (n: number): string => `02:fc:00:00:00:${n.toString(16).padStart(2,
 
 class FloorLab {
   readonly namespaces: Namespaces;
-  readonly hosts: string[] = [];
+  readonly hosts: string[];
   private readonly procs: ChildProcess[] = [];
   private n = 0;
 
@@ -51,18 +49,7 @@ class FloorLab {
     readonly bin: string,
   ) {
     this.namespaces = new Namespaces(prefix);
-    const sw = this.namespaces.add('sw');
-    ip('-n', sw, 'link', 'add', 'br0', 'type', 'bridge');
-    ip('-n', sw, 'link', 'set', 'br0', 'up');
-    for (let k = 1; k <= 2; k++) {
-      const h = this.namespaces.add(`h${k}`);
-      this.hosts.push(h);
-      ip('link', 'add', `${prefix}u${k}`, 'netns', h, 'type', 'veth', 'peer', 'name', `s${k}`, 'netns', sw);
-      ip('-n', h, 'link', 'set', `${prefix}u${k}`, 'name', 'up0');
-      ip('-n', sw, 'link', 'set', `s${k}`, 'master', 'br0', 'up');
-      ip('-n', h, 'link', 'set', 'up0', 'up');
-      ip('-n', h, 'addr', 'add', `10.0.0.${k}/24`, 'dev', 'up0');
-    }
+    this.hosts = buildUnderlay(this.namespaces, prefix, 2);
   }
 
   upMac(k: number): string {
@@ -160,63 +147,49 @@ export async function floorRuns(
         log,
       ),
     );
-    // cross host: a forwarder per host between its workload's TAP and up0
-    const f1 = await lab.forwarder(1, ['cross', 'fc', wmac(3), 'up0', lab.upMac(2), '10.65.0.0/26']);
-    const f2 = await lab.forwarder(2, ['cross', 'fd', wmac(4), 'up0', lab.upMac(1), '10.65.0.64/26']);
-    const w3 = lab.workload(1, 'fc', '10.65.0.3', 3);
-    const w4 = lab.workload(2, 'fd', '10.65.0.65', 4);
-    out.push(
-      await measure(
-        {
-          key: 'floor-cross',
-          scenario: 'cross-host',
-          dataplane: 'floor',
-          path: 'C TAP + AF_PACKET forwarder, direct',
-        },
-        { client: w3.ns, server: w4, pids: [f1.pid!, f2.pid!] },
-        seconds,
-        reps,
-        log,
-      ),
-    );
-    // cross host through IPIP: the direct forwarders stop first (they would read every uplink frame
-    // too); a forwarder per host between a new workload's TAP (MTU 1480) and up0, tunnel 10.0.0.1-2
+    // cross host: a forwarder per host between a workload's TAP and up0, direct, then through IPIP
+    // (tunnel 10.0.0.1-2, workload MTU 1480); the direct forwarders stop first (they would read
+    // every uplink frame too)
+    const cross = async (
+      mode: 'cross' | 'ipip',
+      taps: [string, string],
+      n: [number, number],
+      addrs: [string, string],
+      key: string,
+      what: string,
+      mtu?: number,
+    ): Promise<void> => {
+      const fwd = [];
+      for (const k of [1, 2]) {
+        const o = 3 - k;
+        const tunnel = mode === 'ipip' ? [`10.0.0.${k}`, `10.0.0.${o}`] : [];
+        const net = `10.65.0.${(k - 1) * 64}/26`;
+        fwd.push(
+          await lab.forwarder(k, [mode, taps[k - 1], wmac(n[k - 1]), 'up0', lab.upMac(o), net, ...tunnel]),
+        );
+      }
+      const wa = lab.workload(1, taps[0], addrs[0], n[0], mtu);
+      const wb = lab.workload(2, taps[1], addrs[1], n[1], mtu);
+      out.push(
+        await measure(
+          { key, scenario: 'cross-host', dataplane: 'floor', path: `C TAP + AF_PACKET forwarder, ${what}` },
+          { client: wa.ns, server: wb, pids: fwd.map((f) => f.pid!) },
+          seconds,
+          reps,
+          log,
+        ),
+      );
+    };
+    await cross('cross', ['fc', 'fd'], [3, 4], ['10.65.0.3', '10.65.0.65'], 'floor-cross', 'direct');
     await lab.stop();
-    const e1 = await lab.forwarder(1, [
+    await cross(
       'ipip',
-      'fe',
-      wmac(5),
-      'up0',
-      lab.upMac(2),
-      '10.65.0.0/26',
-      '10.0.0.1',
-      '10.0.0.2',
-    ]);
-    const e2 = await lab.forwarder(2, [
-      'ipip',
-      'ff',
-      wmac(6),
-      'up0',
-      lab.upMac(1),
-      '10.65.0.64/26',
-      '10.0.0.2',
-      '10.0.0.1',
-    ]);
-    const w5 = lab.workload(1, 'fe', '10.65.0.4', 5, 1480);
-    const w6 = lab.workload(2, 'ff', '10.65.0.66', 6, 1480);
-    out.push(
-      await measure(
-        {
-          key: 'floor-ipip-cross',
-          scenario: 'cross-host',
-          dataplane: 'floor',
-          path: 'C TAP + AF_PACKET forwarder, IPIP (segments + GRO in C)',
-        },
-        { client: w5.ns, server: w6, pids: [e1.pid!, e2.pid!] },
-        seconds,
-        reps,
-        log,
-      ),
+      ['fe', 'ff'],
+      [5, 6],
+      ['10.65.0.4', '10.65.0.66'],
+      'floor-ipip-cross',
+      'IPIP (segments + GRO in C)',
+      1480,
     );
     await lab.stop();
     return out;

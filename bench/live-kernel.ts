@@ -33,9 +33,38 @@ function sh(cmd: string, args: string[], allowFail = false): string {
   }
 }
 
-const ip = (...args: string[]): string => sh('ip', args);
+/** `ip` with these arguments; its stdout (throws with its stderr). */
+export const ip = (...args: string[]): string => sh('ip', args);
 const sysctl = (ns: string, ...kv: string[]): string =>
   sh('ip', ['netns', 'exec', ns, 'sysctl', '-qw', ...kv]);
+
+/**
+ * The live labs' underlay: a switch namespace `<prefix>sw` with bridge br0, and hosts `<prefix>h1..`
+ * each with uplink `up0` (10.0.0.k/24) on it. `each(h, sw, k)` runs for host k once its up0 is up.
+ * Returns the host namespaces in order. The namespaces belong to `namespaces` (gone with destroy()).
+ */
+export function buildUnderlay(
+  namespaces: Namespaces,
+  prefix: string,
+  hosts: number,
+  each?: (h: string, sw: string, k: number) => void,
+): string[] {
+  const sw = namespaces.add('sw');
+  ip('-n', sw, 'link', 'add', 'br0', 'type', 'bridge');
+  ip('-n', sw, 'link', 'set', 'br0', 'up');
+  const out: string[] = [];
+  for (let k = 1; k <= hosts; k++) {
+    const h = namespaces.add(`h${k}`);
+    out.push(h);
+    ip('link', 'add', `${prefix}u${k}`, 'netns', h, 'type', 'veth', 'peer', 'name', `s${k}`, 'netns', sw);
+    ip('-n', h, 'link', 'set', `${prefix}u${k}`, 'name', 'up0');
+    ip('-n', sw, 'link', 'set', `s${k}`, 'master', 'br0', 'up');
+    ip('-n', h, 'link', 'set', 'up0', 'up');
+    ip('-n', h, 'addr', 'add', `10.0.0.${k}/24`, 'dev', 'up0');
+    each?.(h, sw, k);
+  }
+  return out;
+}
 
 export class KernelLab {
   readonly hostNs: string[] = [];
@@ -77,18 +106,8 @@ export class KernelLab {
   }
 
   private build(): void {
-    const p = this.prefix;
-    const sw = this.ns('sw');
-    ip('-n', sw, 'link', 'add', 'br0', 'type', 'bridge');
-    ip('-n', sw, 'link', 'set', 'br0', 'up');
-    for (let k = 1; k <= this.hosts; k++) {
-      const h = this.ns(`h${k}`);
+    buildUnderlay(this.namespaces, this.prefix, this.hosts, (h, sw, k) => {
       this.hostNs.push(h);
-      ip('link', 'add', `${p}u${k}`, 'netns', h, 'type', 'veth', 'peer', 'name', `s${k}`, 'netns', sw);
-      ip('-n', h, 'link', 'set', `${p}u${k}`, 'name', 'up0');
-      ip('-n', sw, 'link', 'set', `s${k}`, 'master', 'br0', 'up');
-      ip('-n', h, 'link', 'set', 'up0', 'up');
-      ip('-n', h, 'addr', 'add', `10.0.0.${k}/24`, 'dev', 'up0');
       if (this.mtuUnderlay) {
         setFeature(h, 'up0', 'tso', false);
         setFeature(h, 'up0', 'gro', true);
@@ -104,7 +123,7 @@ export class KernelLab {
         'net.ipv4.conf.all.rp_filter=0',
         'net.ipv4.conf.default.rp_filter=0',
       );
-    }
+    });
     // Calico "Never": the remote block is routed straight to the remote node over the underlay
     for (let k = 1; k <= this.hosts; k++) {
       for (let j = 1; j <= this.hosts; j++) {

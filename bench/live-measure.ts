@@ -312,14 +312,9 @@ export interface Endpoints {
   pids: number[];
 }
 
-export async function measure(
-  base: Pick<LiveResult, 'key' | 'scenario' | 'dataplane' | 'path'>,
-  ep: Endpoints,
-  seconds: number,
-  reps: number,
-  log: (s: string) => void,
-): Promise<LiveResult> {
-  const r: LiveResult = {
+/** A column with nothing measured yet (every figure null). */
+export function emptyResult(base: Pick<LiveResult, 'key' | 'scenario' | 'dataplane' | 'path'>): LiveResult {
+  return {
     ...base,
     tcp1: null,
     tcp4: null,
@@ -341,6 +336,16 @@ export async function measure(
     runs: [],
     errors: [],
   };
+}
+
+export async function measure(
+  base: Pick<LiveResult, 'key' | 'scenario' | 'dataplane' | 'path'>,
+  ep: Endpoints,
+  seconds: number,
+  reps: number,
+  log: (s: string) => void,
+): Promise<LiveResult> {
+  const r = emptyResult(base);
   const tag = `${base.dataplane} ${base.scenario} (${base.path})`;
   const attempt = (what: string, fn: () => void): void => {
     try {

@@ -8,33 +8,19 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatRatioTable } from '../../bench/live-report.js';
-import type { LiveResult } from '../../bench/live-measure.js';
+import { emptyResult, type LiveResult } from '../../bench/live-measure.js';
 
 function col(key: string, tcp1: number | null, ping: number | null, genKpps: number | null): LiveResult {
   return {
-    key,
-    scenario: key.endsWith('same') ? 'same-host' : 'cross-host',
-    dataplane: key.startsWith('kernel') ? 'kernel' : key.startsWith('floor') ? 'floor' : 'calitap',
-    path: key,
+    ...emptyResult({
+      key,
+      scenario: key.endsWith('same') ? 'same-host' : 'cross-host',
+      dataplane: key.startsWith('kernel') ? 'kernel' : key.startsWith('floor') ? 'floor' : 'calitap',
+      path: key,
+    }),
     tcp1,
-    tcp4: null,
-    udpRxPps: null,
-    udpTxPps: null,
     genRxPps: genKpps === null ? null : genKpps * 1e3,
-    genTxPps: null,
-    genTxDropPps: null,
     pingAvg: ping,
-    pingMin: null,
-    pingMax: null,
-    pingLoss: null,
-    pingColdAvg: null,
-    pingIdleAvg: null,
-    cpuTcp1: null,
-    cpuTcp4: null,
-    cpuUdp: null,
-    cpuGen: null,
-    runs: [],
-    errors: [],
   };
 }
 
